@@ -1,0 +1,1 @@
+"""voicegraph agent: the LangGraph graph, its state, nodes, and memory."""

@@ -1,0 +1,29 @@
+"""The whole graph in one place: listen -> plan <-> act -> speak."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from agent.context import TurnContext
+from agent.nodes import act, listen, plan, route_after_plan, speak
+from agent.state import AgentState
+
+__all__ = ["build_graph"]
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    graph = StateGraph(AgentState, context_schema=TurnContext)
+    graph.add_node("listen", listen)
+    graph.add_node("plan", plan)
+    graph.add_node("act", act)
+    graph.add_node("speak", speak)
+    graph.add_edge(START, "listen")
+    graph.add_edge("listen", "plan")
+    graph.add_conditional_edges("plan", route_after_plan, ["act", "speak"])
+    graph.add_edge("act", "plan")
+    graph.add_edge("speak", END)
+    return graph.compile(checkpointer=checkpointer, name="voicegraph")

@@ -1,0 +1,175 @@
+"""The graph's nodes: plain functions (state, runtime) -> partial update, and the router.
+
+Dependencies come from `runtime.context` (a TurnContext); audio and text deltas go out
+through `runtime.stream_writer` as they happen, never into the checkpointed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+from langgraph.runtime import Runtime
+
+from agent.context import TurnContext
+from agent.state import AgentState
+from model.audio import SAMPLE_RATE, encode_wav
+from model.base import AudioPart, Message, PlanRequest, SpeechChunk, TextDelta, TextPart, ToolCall, ToolCallEvent
+from model.errors import InputError, PlannerError
+from model.tts import speakable
+from tools.base import Citation
+from tools.runtime import execute_calls
+
+__all__ = ["act", "listen", "plan", "route_after_plan", "speak"]
+
+NO_SPEECH = "no speech was found in the audio"
+NO_ANSWER = "Sorry, I don't have an answer to that."
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _add_time(state: AgentState, stage: str, ms: float) -> dict[str, float]:
+    timings = dict(state.get("timings_ms") or {})
+    timings[stage] = round(timings.get(stage, 0.0) + ms, 1)
+    return timings
+
+
+async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Turn the input into a user message: trim silence, transcribe unless the planner hears."""
+    ctx = runtime.context
+    deps = ctx.deps
+    started = time.perf_counter()
+    content: str | list[TextPart | AudioPart]
+    if ctx.audio is None:
+        transcript = (ctx.text or "").strip()
+        content = transcript
+    else:
+        audio = await asyncio.to_thread(deps.vad.trim, ctx.audio) if deps.vad else ctx.audio
+        if audio.size == 0:
+            raise InputError(NO_SPEECH)
+        if deps.planner.speech_native:
+            transcript = ""
+            wav = base64.b64encode(encode_wav(audio, SAMPLE_RATE)).decode("ascii")
+            content = [AudioPart(type="input_audio", data=wav)]
+        else:
+            if deps.asr is None:
+                raise PlannerError("the planner needs text, and no speech recognizer is configured")
+            transcript = (await asyncio.to_thread(deps.asr.transcribe, audio)).strip()
+            if not transcript:
+                raise InputError(NO_SPEECH)
+            content = transcript
+    runtime.stream_writer({"type": "transcript", "text": transcript})
+    return {
+        "messages": [Message(role="user", content=content)],
+        "turn": (state.get("turn") or 0) + 1,
+        "transcript": transcript,
+        "timings_ms": _add_time(state, "asr", _ms(started)) if ctx.audio is not None else state["timings_ms"],
+    }
+
+
+def _recent(messages: list[Message], earlier_turns: int) -> list[Message]:
+    """This turn and the `earlier_turns` before it, cut at a user message so no tool result loses its call."""
+    starts = [i for i, message in enumerate(messages) if message["role"] == "user"]
+    keep = earlier_turns + 1
+    return messages if len(starts) <= keep else messages[starts[-keep] :]
+
+
+async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Ask the planner for the next step: tool calls, or the answer (and maybe its speech)."""
+    ctx = runtime.context
+    deps = ctx.deps
+    started = time.perf_counter()
+    can_call = state["rounds"] < deps.max_tool_rounds
+    request = PlanRequest(
+        messages=_recent(state["messages"], deps.history_turns),
+        tools=deps.registry.declarations() if can_call else [],
+        speak=ctx.speak,
+        voice=state.get("voice"),
+    )
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    spoke = state["spoke"]
+    async for event in deps.planner.plan(request):
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+            runtime.stream_writer({"type": "text", "text": event.text})
+        elif isinstance(event, ToolCallEvent) and can_call:
+            calls.append(event.call)
+            runtime.stream_writer({"type": "tool_call", "call": event.call})
+        elif isinstance(event, SpeechChunk) and ctx.speak:
+            spoke = True
+            runtime.stream_writer({"type": "audio", "audio": event.audio, "sample_rate": event.sample_rate})
+    answer = "".join(text).strip()
+    message = Message(role="assistant", content=answer)
+    if calls:
+        message["tool_calls"] = calls
+    update: dict[str, Any] = {
+        "messages": [message],
+        "pending": calls,
+        "spoke": spoke,
+        "timings_ms": _add_time(state, "plan", _ms(started)),
+    }
+    if not calls:
+        update["answer"] = answer or NO_ANSWER
+    return update
+
+
+def route_after_plan(state: AgentState) -> Literal["act", "speak"]:
+    return "act" if state["pending"] else "speak"
+
+
+def _renumber(content: str, citations: list[Citation], first: int) -> tuple[str, list[Citation]]:
+    """Give a result's citations turn-wide numbers, rewriting its [n] markers to match."""
+    mapping = {c["id"]: str(first + i) for i, c in enumerate(citations)}
+    renumbered = [Citation(**{**c, "id": mapping[c["id"]]}) for c in citations]
+    text = _MARKER.sub(lambda m: f"[{mapping.get(m.group(1), m.group(1))}]", content)
+    return text, renumbered
+
+
+async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Run the pending calls concurrently; their results become tool messages."""
+    ctx = runtime.context
+    started = time.perf_counter()
+    outcomes = await execute_calls(state["pending"], ctx.deps.registry, ctx.tool_context())
+    citations = list(state["citations"])
+    messages: list[Message] = []
+    voice = state.get("voice")
+    for outcome in outcomes:
+        content, numbered = _renumber(outcome.result.content, outcome.result.citations, len(citations) + 1)
+        citations.extend(numbered)
+        voice = outcome.result.state.get("voice", voice)
+        messages.append(
+            Message(role="tool", content=content, tool_call_id=outcome.call["id"], name=outcome.call["name"])
+        )
+        runtime.stream_writer({"type": "tool_result", "record": outcome.record})
+    return {
+        "messages": messages,
+        "pending": [],
+        "rounds": state["rounds"] + 1,
+        "tool_calls": [*state["tool_calls"], *(o.record for o in outcomes)],
+        "citations": citations,
+        "voice": voice,
+        "timings_ms": _add_time(state, "act", _ms(started)),
+    }
+
+
+async def speak(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Speak the answer with the TTS, sentence by sentence, unless the planner already spoke."""
+    ctx = runtime.context
+    tts = ctx.deps.tts
+    if not ctx.speak or state["spoke"] or tts is None:
+        return {}
+    started = time.perf_counter()
+    text = speakable(state["answer"])
+    chunks: Iterator[np.ndarray] = iter(await asyncio.to_thread(lambda: tts.synthesize(text, state.get("voice"))))
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        runtime.stream_writer({"type": "audio", "audio": chunk, "sample_rate": tts.sample_rate})
+    return {"timings_ms": _add_time(state, "speak", _ms(started))}

@@ -1,0 +1,1 @@
+"""voicegraph model layer: planner backends, ASR, TTS, audio, and offline model assets."""

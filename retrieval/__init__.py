@@ -1,0 +1,1 @@
+"""voicegraph retrieval: embedders and Chroma collections (knowledge bases)."""

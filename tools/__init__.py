@@ -1,0 +1,1 @@
+"""voicegraph tools: tool specs, the registry, validated concurrent execution, built-in tools."""

@@ -1,0 +1,70 @@
+"""The tool registry: tools keyed by name, checked once when they are registered."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from model.base import ToolSpecDict
+from tools.base import Tool
+
+__all__ = ["RESERVED_NAMES", "ToolRegistry"]
+
+RESERVED_NAMES = frozenset({"reply"})
+"""Names the planners use themselves: `reply` is the cascade's "answer, call no tool"."""
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+class ToolRegistry:
+    """Tools by name. Registering a duplicate, reserved or malformed name is a ValueError."""
+
+    def __init__(self, tools: list[Tool] | None = None) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools or []:
+            self.register(tool)
+
+    def register(self, tool: Tool) -> None:
+        name = tool.spec.name
+        if not _NAME.match(name):
+            raise ValueError(f"tool name {name!r} must match {_NAME.pattern}")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"tool name {name!r} is reserved")
+        if name in self._tools:
+            raise ValueError(f"a tool named {name!r} is already registered")
+        if tool.spec.timeout_s <= 0:
+            raise ValueError(f"tool {name!r}: timeout_s must be positive")
+        schema = dict(tool.spec.parameters)
+        if schema.get("type") != "object":
+            raise ValueError(f"tool {name!r}: parameters must be a JSON schema of type 'object'")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValueError(f"tool {name!r}: invalid parameters schema: {exc.message}") from exc
+        self._tools[name] = tool
+
+    def unregister(self, name: str) -> None:
+        if self._tools.pop(name, None) is None:
+            raise KeyError(name)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def declarations(self) -> list[ToolSpecDict]:
+        """The specs as planners see them, in a stable order."""
+        return [self._tools[name].spec.declaration() for name in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)

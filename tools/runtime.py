@@ -1,0 +1,99 @@
+"""Runs the tool calls of one planning step: validated, concurrent, each under its timeout.
+
+Whatever goes wrong with a call (unknown tool, bad arguments, a timeout, an exception) comes
+back as an error result the planner reads, never as an exception: the model can correct
+itself, and one bad call does not sink the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+from jsonschema import Draft202012Validator
+
+from model.base import ToolCall
+from tools.base import ToolContext, ToolError, ToolResult
+from tools.registry import ToolRegistry
+
+__all__ = ["CallRecord", "CallStatus", "ToolOutcome", "execute_calls"]
+
+log = logging.getLogger(__name__)
+
+CallStatus = Literal["ok", "error", "timeout", "invalid_arguments", "unknown_tool"]
+
+UNKNOWN_TOOL = "Error: there is no tool named {name!r}. Valid tools: {valid}."
+INVALID_ARGUMENTS = (
+    "Error: invalid arguments for {name}: {problem}. Call it again with arguments that match its schema."
+)
+TIMED_OUT = "Error: {name} did not answer within {timeout:g} seconds."
+FAILED = "Error: {name} failed: {reason}"
+
+
+class CallRecord(TypedDict):
+    """What the turn result and the trace report about one call."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    status: CallStatus
+    duration_ms: float
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    call: ToolCall
+    result: ToolResult
+    record: CallRecord
+
+
+async def execute_calls(calls: Sequence[ToolCall], registry: ToolRegistry, context: ToolContext) -> list[ToolOutcome]:
+    """Run `calls` concurrently; outcomes come back in the order of the calls."""
+    return list(await asyncio.gather(*(_execute(call, registry, context) for call in calls)))
+
+
+async def _execute(call: ToolCall, registry: ToolRegistry, context: ToolContext) -> ToolOutcome:
+    started = time.perf_counter()
+    status: CallStatus = "ok"
+    tool = registry.get(call["name"])
+    if tool is None:
+        status, message = (
+            "unknown_tool",
+            UNKNOWN_TOOL.format(name=call["name"], valid=", ".join(registry.names()) or "none"),
+        )
+        result = ToolResult(content=message)
+    elif problem := _validation_problem(tool.spec.parameters, call["arguments"]):
+        status, result = "invalid_arguments", ToolResult(INVALID_ARGUMENTS.format(name=call["name"], problem=problem))
+    else:
+        try:
+            result = await asyncio.wait_for(tool.handler(dict(call["arguments"]), context), tool.spec.timeout_s)
+        except TimeoutError:
+            status = "timeout"
+            result = ToolResult(TIMED_OUT.format(name=call["name"], timeout=tool.spec.timeout_s))
+        except ToolError as exc:
+            status, result = "error", ToolResult(FAILED.format(name=call["name"], reason=exc))
+        except Exception as exc:
+            log.exception("tool %s raised", call["name"])
+            status = "error"
+            result = ToolResult(FAILED.format(name=call["name"], reason=f"{type(exc).__name__}: {exc}"))
+    record = CallRecord(
+        id=call["id"],
+        name=call["name"],
+        arguments=dict(call["arguments"]),
+        status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        error=None if status == "ok" else result.content,
+    )
+    return ToolOutcome(call=call, result=result, record=record)
+
+
+def _validation_problem(schema: Any, arguments: dict[str, Any]) -> str | None:
+    errors = sorted(Draft202012Validator(dict(schema)).iter_errors(arguments), key=lambda e: list(e.path))
+    if not errors:
+        return None
+    return "; ".join(f"{'/'.join(str(p) for p in error.path) or 'arguments'}: {error.message}" for error in errors[:3])
