@@ -1,0 +1,177 @@
+"""The planner contract: one interface for every speech LLM backend.
+
+A planner reads the conversation and the tool specs and streams events: text deltas, tool
+calls, speech, and a final usage record. A speech-native backend (Step-Audio 2) hears audio
+parts itself and may speak; a cascade (`speech_native = False`) gets text only, and the
+graph runs ASR before it and TTS after it.
+
+Messages are plain JSON-able dicts in the OpenAI chat shape so that the checkpointer can
+store them as they are and served backends can send them with little translation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict
+
+import numpy as np
+
+__all__ = [
+    "AudioPart",
+    "Message",
+    "PlanEvent",
+    "PlanRequest",
+    "Planner",
+    "SpeechChunk",
+    "SpeechRecognizer",
+    "SpeechSynthesizer",
+    "SpeechTokens",
+    "TextDelta",
+    "TextPart",
+    "ToolCall",
+    "ToolCallEvent",
+    "ToolSpecDict",
+    "Usage",
+    "message_text",
+]
+
+
+class TextPart(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+class AudioPart(TypedDict):
+    """Audio the user said, for speech-native planners: base64 16 kHz mono 16-bit WAV."""
+
+    type: Literal["input_audio"]
+    data: str
+
+
+class ToolCall(TypedDict):
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class Message(TypedDict):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | list[TextPart | AudioPart]
+    tool_calls: NotRequired[list[ToolCall]]
+    """Assistant messages only: the calls the planner made."""
+    tool_call_id: NotRequired[str]
+    """Tool messages only: the call this message answers."""
+    name: NotRequired[str]
+    """Tool messages only: the tool's name."""
+
+
+class ToolSpecDict(TypedDict):
+    """What a planner is told about a tool: the JSON-schema function declaration."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+def message_text(message: Message) -> str:
+    """The text of a message, whatever the shape of its content."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part["text"] for part in content if part["type"] == "text")
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    messages: Sequence[Message]
+    """The whole conversation so far, the system prompt excluded (the planner writes its own)."""
+    tools: Sequence[ToolSpecDict]
+    """The tools the planner may call now; empty means it must answer."""
+    speak: bool = False
+    """Ask a speech-native planner to speak its answer (ignored by a cascade)."""
+    voice: str | None = None
+    """The session voice's description, for planners that speak themselves."""
+    max_new_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallEvent:
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    """Audio the planner spoke itself, float32 mono at `sample_rate`."""
+
+    audio: np.ndarray
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class SpeechTokens:
+    """Speech tokens that a vocoder turns into audio."""
+
+    tokens: list[int]
+
+
+@dataclass(frozen=True)
+class Usage:
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    duration_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PlanEvent = TextDelta | ToolCallEvent | SpeechChunk | SpeechTokens | Usage
+
+
+class Planner(ABC):
+    """A speech LLM backend. Implementations: cascade (model/cascade.py), scripted (testing)."""
+
+    name: str
+    speech_native: bool = False
+
+    @abstractmethod
+    def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
+        """Stream the events of one planning step; ends after a `Usage` event."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release what the backend holds (connections, GPU memory)."""
+
+
+class SpeechRecognizer(ABC):
+    """Speech to text for the cascade. Implementations: faster-whisper (model/asr.py).
+
+    Input is always 16 kHz mono float32 (what `model.audio.decode_audio` returns), so that
+    decoding, resampling and trimming happen once, outside every recognizer.
+    """
+
+    name: str
+
+    @abstractmethod
+    def transcribe(self, audio: np.ndarray) -> str:
+        """The words in `audio`, stripped; "" when nothing was said."""
+
+
+class SpeechSynthesizer(ABC):
+    """Text to speech for the cascade. Implementations: Piper (model/tts.py).
+
+    It yields sentence by sentence so that playback can start after the first sentence
+    instead of after the whole answer, and so that barge-in can stop between chunks.
+    """
+
+    name: str
+    sample_rate: int
+    """The rate of every chunk `synthesize` yields."""
+
+    @abstractmethod
+    def synthesize(self, text: str, voice: str | None = None) -> Iterator[np.ndarray]:
+        """Float32 mono chunks at `sample_rate`; `voice` None is the backend's default."""

@@ -1,0 +1,186 @@
+"""Audio in and out on the real path: Piper speaks, PyAV encodes, we decode, trim and transcribe.
+
+The models load once for the module (Piper ~0.25 s, Whisper ~0.3 s, Silero ~0.1 s), so the
+whole module runs in a few seconds on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+import pytest
+
+from model.asr import WhisperASR
+from model.audio import SAMPLE_RATE, decode_audio, duration_s, encode_wav, resample
+from model.errors import AudioDecodeError, AudioTooLongError, InputError
+from model.tts import PiperTTS, speakable, split_sentences
+from model.vad import SileroVAD
+from tests.audio_fixtures import FORMATS, encode, video_only_webm
+
+PROMPT = "What time is it in Tokyo?"
+
+
+@pytest.fixture(scope="module")
+def tts() -> PiperTTS:
+    return PiperTTS()
+
+
+@pytest.fixture(scope="module")
+def spoken(tts: PiperTTS) -> np.ndarray:
+    """The prompt as Piper says it, at the voice's 22,050 Hz."""
+    return np.concatenate(list(tts.synthesize(PROMPT)))
+
+
+@pytest.fixture(scope="module")
+def spoken_16k(spoken: np.ndarray, tts: PiperTTS) -> np.ndarray:
+    return resample(spoken, tts.sample_rate, SAMPLE_RATE)
+
+
+@pytest.fixture(scope="module")
+def vad() -> SileroVAD:
+    return SileroVAD()
+
+
+@pytest.fixture(scope="module")
+def asr() -> WhisperASR:
+    return WhisperASR(cpu_threads=2)
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_decodes_each_client_format_to_16k_mono(fmt: str, spoken: np.ndarray, tts: PiperTTS) -> None:
+    data = encode(spoken, tts.sample_rate, FORMATS[fmt])
+    audio = decode_audio(data)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert duration_s(audio) == pytest.approx(duration_s(spoken, tts.sample_rate), abs=0.08)
+    assert 0.3 < float(np.abs(audio).max()) <= 1.5, "the speech survived at about its level"
+
+
+def test_wav_round_trip_keeps_the_samples(spoken_16k: np.ndarray) -> None:
+    data = encode_wav(spoken_16k, SAMPLE_RATE)
+    with wave.open(io.BytesIO(data)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, SAMPLE_RATE)
+    audio = decode_audio(data)
+    assert len(audio) == len(spoken_16k)
+    assert float(np.abs(audio - np.clip(spoken_16k, -1, 1)).max()) < 1e-3
+
+
+def test_resample_keeps_duration(spoken: np.ndarray, tts: PiperTTS) -> None:
+    out = resample(spoken, tts.sample_rate, SAMPLE_RATE)
+    assert len(out) == pytest.approx(len(spoken) * SAMPLE_RATE / tts.sample_rate, abs=2)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64), "not audio"),
+        (b"What time is it in Tokyo? Just some text, not a recording.", "not audio"),
+        (bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)), "not audio|corrupt"),
+        (b"RIFF\x24\x00\x00\x00WAVEjunkjunkjunk", "corrupt"),
+        (b"OggS" + bytes(range(256)) * 8, "corrupt"),
+    ],
+    ids=["empty", "png", "text", "random", "broken-wav", "broken-ogg"],
+)
+def test_bad_input_is_a_decode_error(data: bytes, reason: str) -> None:
+    with pytest.raises(AudioDecodeError, match=reason) as caught:
+        decode_audio(data)
+    assert isinstance(caught.value, InputError)
+    error = caught.value
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__), "no av traceback"
+
+
+def test_video_without_audio_says_so() -> None:
+    with pytest.raises(AudioDecodeError, match="no audio stream"):
+        decode_audio(video_only_webm())
+
+
+def test_zero_length_audio_is_a_decode_error() -> None:
+    empty_wav = encode_wav(np.zeros(0, dtype=np.float32), SAMPLE_RATE)
+    with pytest.raises(AudioDecodeError, match="no samples"):
+        decode_audio(empty_wav)
+
+
+def test_truncated_upload_keeps_what_decoded(spoken: np.ndarray, tts: PiperTTS) -> None:
+    data = encode(spoken, tts.sample_rate, FORMATS["webm"])
+    audio = decode_audio(data[: len(data) * 2 // 3])
+    assert 0.3 < duration_s(audio) < duration_s(spoken, tts.sample_rate)
+
+
+def test_too_long_stops_early(spoken: np.ndarray, tts: PiperTTS) -> None:
+    data = encode(np.tile(spoken, 40), tts.sample_rate, FORMATS["mp3"])  # about a minute
+    with pytest.raises(AudioTooLongError, match="more than 5 s"):
+        decode_audio(data, max_seconds=5)
+    assert duration_s(decode_audio(data, max_seconds=120)) > 60
+
+
+# --- VAD, ASR, TTS ------------------------------------------------------------------------
+
+
+@pytest.mark.real
+def test_vad_trims_added_silence(vad: SileroVAD, spoken_16k: np.ndarray) -> None:
+    silence = np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.float32)
+    padded = np.concatenate([silence, spoken_16k, silence])
+    trimmed = vad.trim(padded)
+    speech = duration_s(spoken_16k)
+    assert speech - 0.2 < duration_s(trimmed) < speech + 2 * vad.pad_ms / 1000 + 0.1
+    assert vad.has_speech(padded)
+    assert not vad.has_speech(silence)
+    assert len(vad.trim(silence)) == 0
+
+
+@pytest.mark.real
+def test_asr_hears_the_question(asr: WhisperASR, vad: SileroVAD, spoken: np.ndarray, tts: PiperTTS) -> None:
+    audio = decode_audio(encode(spoken, tts.sample_rate, FORMATS["webm"]))
+    text = asr.transcribe(vad.trim(audio))
+    assert "tokyo" in text.lower()
+    assert text == text.strip()
+    assert asr.transcribe(np.zeros(0, dtype=np.float32)) == ""
+
+
+@pytest.mark.real
+def test_tts_speaks_sentence_by_sentence(tts: PiperTTS) -> None:
+    chunks = list(tts.synthesize("It is nine in the morning in Tokyo. Dr. Tanaka says hello!"))
+    assert tts.sample_rate == 22050
+    assert len(chunks) >= 2
+    assert all(chunk.dtype == np.float32 and chunk.ndim == 1 and chunk.size > 0 for chunk in chunks)
+
+
+@pytest.mark.real
+def test_tts_unknown_voice_falls_back_to_default(tts: PiperTTS, caplog: pytest.LogCaptureFixture) -> None:
+    chunks = list(tts.synthesize("Hello.", voice="no-such-voice"))
+    assert chunks and "no-such-voice" in caplog.text
+
+
+# --- text for speech ----------------------------------------------------------------------
+
+
+def test_speakable_drops_markdown_and_citations() -> None:
+    text = "It is **sunny** in Tokyo [1], with `light` wind [2, 3]. See [the source](https://x.test)."
+    spoken = speakable(text)
+    assert spoken == "It is sunny in Tokyo, with light wind. See the source."
+    assert speakable(spoken) == spoken
+
+
+def test_speakable_turns_list_lines_into_sentences() -> None:
+    assert speakable("## Weather\n- High: 25 °C\n- Low: 18 °C") == "Weather. High: 25 °C. Low: 18 °C."
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("Pi is 3.14. Then it rains!", ["Pi is 3.14.", "Then it rains!"]),
+        ("Ask Dr. Smith. He knows.", ["Ask Dr. Smith.", "He knows."]),
+        ("Bring fruit, e.g. apples. Also bread.", ["Bring fruit, e.g. apples.", "Also bread."]),
+        ("It opens at 9 a.m. Tomorrow too.", ["It opens at 9 a.m.", "Tomorrow too."]),
+        ("The U.S. Army is big. Really? Yes.", ["The U.S. Army is big.", "Really?", "Yes."]),
+        ("No final stop", ["No final stop"]),
+        ("", []),
+    ],
+)
+def test_split_sentences(text: str, sentences: list[str]) -> None:
+    assert split_sentences(text) == sentences
