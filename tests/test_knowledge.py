@@ -1,0 +1,185 @@
+"""Knowledge bases on the real path: real Chroma (PersistentClient in tmp), real MiniLM embedder."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from model.errors import InputError
+from retrieval.embedder import MiniLMEmbedder
+from retrieval.errors import InvalidNameError, RetrievalError, SourceNotFoundError
+from retrieval.knowledge import KnowledgeStore, chunk_text, document_title
+from tools.base import ToolContext
+from tools.builtin.knowledge import knowledge_search_tool
+from tools.registry import ToolRegistry
+
+pytestmark = pytest.mark.anyio
+
+HANDBOOK = """# Employee Handbook
+
+## Leave
+
+Every employee gets 27 days of paid leave a year plus public holidays. Unused leave up to
+five days carries over to the next year and expires on 31 March.
+
+## Expenses
+
+Travel is booked through the office manager, Priya Raman. Meals abroad are reimbursed up to
+60 euros a day with receipts. Submit expense claims within 30 days.
+"""
+HERON = """# Project Heron
+
+Heron is the codename for the new warehouse-routing service. The wifi password for the Heron
+lab is "blue-otter-42". The project lead is Tomasz Wiśniewski.
+"""
+RECIPE = """Grandma's apple cake
+
+Beat 200 g butter with 180 g sugar. Add four eggs, 250 g flour and baking powder. Slice six
+tart apples over the batter and bake at 175 °C for 50 minutes.
+The secret ingredient is a pinch of cardamom in the batter.
+"""
+
+
+@pytest.fixture(scope="module")
+def embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    (folder / "projects").mkdir(parents=True)
+    (folder / ".git").mkdir()
+    (folder / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
+    (folder / "projects" / "heron.md").write_text(HERON, encoding="utf-8")
+    (folder / "recipes.txt").write_text(RECIPE, encoding="utf-8")
+    (folder / "image.png").write_bytes(b"\x89PNG")
+    (folder / ".git" / "notes.md").write_text("hidden", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path: Path, embedder: MiniLMEmbedder, docs: Path) -> KnowledgeStore:
+    store = KnowledgeStore.from_path(tmp_path / "chroma", embedder)
+    report = store.ingest_folder("acme", "notes", docs)
+    assert (report.files, report.unchanged) == (3, 0)
+    assert report.chunks == store.count("acme", "notes") >= 3
+    return store
+
+
+def test_embedder_gives_unit_384_d_vectors(embedder: MiniLMEmbedder) -> None:
+    vectors = embedder.embed(["the wifi password", "a cake recipe"])
+    assert [len(v) for v in vectors] == [384, 384]
+    assert abs(sum(x * x for x in vectors[0]) - 1.0) < 1e-4
+    assert embedder.embed([]) == []
+
+
+def test_search_finds_the_fact_with_its_metadata(store: KnowledgeStore) -> None:
+    hits = store.search("acme", "What is the wifi password in the Heron lab?")
+    assert hits, "the distinctive fact should clear the relevance floor"
+    best = hits[0]
+    assert "blue-otter-42" in best.text
+    assert (best.doc_id, best.source, best.title, best.base) == (
+        "projects/heron.md",
+        "heron.md",
+        "Project Heron",
+        "notes",
+    )
+    assert HERON[best.start : best.end] == best.text
+    assert best.score >= store.min_score
+    assert store.search("acme", "secret ingredient of the apple cake")[0].title == "recipes"  # .txt: the stem
+
+
+async def test_tool_numbers_passages_and_cites_the_file(store: KnowledgeStore) -> None:
+    tool = knowledge_search_tool(store)
+    ToolRegistry([tool])
+    result = await tool.handler({"query": "how many vacation days do I get"}, ToolContext("acme", "s1"))
+    assert result.content.count("[1] (handbook.md)") == 1
+    assert "27 days" in result.content
+    first = result.citations[0]
+    assert (first["id"], first["source"], first["title"], first.get("doc_id")) == (
+        "1",
+        "handbook.md",
+        "Employee Handbook",
+        "handbook.md",
+    )
+    assert len(first["snippet"]) <= 200
+    assert [c["id"] for c in result.citations] == [str(i) for i in range(1, len(result.citations) + 1)]
+
+
+async def test_unrelated_questions_find_nothing(store: KnowledgeStore) -> None:
+    for question in ["Who won the football world cup in 2018?", "What time is it in Tokyo?", "Tell me a joke."]:
+        assert store.search("acme", question) == [], question
+    result = await knowledge_search_tool(store).handler({"query": "capital of Australia"}, ToolContext("acme", "s"))
+    assert "No relevant passage" in result.content
+    assert result.citations == []
+
+
+def test_reingest_replaces_instead_of_duplicating(store: KnowledgeStore, docs: Path) -> None:
+    before = store.count("acme", "notes")
+    again = store.ingest_folder("acme", "notes", docs)
+    assert (again.files, again.chunks, again.unchanged) == (3, 0, 3)
+    assert store.count("acme", "notes") == before
+
+    (docs / "projects" / "heron.md").write_text(HERON.replace("blue-otter-42", "red-fox-7"), encoding="utf-8")
+    changed = store.ingest_folder("acme", "notes", docs)
+    assert (changed.chunks > 0, changed.unchanged) == (True, 2)
+    assert store.count("acme", "notes") == before
+    hits = store.search("acme", "wifi password of the Heron lab")
+    assert "red-fox-7" in hits[0].text
+    assert not any("blue-otter-42" in h.text for h in hits)
+
+
+def test_tenants_are_isolated(store: KnowledgeStore, docs: Path) -> None:
+    assert store.search("globex", "wifi password of the Heron lab") == []
+    assert store.search("globex", "wifi password of the Heron lab", min_score=-1.0) == []
+    assert store.list_bases("acme") == ["notes"]
+    assert store.list_bases("globex") == []
+    assert store.count("globex", "notes") == 0
+
+
+async def test_bases_restrict_the_search(store: KnowledgeStore, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "cars.md").write_text("# Fleet\n\nThe company van is a white Ford Transit, plate KX-221.", "utf-8")
+    store.ingest_folder("acme", "fleet", other)
+    assert store.list_bases("acme") == ["fleet", "notes"]
+    question = {"query": "what is the licence plate of the company van"}
+    everywhere = await knowledge_search_tool(store).handler(question, ToolContext("acme", "s"))
+    assert everywhere.citations[0]["source"] == "cars.md"
+    only_notes = await knowledge_search_tool(store).handler(question, ToolContext("acme", "s", ("notes",)))
+    assert all(c["source"] != "cars.md" for c in only_notes.citations)
+    assert store.delete_base("acme", "fleet") is True
+    assert store.list_bases("acme") == ["notes"]
+
+
+def test_persists_across_clients(store: KnowledgeStore, tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+    reopened = KnowledgeStore.from_path(tmp_path / "chroma", embedder)
+    assert reopened.count("acme", "notes") == store.count("acme", "notes")
+
+
+def test_errors_are_typed(store: KnowledgeStore, tmp_path: Path) -> None:
+    with pytest.raises(SourceNotFoundError):
+        store.ingest_folder("acme", "notes", tmp_path / "missing")
+    for tenant in ["a__b", "../x", "", "x" * 64, "a b"]:
+        with pytest.raises(InvalidNameError):
+            store.search(tenant, "anything")
+    assert issubclass(SourceNotFoundError, RetrievalError) and issubclass(InvalidNameError, InputError)
+
+
+def test_chunks_are_exact_slices_split_at_headings_and_bounded() -> None:
+    body = " ".join(f"Sentence number {i} says something about the topic." for i in range(60))
+    text = f"# Guide\n\n## Setup\n\n{'Install it. ' * 30}\n\n## Usage\n\n{body}\n\n## Notes\n\nShort tail.\n"
+    chunks = chunk_text(text, target=800, overlap=120)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+    assert all(len(c.text) <= 800 + 120 for c in chunks)
+    assert chunks[0].text.startswith("# Guide") and "## Usage" not in chunks[0].text
+    assert any(c.text.startswith("## Usage") for c in chunks)
+    usage = [c for c in chunks if "Sentence number" in c.text]
+    assert len(usage) >= 3
+    assert all(later.start < earlier.end for earlier, later in pairwise(usage)), "overlap"
+    assert chunk_text("") == [] and chunk_text("\n\n  \n") == []
+    assert document_title("intro\n## Part one\n# Top", "stem") == "Part one"
+    assert document_title("no heading", "stem") == "stem"
