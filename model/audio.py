@@ -25,9 +25,7 @@ SAMPLE_RATE = 16000
 """The one rate of audio inside voicegraph (what Whisper and Silero VAD expect)."""
 
 _EMPTY = "the audio is empty (0 bytes)"
-_UNKNOWN_FORMAT = (
-    "the data is not audio in a format we decode (wav, mp3, ogg/opus, ogg/vorbis, webm, flac, m4a)"
-)
+_UNKNOWN_FORMAT = "the data is not audio in a format we decode (wav, mp3, ogg/opus, ogg/vorbis, webm, flac, m4a)"
 _CORRUPT = "the {fmt} audio is corrupt or truncated ({detail})"
 _NO_AUDIO_STREAM = "the {fmt} file has no audio stream"
 _NO_SAMPLES = "the audio contains no samples (zero length)"
@@ -105,8 +103,7 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     samples = _mono(audio).astype(np.float32, copy=False)
     if from_rate == to_rate or samples.size == 0:
         return samples.copy()
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="flt",
-                                       layout="mono")
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format="flt", layout="mono")
     frame.sample_rate = from_rate
     resampler = av.AudioResampler(format="flt", layout="mono", rate=to_rate)
     outs = [*resampler.resample(frame), *resampler.resample(None)]

@@ -1,0 +1,1 @@
+"""voicegraph faces: settings, composition root, HTTP and CLI."""

