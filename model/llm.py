@@ -1,0 +1,236 @@
+"""A local chat LLM run with transformers: the text engine behind the cascade planner.
+
+One model copy serves the whole process (`load_engine` caches it), and the server calls
+it from worker threads via `asyncio.to_thread`; a lock makes those calls take turns, since
+one forward pass already uses every core and interleaving would only thrash the cache.
+The caller may force the start of the answer (`prefix`), which is how the cascade makes a
+1.5B model pick a tool reliably.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from model.errors import ModelAssetError, PlannerError
+
+__all__ = ["ChatEngine", "Completion", "TextStream", "TransformersEngine", "load_engine"]
+
+TOOL_CALL_END = "</tool_call>"
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    """What the model wrote after the prompt and the forced `prefix` (the prefix excluded)."""
+    prompt_tokens: int
+    completion_tokens: int
+    duration_ms: float
+
+
+class ChatEngine(Protocol):
+    """What the cascade planner needs from an LLM; fakes in tests implement this too."""
+
+    name: str
+
+    def generate(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        prefix: str = "",
+        max_new_tokens: int = 256,
+    ) -> Completion: ...
+
+
+def _default_threads() -> int:
+    """The cores this process may use; torch's own default can count hyper-threads."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class TextStream:
+    """Text chunks as the model writes them; `completion` is set once the stream ends.
+
+    Closing the stream early (a barge-in) stops generation at the next token.
+    """
+
+    def __init__(self, chunks: Iterator[str], cancel: threading.Event) -> None:
+        self._chunks = chunks
+        self._cancel = cancel
+        self.completion: Completion | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._cancel.set()
+
+
+class TransformersEngine:
+    """A causal LM loaded from a local directory (no hub), greedy decoding, bf16."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        device: str | None = None,
+        threads: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").exists():
+            raise ModelAssetError(f"no model at {model_dir}: run prepare_planner_model first")
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cpu":
+            torch.set_num_threads(threads or _default_threads())
+        self.name = name or model_dir.name
+        # Typed loosely: transformers' stubs disagree with its own chat-template and .to() usage.
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(model_dir)
+        model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+        self.model: Any = model.to(self.device).eval()
+        self._lock = threading.Lock()
+        self._eos = self._token_ids("<|im_end|>", "<|endoftext|>") or [self.tokenizer.eos_token_id]
+
+    def _token_ids(self, *tokens: str) -> list[int]:
+        unk = self.tokenizer.unk_token_id
+        ids = [self.tokenizer.convert_tokens_to_ids(t) for t in tokens]
+        return [i for i in ids if isinstance(i, int) and i != unk]
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        prefix: str = "",
+    ) -> str:
+        """The exact prompt text the model sees, forced prefix included."""
+        prompt = self.tokenizer.apply_chat_template(
+            list(messages), tools=list(tools) if tools else None, add_generation_prompt=True, tokenize=False
+        )
+        return str(prompt) + prefix
+
+    def _inputs(self, prompt: str) -> Any:
+        return self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+
+    def _generate_kwargs(self, inputs: Any, max_new_tokens: int, stopping: Any = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=self._eos,
+            pad_token_id=self._eos[0],
+            stop_strings=[TOOL_CALL_END],
+            tokenizer=self.tokenizer,
+        )
+        if stopping is not None:
+            kwargs["stopping_criteria"] = stopping
+        return kwargs
+
+    def generate(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        prefix: str = "",
+        max_new_tokens: int = 256,
+    ) -> Completion:
+        """Greedy completion; stops at end of turn or after a closed `</tool_call>`."""
+        import torch
+
+        inputs = self._inputs(self.render(messages, tools=tools, prefix=prefix))
+        n_prompt = int(inputs["input_ids"].shape[1])
+        with self._lock, torch.inference_mode():
+            start = time.perf_counter()
+            try:
+                out = self.model.generate(**self._generate_kwargs(inputs, max_new_tokens))
+            except RuntimeError as exc:
+                raise PlannerError(f"generation failed: {exc}") from exc
+            elapsed = (time.perf_counter() - start) * 1000
+        new = out[0, n_prompt:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return Completion(text=text, prompt_tokens=n_prompt, completion_tokens=int(new.shape[0]), duration_ms=elapsed)
+
+    def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        prefix: str = "",
+        max_new_tokens: int = 256,
+    ) -> TextStream:
+        """Like `generate`, but yields text as it comes, so speech can start sooner."""
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        cancel = threading.Event()
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                import torch
+
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        inputs = self._inputs(self.render(messages, tools=tools, prefix=prefix))
+        n_prompt = int(inputs["input_ids"].shape[1])
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = self._generate_kwargs(inputs, max_new_tokens, StoppingCriteriaList([_Cancelled()]))
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            import torch
+
+            with self._lock, torch.inference_mode():
+                start = time.perf_counter()
+                try:
+                    out = self.model.generate(**kwargs, streamer=streamer)
+                    result["tokens"] = int(out.shape[1]) - n_prompt
+                except BaseException as exc:  # surfaced to the reader below
+                    result["error"] = exc
+                    streamer.end()
+                result["ms"] = (time.perf_counter() - start) * 1000
+
+        worker = threading.Thread(target=run, name="llm-stream", daemon=True)
+
+        def chunks() -> Iterator[str]:
+            worker.start()
+            parts: list[str] = []
+            try:
+                for piece in streamer:
+                    if piece:
+                        parts.append(piece)
+                        yield piece
+                worker.join()
+                if "error" in result:
+                    raise PlannerError(f"generation failed: {result['error']}") from result["error"]
+                stream.completion = Completion(
+                    text="".join(parts),
+                    prompt_tokens=n_prompt,
+                    completion_tokens=result.get("tokens", 0),
+                    duration_ms=result.get("ms", 0.0),
+                )
+            finally:
+                cancel.set()
+
+        stream = TextStream(chunks(), cancel)
+        return stream
+
+
+@functools.cache
+def _cached_engine(model_dir: str, device: str | None) -> TransformersEngine:
+    return TransformersEngine(Path(model_dir), device=device)
+
+
+def load_engine(model_dir: Path, device: str | None = None) -> TransformersEngine:
+    """The process-wide engine for `model_dir`: loaded on first call, shared after."""
+    return _cached_engine(str(Path(model_dir).resolve()), device)
