@@ -1,15 +1,23 @@
-"""Spoken questions for the tests, said by espeak-ng: a different voice from the reply TTS."""
+"""Spoken questions for the tests.
+
+`piper_wav` speaks with the Piper voice at a slower rate than the replies; the end-to-end
+tests use it because whisper tiny.en mishears espeak-ng's formant voice too often
+("What time is it in Tokyo?" became "Time isn't talking."). `espeak_wav` gives a voice
+unlike any the agent uses, for tests that only need some speech.
+"""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 
 import numpy as np
 
-from model.audio import decode_audio
+from model.audio import encode_wav
+from model.tts import PiperTTS
 
-__all__ = ["espeak_wav", "spoken"]
+__all__ = ["espeak_wav", "piper_wav"]
 
 
 def espeak_wav(text: str, *, speed: int = 150) -> bytes:
@@ -20,6 +28,12 @@ def espeak_wav(text: str, *, speed: int = 150) -> bytes:
     return done.stdout
 
 
-def spoken(text: str) -> np.ndarray:
-    """`text` spoken by espeak-ng, decoded to 16 kHz mono float32."""
-    return decode_audio(espeak_wav(text))
+@functools.cache
+def _question_voice() -> PiperTTS:
+    return PiperTTS(length_scale=1.15)
+
+
+def piper_wav(text: str) -> bytes:
+    """`text` spoken by Piper, slower than the agent speaks, as WAV bytes."""
+    tts = _question_voice()
+    return encode_wav(np.concatenate(list(tts.synthesize(text))), tts.sample_rate)

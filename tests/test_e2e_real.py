@@ -1,4 +1,4 @@
-"""The whole real path: spoken questions (espeak-ng) in, real planner, tools, Piper speech out.
+"""The whole real path: spoken questions (Piper, slowed) in, real planner, tools, Piper speech out.
 
 Runs on the packaged models on CPU; each turn takes seconds, so the cases are few and each
 checks a lot: the tool chosen and its arguments, the answer, citations, and that the reply
@@ -29,7 +29,7 @@ from api.settings import Settings
 from model.asr import WhisperASR
 from model.audio import SAMPLE_RATE, resample
 from tests.http_server import running_server
-from tests.speech import espeak_wav
+from tests.speech import piper_wav
 
 pytestmark = pytest.mark.real
 
@@ -64,7 +64,7 @@ def asr() -> WhisperASR:
 def _ask_spoken(base_url: str, session: str, question: str) -> dict[str, Any]:
     with httpx.Client(base_url=base_url, timeout=600) as client:
         response = client.post(
-            f"/v1/sessions/{session}/turns", files={"audio": ("q.wav", espeak_wav(question), "audio/wav")}
+            f"/v1/sessions/{session}/turns", files={"audio": ("q.wav", piper_wav(question), "audio/wav")}
         )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
