@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
 from tools.base import ToolContext
 from tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from agent.speech import SentenceSpeaker
 
 __all__ = ["AgentDeps", "Emit", "TurnContext", "VoiceActivityDetector"]
 
@@ -18,10 +22,8 @@ class VoiceActivityDetector(Protocol):
     def trim(self, audio: np.ndarray) -> np.ndarray: ...
 
 
-class Emit(Protocol):
-    """Where nodes send what a client may want as it happens (audio chunks, text, tool calls)."""
-
-    def __call__(self, event: dict[str, Any]) -> None: ...
+Emit = Callable[[Any], None]
+"""Where nodes send what a client may want as it happens (audio chunks, text, tool calls)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class TurnContext:
     """16 kHz mono float32, already decoded and checked."""
     speak: bool = True
     knowledge_bases: tuple[str, ...] | None = None
+    speaker: SentenceSpeaker | None = None
+    """Speaks the answer as it streams in; None when the turn is not spoken."""
 
     def tool_context(self) -> ToolContext:
         return ToolContext(tenant=self.tenant, session_id=self.session_id, knowledge_bases=self.knowledge_bases)

@@ -10,10 +10,8 @@ import asyncio
 import base64
 import re
 import time
-from collections.abc import Iterator
 from typing import Any, Literal
 
-import numpy as np
 from langgraph.runtime import Runtime
 
 from agent.context import TurnContext
@@ -21,7 +19,6 @@ from agent.state import AgentState
 from model.audio import SAMPLE_RATE, encode_wav
 from model.base import AudioPart, Message, PlanRequest, SpeechChunk, TextDelta, TextPart, ToolCall, ToolCallEvent
 from model.errors import InputError, PlannerError
-from model.tts import speakable
 from tools.base import Citation
 from tools.runtime import execute_calls
 
@@ -97,10 +94,16 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     text: list[str] = []
     calls: list[ToolCall] = []
     spoke = state["spoke"]
+    # A speech-native planner's text is spoken by the planner itself (or, failing that, by
+    # the speak node once the step is over); a cascade's text is spoken as it streams.
+    speaker = ctx.speaker if not deps.planner.speech_native else None
+    speaking_before = speaker.busy_ms if speaker else 0.0
     async for event in deps.planner.plan(request):
         if isinstance(event, TextDelta):
             text.append(event.text)
             runtime.stream_writer({"type": "text", "text": event.text})
+            if speaker:
+                await speaker.feed(event.text, state.get("voice"), runtime.stream_writer)
         elif isinstance(event, ToolCallEvent) and can_call:
             calls.append(event.call)
             runtime.stream_writer({"type": "tool_call", "call": event.call})
@@ -115,7 +118,9 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         "messages": [message],
         "pending": calls,
         "spoke": spoke,
-        "timings_ms": _add_time(state, "plan", _ms(started)),
+        "timings_ms": _add_time(
+            state, "plan", _ms(started) - ((speaker.busy_ms if speaker else 0.0) - speaking_before)
+        ),
     }
     if not calls:
         update["answer"] = answer or NO_ANSWER
@@ -162,14 +167,15 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
 
 
 async def speak(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Speak the answer with the TTS, sentence by sentence, unless the planner already spoke."""
+    """Finish speaking the answer (most of it may already be spoken as it streamed in)."""
     ctx = runtime.context
-    tts = ctx.deps.tts
-    if not ctx.speak or state["spoke"] or tts is None:
+    speaker = ctx.speaker
+    if not ctx.speak or state["spoke"] or speaker is None:
         return {}
-    started = time.perf_counter()
-    text = speakable(state["answer"])
-    chunks: Iterator[np.ndarray] = iter(await asyncio.to_thread(lambda: tts.synthesize(text, state.get("voice"))))
-    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-        runtime.stream_writer({"type": "audio", "audio": chunk, "sample_rate": tts.sample_rate})
-    return {"timings_ms": _add_time(state, "speak", _ms(started))}
+    voice = state.get("voice")
+    if not speaker.fed or ctx.deps.planner.speech_native:  # e.g. the fallback answer, never streamed
+        await speaker.feed(state["answer"], voice, runtime.stream_writer)
+    await speaker.flush(voice, runtime.stream_writer)
+    timings = dict(state["timings_ms"])
+    timings["speak"] = round(speaker.busy_ms, 1)
+    return {"timings_ms": timings}

@@ -21,6 +21,7 @@ from langgraph.types import StateSnapshot
 
 from agent.context import AgentDeps, TurnContext
 from agent.graph import build_graph
+from agent.speech import SentenceSpeaker
 from agent.state import fresh_turn
 from model.audio import resample
 from model.errors import InputError
@@ -128,6 +129,7 @@ class Agent:
             audio=request.audio,
             speak=request.speak,
             knowledge_bases=request.knowledge_bases,
+            speaker=SentenceSpeaker(self.deps.tts) if request.speak and self.deps.tts else None,
         )
         before = await self.graph.aget_state(config)
         started = time.perf_counter()

@@ -26,6 +26,8 @@ async def run_ask(
     settings: Settings, *, text: str | None, audio: Path | None, session: str, out: Path | None
 ) -> dict[str, Any]:
     """Check the input before loading any model, run the turn, write the reply WAV."""
+    if settings.kb_dir is not None and not settings.kb_dir.is_dir():
+        raise InputError(f"--kb: no such folder: {settings.kb_dir}")
     samples = read_audio_file(audio, settings) if audio is not None else None
     request = TurnRequest(session_id=session, text=text, audio=samples, tenant=settings.tenant, speak=settings.speak)
     Agent.validate(request)

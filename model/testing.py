@@ -1,15 +1,18 @@
-"""A scripted planner for orchestration tests: it replays steps and records each request."""
+"""Fakes for orchestration tests: a scripted planner and a recording synthesizer."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.base import PlanEvent, Planner, PlanRequest, TextDelta, ToolCall, ToolCallEvent, Usage
+import numpy as np
 
-__all__ = ["ScriptedPlanner", "Step", "call", "reply"]
+from model.base import PlanEvent, Planner, PlanRequest, SpeechSynthesizer, TextDelta, ToolCall, ToolCallEvent, Usage
+
+__all__ = ["RecordingSynthesizer", "ScriptedPlanner", "Step", "call", "reply"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,20 @@ class ScriptedPlanner(Planner):
         if step.calls and request.tools:
             for tool_call in step.calls:
                 yield ToolCallEvent(tool_call)
-        else:
-            yield TextDelta(step.text or self.fallback)
+        else:  # word by word, as a model streams
+            for piece in re.findall(r"\S+\s*", step.text or self.fallback):
+                yield TextDelta(piece)
         yield Usage(model=self.name)
+
+
+@dataclass
+class RecordingSynthesizer(SpeechSynthesizer):
+    """Says each text as a short tone, and records what it was asked to say, in which voice."""
+
+    sample_rate: int = 16000
+    said: list[tuple[str, str | None]] = field(default_factory=list)
+    name: str = "recording"
+
+    def synthesize(self, text: str, voice: str | None = None) -> Iterator[np.ndarray]:
+        self.said.append((text, voice))
+        yield np.full(self.sample_rate // 10, 0.1, dtype=np.float32)

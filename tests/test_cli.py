@@ -27,6 +27,7 @@ def _ask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (("--audio", "missing.wav"), "no such audio file"),
         (("--audio", "{corrupt}"), "audio"),
         (("--audio", "{empty}"), "empty"),
+        (("--text", "hi", "--kb", "no/such/folder"), "no such folder"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, args: tuple[str, ...], message: str) -> None:

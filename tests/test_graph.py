@@ -16,7 +16,7 @@ from agent.memory import open_checkpointer
 from agent.runner import Agent, TurnRequest
 from model.base import PlanRequest
 from model.errors import InputError, PlannerError
-from model.testing import ScriptedPlanner, Step, call, reply
+from model.testing import RecordingSynthesizer, ScriptedPlanner, Step, call, reply
 from tools.base import Citation, Tool, ToolContext, ToolError, ToolResult, ToolSpec
 from tools.registry import ToolRegistry
 
@@ -39,8 +39,13 @@ def _registry(*extra: Tool) -> ToolRegistry:
     return ToolRegistry([_tool("echo", _echo, schema), *extra])
 
 
-def _agent(planner: ScriptedPlanner, registry: ToolRegistry | None = None, rounds: int = 3) -> Agent:
-    deps = AgentDeps(planner=planner, registry=registry or _registry(), max_tool_rounds=rounds)
+def _agent(
+    planner: ScriptedPlanner,
+    registry: ToolRegistry | None = None,
+    rounds: int = 3,
+    tts: RecordingSynthesizer | None = None,
+) -> Agent:
+    deps = AgentDeps(planner=planner, registry=registry or _registry(), tts=tts, max_tool_rounds=rounds)
     return Agent(deps, InMemorySaver())
 
 
@@ -215,3 +220,35 @@ async def test_sqlite_memory_survives_a_new_agent(tmp_path: Path) -> None:
         result = (await Agent(AgentDeps(planner, _registry()), saver).run_turn(TurnRequest("s1", text="Name?"))).result
     assert result["turn"] == 2
     assert planner.requests[0].messages[0]["content"] == "My name is Ada."
+
+
+async def test_answer_is_spoken_sentence_by_sentence_while_it_streams() -> None:
+    tts = RecordingSynthesizer()
+    answer = reply("First sentence here. Second one follows. Third.")
+    agent = _agent(ScriptedPlanner([answer, answer]), tts=tts)
+    events = [e async for e in agent.stream_turn(TurnRequest("s1", text="talk"))]
+    kinds = [e["type"] for e in events]
+    assert kinds.index("audio") < len(kinds) - 1 - kinds[::-1].index("text"), kinds
+    assert [text for text, _ in tts.said] == ["First sentence here.", "Second one follows.", "Third."]
+    output = await agent.run_turn(TurnRequest("s2", text="talk"))
+    assert output.sample_rate == tts.sample_rate and output.audio.size == 3 * tts.sample_rate // 10
+    assert output.result["timings_ms"]["speak"] >= 0 and "first_audio" in output.result["timings_ms"]
+
+
+async def test_reply_is_spoken_in_the_voice_a_tool_chose_this_turn() -> None:
+    async def choose(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        return ToolResult("voice set", state={"voice": "deep-scottish"})
+
+    tts = RecordingSynthesizer()
+    agent = _agent(ScriptedPlanner([call("choose"), reply("Och aye.")]), _registry(_tool("choose", choose)), tts=tts)
+    await agent.run_turn(TurnRequest("s1", text="deep voice"))
+    assert tts.said == [("Och aye.", "deep-scottish")]
+
+
+async def test_fallback_answer_is_spoken_and_unspoken_turns_stay_silent() -> None:
+    tts = RecordingSynthesizer()
+    agent = _agent(ScriptedPlanner([reply(""), reply("quiet")], fallback=""), tts=tts)
+    output = await agent.run_turn(TurnRequest("s1", text="say nothing"))
+    assert tts.said == [(output.result["answer"], None)] and output.result["answer"]
+    silent = await agent.run_turn(TurnRequest("s2", text="text only", speak=False))
+    assert silent.audio.size == 0 and len(tts.said) == 1
