@@ -147,20 +147,11 @@ class TransformersEngine:
         max_new_tokens: int = 256,
     ) -> Completion:
         """Greedy completion; stops at end of turn or after a closed `</tool_call>`."""
-        import torch
-
-        inputs = self._inputs(self.render(messages, tools=tools, prefix=prefix))
-        n_prompt = int(inputs["input_ids"].shape[1])
-        with self._lock, torch.inference_mode():
-            start = time.perf_counter()
-            try:
-                out = self.model.generate(**self._generate_kwargs(inputs, max_new_tokens))
-            except RuntimeError as exc:
-                raise PlannerError(f"generation failed: {exc}") from exc
-            elapsed = (time.perf_counter() - start) * 1000
-        new = out[0, n_prompt:]
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
-        return Completion(text=text, prompt_tokens=n_prompt, completion_tokens=int(new.shape[0]), duration_ms=elapsed)
+        stream = self.stream(messages, tools=tools, prefix=prefix, max_new_tokens=max_new_tokens)
+        for _ in stream:
+            pass
+        assert stream.completion is not None  # set once the stream is drained without error
+        return stream.completion
 
     def stream(
         self,
