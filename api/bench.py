@@ -21,6 +21,8 @@ from api.compose import open_services
 from api.settings import Settings
 from api.turn_cli import read_audio_file
 from model.audio import SAMPLE_RATE, resample
+from model.base import Message, Planner, PlanRequest, ToolSpecDict
+from model.llm import TransformersEngine
 
 __all__ = ["run_bench"]
 
@@ -60,4 +62,29 @@ async def run_bench(settings: Settings, *, question: str, audio: Path | None, tu
         lines.append(f"{index:>4}  {cells}  {reply_s:>13.2f}  {tools}")
         lines.append(f"      transcript: {result['transcript']!r}  answer: {result['answer']!r}")
     lines.append(f"peak memory (RSS): {_peak_rss_mib():.0f} MiB")
+    if ratio := await _prefix_cache_ratio(deps.planner, rows[0][0]["transcript"]):
+        lines.append(ratio)
     return "\n".join(lines)
+
+
+async def _prefix_cache_ratio(planner: Planner, question: str) -> str | None:
+    """Time one tool-choice step with and without the system-prompt KV cache, in this run."""
+    engine = getattr(planner, "engine", None)
+    if not isinstance(engine, TransformersEngine) or engine.prefix_cache is None:
+        return None
+    tools = [ToolSpecDict(name="get_date_time", description="Current time in a city.", parameters={"type": "object"})]
+    request = PlanRequest(messages=[Message(role="user", content=question)], tools=tools)
+    cache, seconds = engine.prefix_cache, {}
+    try:
+        for label, used in (("warm", cache), ("cached", cache), ("uncached", None)):
+            engine.prefix_cache = used
+            started = time.perf_counter()
+            async for _ in planner.plan(request):
+                pass
+            seconds[label] = time.perf_counter() - started
+    finally:
+        engine.prefix_cache = cache
+    return (
+        f"tool-choice step: {seconds['cached']:.2f} s with the prefix cache, {seconds['uncached']:.2f} s without"
+        f" (ratio {seconds['cached'] / seconds['uncached']:.2f})"
+    )

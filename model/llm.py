@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from model.errors import ModelAssetError, PlannerError
+from model.prefix_cache import PrefixCache
 
 __all__ = ["ChatEngine", "Completion", "TextStream", "TransformersEngine", "load_engine"]
 
 TOOL_CALL_END = "</tool_call>"
+_END_OF_TURN = "<|im_end|>"
+"""Ends the system block in Qwen's chat format: the prompt prefix worth caching."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class TransformersEngine:
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
         self.model: Any = model.to(self.device).eval()
         self._lock = threading.Lock()
+        self.prefix_cache: PrefixCache | None = PrefixCache(self.model, self.tokenizer, boundary=_END_OF_TURN)
+        """Set to None to process every prompt whole (e.g. to measure what the cache saves)."""
         self._eos = self._token_ids("<|im_end|>", "<|endoftext|>") or [self.tokenizer.eos_token_id]
 
     def _token_ids(self, *tokens: str) -> list[int]:
@@ -172,7 +177,8 @@ class TransformersEngine:
 
                 return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
-        inputs = self._inputs(self.render(messages, tools=tools, prefix=prefix))
+        prompt = self.render(messages, tools=tools, prefix=prefix)
+        inputs = self._inputs(prompt)
         n_prompt = int(inputs["input_ids"].shape[1])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = self._generate_kwargs(inputs, max_new_tokens, StoppingCriteriaList([_Cancelled()]))
@@ -184,6 +190,9 @@ class TransformersEngine:
             with self._lock, torch.inference_mode():
                 start = time.perf_counter()
                 try:
+                    cached = self.prefix_cache.lookup(prompt, inputs["input_ids"]) if self.prefix_cache else None
+                    if cached is not None:
+                        kwargs["cache"] = cached
                     out = self.model.generate(**kwargs, streamer=streamer)
                     result["tokens"] = int(out.shape[1]) - n_prompt
                 except BaseException as exc:  # surfaced to the reader below

@@ -14,7 +14,7 @@ import pytest
 from model.assets import prepare_planner_model
 from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
 from model.cascade import CascadePlanner
-from model.llm import load_engine
+from model.llm import TransformersEngine, load_engine
 
 pytestmark = pytest.mark.real
 
@@ -99,3 +99,24 @@ def test_answer_is_grounded_in_the_tool_result(planner: CascadePlanner) -> None:
     text = _text(events)
     assert "tulip-42-harbor" in text
     assert "[1]" in text
+
+
+def test_prefix_cache_changes_nothing_but_time(planner: CascadePlanner) -> None:
+    engine = planner.engine
+    assert isinstance(engine, TransformersEngine) and engine.prefix_cache is not None
+    cache = engine.prefix_cache
+    messages = [Message(role="user", content="What time is it in New York?")]
+    with_cache = [e for e in _plan(planner, messages) if not isinstance(e, Usage)]
+    hits = cache.hits
+    again = [e for e in _plan(planner, messages) if not isinstance(e, Usage)]
+    assert cache.hits == hits + 1
+    engine.prefix_cache = None
+    try:
+        without = [e for e in _plan(planner, messages) if not isinstance(e, Usage)]
+    finally:
+        engine.prefix_cache = cache
+
+    def calls(events: list[PlanEvent]) -> list[tuple[str, dict[str, object]]]:
+        return [(e.call["name"], e.call["arguments"]) for e in events if isinstance(e, ToolCallEvent)]
+
+    assert calls(with_cache) == calls(again) == calls(without) == [("get_date_time", {"timezone": "America/New_York"})]
