@@ -1,29 +1,113 @@
-"""Session memory: the LangGraph checkpointer chosen by settings."""
+"""Session memory: the LangGraph checkpointer chosen by settings.
+
+SQLite is the embedded default, in-memory is for tests, and Redis is for production
+replicas that share sessions. Redis must work on plain Redis (no RedisJSON or RediSearch
+modules), so it uses `langgraph-checkpoint-plainredis`, which passes the whole base suite
+of `langgraph-checkpoint-conformance` (tests/test_memory_conformance.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
+import redis.asyncio as aioredis
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph_checkpoint_plainredis import AsyncRedisSaver
+from redis.exceptions import RedisError
 
-__all__ = ["MemoryKind", "open_checkpointer"]
+from model.errors import VoicegraphError
 
-MemoryKind = Literal["sqlite", "memory"]
+__all__ = [
+    "DEFAULT_REDIS_PREFIX",
+    "REDIS_CONNECT_TIMEOUT_S",
+    "REDIS_SOCKET_TIMEOUT_S",
+    "MemoryKind",
+    "MemoryUnavailableError",
+    "open_checkpointer",
+]
+
+MemoryKind = Literal["sqlite", "memory", "redis"]
+
+DEFAULT_REDIS_PREFIX = "voicegraph"
+REDIS_CONNECT_TIMEOUT_S = 2.0
+"""Bounds connecting and the first PING: a service without its session store should say so at start."""
+REDIS_SOCKET_TIMEOUT_S = 5.0
+"""Bounds every command, so a Redis that dies mid-session fails the turn instead of hanging it."""
+
+REDIS_UNREACHABLE = "cannot reach the Redis session memory at {url}: {error}"
+
+
+class MemoryUnavailableError(VoicegraphError):
+    """The configured session memory cannot be reached, so no turn could be remembered."""
 
 
 @asynccontextmanager
-async def open_checkpointer(kind: MemoryKind, path: Path | None = None) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    """SQLite at `path` (the embedded default), or in-memory for tests."""
+async def open_checkpointer(
+    kind: MemoryKind,
+    path: Path | None = None,
+    *,
+    redis_url: str | None = None,
+    redis_prefix: str = DEFAULT_REDIS_PREFIX,
+) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """SQLite at `path` (the embedded default), Redis at `redis_url`, or in-memory for tests.
+
+    `redis_prefix` namespaces every key, so several deployments (or test runs) can share
+    one Redis. Redis is pinged on open: an unreachable server raises MemoryUnavailableError
+    within about REDIS_CONNECT_TIMEOUT_S rather than failing the first turn later.
+    """
     if kind == "memory":
         yield InMemorySaver()
+        return
+    if kind == "redis":
+        if not redis_url:
+            raise ValueError("the redis checkpointer needs a redis_url")
+        async with _open_redis(redis_url, redis_prefix) as saver:
+            yield saver
         return
     if path is None:
         raise ValueError("the sqlite checkpointer needs a path")
     path.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
         yield saver
+
+
+@asynccontextmanager
+async def _open_redis(url: str, prefix: str) -> AsyncIterator[AsyncRedisSaver]:
+    # RESP2 on purpose: it is what the saver is tested with, and every Redis speaks it.
+    client = aioredis.from_url(
+        url,
+        protocol=2,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+    )
+    try:
+        try:
+            async with asyncio.timeout(REDIS_CONNECT_TIMEOUT_S):  # a server that accepts but never answers
+                await client.ping()
+        except TimeoutError as error:
+            reason = f"no answer within {REDIS_CONNECT_TIMEOUT_S:g} s"
+            raise MemoryUnavailableError(REDIS_UNREACHABLE.format(url=_redacted(url), error=reason)) from error
+        except (RedisError, OSError) as error:
+            raise MemoryUnavailableError(REDIS_UNREACHABLE.format(url=_redacted(url), error=error)) from error
+        yield AsyncRedisSaver(client=client, prefix=prefix)
+    finally:
+        await client.aclose()
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, fit for an error message or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

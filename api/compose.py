@@ -95,6 +95,9 @@ async def open_services(
         max_tool_rounds=settings.max_tool_rounds,
         history_turns=settings.history_turns,
     )
-    async with open_checkpointer(settings.memory, settings.sqlite_path) as checkpointer:
+    redis_url = str(settings.redis_url) if settings.redis_url else None
+    async with open_checkpointer(
+        settings.memory_kind, settings.sqlite_path, redis_url=redis_url, redis_prefix=settings.redis_prefix
+    ) as checkpointer:
         yield Services(settings=settings, agent=Agent(deps, checkpointer), knowledge=knowledge, load_seconds=loads)
     await planner.aclose()

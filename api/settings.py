@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, RedisDsn, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -22,7 +22,12 @@ class Settings(BaseSettings):
     """SQLite memory, Chroma, and the assembled model live here."""
     model_dir: Path | None = None
     """Where the planner model is assembled and converted; None: the data dir."""
-    memory: Literal["sqlite", "memory"] = "sqlite"
+    memory: Literal["sqlite", "memory", "redis"] | None = None
+    """Where sessions live; None picks Redis when `redis_url` is set, else SQLite in the data dir."""
+    redis_url: RedisDsn | None = None
+    """Session memory on Redis (production: replicas share sessions); plain Redis 7 suffices."""
+    redis_prefix: str = "voicegraph"
+    """Prefix of every Redis key, so deployments can share one Redis."""
     kb_dir: Path | None = None
     """A folder of .txt/.md files ingested into the default knowledge base at start-up."""
     tenant: str = "local"
@@ -42,6 +47,16 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> Settings:
+        if self.memory == "redis" and self.redis_url is None:
+            raise ValueError("VOICEGRAPH_MEMORY=redis needs VOICEGRAPH_REDIS_URL")
+        return self
+
+    @property
+    def memory_kind(self) -> Literal["sqlite", "memory", "redis"]:
+        return self.memory or ("redis" if self.redis_url else "sqlite")
 
     @property
     def models_root(self) -> Path:

