@@ -30,7 +30,7 @@ from model.base import (
     message_text,
 )
 from model.llm import ChatEngine, Completion
-from model.toolcalls import parse_tool_calls
+from model.toolcalls import REPLY_OPENING, JsonStringReader, parse_tool_calls
 
 __all__ = ["FORCED_PREFIX", "REPLY_TOOL", "CascadePlanner"]
 
@@ -125,6 +125,17 @@ def _strip_markup(text: str) -> str:
     return text.replace("**", "").replace("`", "").replace("<tool_call>", "").replace("</tool_call>", "")
 
 
+def _parse_choice(written: str, names: set[str]) -> list[PlanEvent]:
+    """The events of a finished tool-choice completion: real calls, else the reply's text."""
+    parsed = parse_tool_calls(FORCED_PREFIX + written, names)
+    real = [c for c in parsed.calls if c["name"] != REPLY_TOOL]
+    if real:
+        return [ToolCallEvent(call) for call in real]
+    text = " ".join(t for t in (_reply_text(c["arguments"]) for c in parsed.calls) if t)
+    text = _strip_markup(text or parsed.text).strip()
+    return [TextDelta(text)] if text else []
+
+
 class CascadePlanner(Planner):
     """Tool choice and answers from a text LLM; the graph adds ASR before and TTS after."""
 
@@ -158,10 +169,11 @@ class CascadePlanner(Planner):
         mode = "answer"
         if request.tools and not (after_tools and self.answer_after_tools):
             mode = "tool_choice"
-            events = await self._choose(request, history, completions)
-            if events is not None:
-                for event in events:
-                    yield event
+            chose = False
+            async for event in self._choose(request, completions):
+                chose = True
+                yield event
+            if chose:
                 yield self._usage(completions, start, mode)
                 return
             mode = "fallback_answer"
@@ -176,25 +188,48 @@ class CascadePlanner(Planner):
             yield TextDelta(NO_ANSWER)
         yield self._usage(completions, start, mode)
 
-    async def _choose(
-        self, request: PlanRequest, history: list[dict[str, Any]], completions: list[Completion]
-    ) -> list[PlanEvent] | None:
-        """One forced tool-choice step; None when it yields nothing usable."""
+    async def _choose(self, request: PlanRequest, completions: list[Completion]) -> AsyncIterator[PlanEvent]:
+        """One forced tool-choice step; yields nothing when it produced nothing usable.
+
+        With a streaming engine a `reply` is passed on as it is written, so its first
+        sentence can be spoken before the model has finished the call.
+        """
         tools = [_declaration(spec) for spec in request.tools if spec["name"] != REPLY_TOOL]
         tools.append(_REPLY_DECLARATION)
         names = {t["function"]["name"] for t in tools}
         messages = [self._system(_TOOL_RULES), *_chat_messages(request.messages, replies_as_calls=True)]
-        completion = await asyncio.to_thread(
-            self.engine.generate, messages, tools=tools, prefix=FORCED_PREFIX, max_new_tokens=request.max_new_tokens
-        )
-        completions.append(completion)
-        parsed = parse_tool_calls(FORCED_PREFIX + completion.text, names)
-        real = [c for c in parsed.calls if c["name"] != REPLY_TOOL]
-        if real:
-            return [ToolCallEvent(call) for call in real]
-        text = " ".join(t for t in (_reply_text(c["arguments"]) for c in parsed.calls) if t)
-        text = _strip_markup(text or parsed.text).strip()
-        return [TextDelta(text)] if text else None
+        stream_fn = getattr(self.engine, "stream", None)
+        if stream_fn is None:
+            completion = await asyncio.to_thread(
+                self.engine.generate, messages, tools=tools, prefix=FORCED_PREFIX, max_new_tokens=request.max_new_tokens
+            )
+            completions.append(completion)
+            for event in _parse_choice(completion.text, names):
+                yield event
+            return
+        stream = stream_fn(messages, tools=tools, prefix=FORCED_PREFIX, max_new_tokens=request.max_new_tokens)
+        chunks: Iterator[str] = iter(stream)
+        written = ""
+        reader: JsonStringReader | None = None
+        try:
+            while (piece := await asyncio.to_thread(next, chunks, None)) is not None:
+                written += piece
+                if reader is None:
+                    opening = REPLY_OPENING.match(FORCED_PREFIX + written)
+                    if opening is None:
+                        continue
+                    reader, piece = JsonStringReader(), (FORCED_PREFIX + written)[opening.end() :]
+                if text := _strip_markup(reader.feed(piece)):
+                    yield TextDelta(text)
+                if reader.done:
+                    stream.close()  # what is left is `}}</tool_call>`: not worth the tokens
+        finally:
+            stream.close()
+            if stream.completion is not None:
+                completions.append(stream.completion)
+        if reader is None:
+            for event in _parse_choice(written, names):
+                yield event
 
     async def _answer(
         self, history: list[dict[str, Any]], max_new_tokens: int, rules: str, completions: list[Completion]

@@ -1,9 +1,10 @@
-"""Fakes for orchestration tests: a scripted planner and a recording synthesizer."""
+"""Fakes for orchestration tests: a scripted planner, a scripted chat engine, a recording synthesizer."""
 
 from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from model.base import PlanEvent, Planner, PlanRequest, SpeechSynthesizer, TextDelta, ToolCall, ToolCallEvent, Usage
+from model.llm import Completion, TextStream
 
-__all__ = ["RecordingSynthesizer", "ScriptedPlanner", "Step", "call", "reply"]
+__all__ = ["RecordingSynthesizer", "ScriptedEngine", "ScriptedPlanner", "Step", "call", "reply"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,58 @@ class RecordingSynthesizer(SpeechSynthesizer):
     def synthesize(self, text: str, voice: str | None = None) -> Iterator[np.ndarray]:
         self.said.append((text, voice))
         yield np.full(self.sample_rate // 10, 0.1, dtype=np.float32)
+
+
+@dataclass
+class ScriptedEngine:
+    """A chat engine (model.llm.ChatEngine) that writes scripted completions, streamed in small
+    pieces like a model's tokens, and records every prompt. Closing a stream stops it at the
+    next piece, as the real engine stops at the next token."""
+
+    completions: list[str]
+    piece_chars: int = 3
+    name: str = "scripted-engine"
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    streamed: list[str] = field(default_factory=list)
+    """What each stream actually emitted before it ended or was closed."""
+
+    def _next(self, messages: Sequence[Any], tools: Sequence[Any] | None, prefix: str) -> str:
+        self.prompts.append({"messages": list(messages), "tools": list(tools or []), "prefix": prefix})
+        index = len(self.prompts) - 1
+        return self.completions[index] if index < len(self.completions) else ""
+
+    def generate(
+        self,
+        messages: Sequence[Any],
+        *,
+        tools: Sequence[Any] | None = None,
+        prefix: str = "",
+        max_new_tokens: int = 256,
+    ) -> Completion:
+        text = self._next(messages, tools, prefix)
+        return Completion(text=text, prompt_tokens=len(messages), completion_tokens=len(text), duration_ms=0.0)
+
+    def stream(
+        self,
+        messages: Sequence[Any],
+        *,
+        tools: Sequence[Any] | None = None,
+        prefix: str = "",
+        max_new_tokens: int = 256,
+    ) -> TextStream:
+        text = self._next(messages, tools, prefix)
+        cancel = threading.Event()
+        pieces = [text[i : i + self.piece_chars] for i in range(0, len(text), self.piece_chars)]
+
+        def chunks() -> Iterator[str]:
+            sent = []
+            for piece in pieces:
+                if cancel.is_set():
+                    break
+                sent.append(piece)
+                yield piece
+            self.streamed.append("".join(sent))
+            stream.completion = Completion("".join(sent), len(messages), len(sent), 0.0)
+
+        stream = TextStream(chunks(), cancel)
+        return stream

@@ -18,7 +18,7 @@ from typing import Any
 
 from model.base import ToolCall
 
-__all__ = ["ParsedCalls", "new_call_id", "parse_tool_calls"]
+__all__ = ["REPLY_OPENING", "JsonStringReader", "ParsedCalls", "new_call_id", "parse_tool_calls"]
 
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCE_RE = re.compile(r"```[ \t]*(?:json|JSON|tool_call)?[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
@@ -195,3 +195,52 @@ def parse_tool_calls(text: str, valid_names: Collection[str]) -> ParsedCalls:
     rest = _take_bare(rest, collector)
     collector.result.text = _tidy(rest)
     return collector.result
+
+
+REPLY_OPENING = re.compile(r'<tool_call>\s*\{\s*"name"\s*:\s*"reply"\s*,\s*"arguments"\s*:\s*\{\s*"text"\s*:\s*"')
+"""How a forced `reply` call begins, up to the opening quote of its text: what follows is the answer."""
+
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+class JsonStringReader:
+    """Decodes a JSON string literal as it streams in, starting just after its opening quote.
+
+    It lets a reply written as a tool call be spoken while it is still being generated:
+    `feed` returns the text decoded so far (an escape split across chunks waits for the
+    rest), and `done` turns true at the closing quote, after which input is ignored.
+    """
+
+    def __init__(self) -> None:
+        self.done = False
+        self._pending = ""
+
+    def feed(self, chunk: str) -> str:
+        text, self._pending = self._pending + chunk, ""
+        out: list[str] = []
+        i = 0
+        while i < len(text) and not self.done:
+            char = text[i]
+            if char == '"':
+                self.done = True
+            elif char != "\\":
+                out.append(char)
+            elif i + 1 >= len(text) or (text[i + 1] == "u" and i + 6 > len(text)):
+                self._pending = text[i:]  # an escape cut in two: wait for its end
+                break
+            elif text[i + 1] == "u":
+                code = int(text[i + 2 : i + 6], 16) if _is_hex(text[i + 2 : i + 6]) else 0xFFFD
+                if not 0xD800 <= code <= 0xDFFF:  # lone surrogate halves (emoji) cannot be spoken anyway
+                    out.append(chr(code))
+                i += 6
+                continue
+            else:
+                out.append(_ESCAPES.get(text[i + 1], text[i + 1]))
+                i += 2
+                continue
+            i += 1
+        return "".join(out)
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) == 4 and all(c in "0123456789abcdefABCDEF" for c in text)
