@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
+from agent.compaction import compact
 from agent.context import TurnContext
-from agent.state import AgentState
+from agent.state import AgentState, Replace
 from model.audio import SAMPLE_RATE, encode_wav
 from model.base import AudioPart, Message, PlanRequest, SpeechChunk, TextDelta, TextPart, ToolCall, ToolCallEvent
 from model.errors import InputError, PlannerError
@@ -64,8 +65,13 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
                 raise InputError(NO_SPEECH)
             content = transcript
     runtime.stream_writer({"type": "transcript", "text": transcript})
+    added: list[Message | Replace] = [Message(role="user", content=content)]
+    if deps.max_stored_turns is not None:
+        kept = compact(state.get("messages") or [], full_turns=deps.history_turns, max_turns=deps.max_stored_turns)
+        if kept is not None:
+            added.insert(0, Replace(replace=kept))
     return {
-        "messages": [Message(role="user", content=content)],
+        "messages": added,
         "turn": (state.get("turn") or 0) + 1,
         "transcript": transcript,
         "timings_ms": _add_time(state, "asr", _ms(started)) if ctx.audio is not None else state["timings_ms"],
@@ -114,13 +120,12 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     message = Message(role="assistant", content=answer)
     if calls:
         message["tool_calls"] = calls
+    speaking_ms = speaker.busy_ms - speaking_before if speaker else 0.0  # counted under "speak"
     update: dict[str, Any] = {
         "messages": [message],
         "pending": calls,
         "spoke": spoke,
-        "timings_ms": _add_time(
-            state, "plan", _ms(started) - ((speaker.busy_ms if speaker else 0.0) - speaking_before)
-        ),
+        "timings_ms": _add_time(state, "plan", _ms(started) - speaking_ms),
     }
     if not calls:
         update["answer"] = answer or NO_ANSWER
