@@ -1,160 +1,78 @@
-"""Knowledge bases over Chroma: ingest a folder of notes, search it, cite what was found.
+"""Knowledge bases over Chroma: create them, ingest documents, search them, cite what was found.
 
 One Chroma collection per tenant and base, named `kb__<tenant>__<base>`, so that a tenant
 can only ever reach its own collections and a base can be dropped in one call. Chunks
 are embedded by our embedder and handed to Chroma as vectors (never as texts for Chroma
-to embed: its default embedder would try to download weights). Every chunk is a slice of
-its file, so the stored span points at the exact characters a citation rests on.
+to embed: its default embedder would try to download weights).
+
+A document's id is stable (its path in the ingested folder, the uploaded file name, or
+the caller's id for raw text), and its chunks are replaced as a whole: ingesting the same
+document again never duplicates it, and unchanged content is not even re-embedded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrieval.embedder import Embedder
-from retrieval.errors import InvalidNameError, RetrievalError, SourceNotFoundError
+from retrieval.errors import (
+    BaseExistsError,
+    BaseNotFoundError,
+    DocumentNotFoundError,
+    FileTooLargeError,
+    InvalidNameError,
+    SourceNotFoundError,
+)
+from retrieval.ingest import FileOutcome, IngestReport, Progress, collect_files, write_document
+from retrieval.parsers import ParsedDocument, parse_document
+from retrieval.search import DEFAULT_LEXICAL_WEIGHT, DEFAULT_MIN_SCORE, Hit, hybrid_search
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-__all__ = [
-    "DEFAULT_MIN_SCORE",
-    "SUFFIXES",
-    "Chunk",
-    "Hit",
-    "IngestReport",
-    "KnowledgeStore",
-    "chunk_text",
-    "document_title",
-]
+__all__ = ["DocumentInfo", "KnowledgeStore"]
 
-DEFAULT_MIN_SCORE = 0.32
-"""Cosine similarity a chunk needs to count as relevant. Calibrated on MiniLM with title-prefixed
-chunks: paraphrased questions scored 0.36-0.70 on their passage, unrelated ones at most 0.29."""
-SUFFIXES = (".md", ".markdown", ".txt")
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
-_HEADING = re.compile(r"#{1,6}\s+(.+?)\s*#*\s*$")
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _BAD_NAME = "invalid {what} name {name!r}: use letters, digits and single - or _ (at most 63 characters)"
+_BAD_TENANT = "invalid tenant {name!r}: use letters, digits, _ . - (at most 64, starting with a letter or digit)"
 _NO_FOLDER = "cannot ingest {path}: no such folder"
-_INGEST_FAILED = "ingesting {doc} into {name} failed: {error}"
+_NO_BASE = "no knowledge base named {base!r}"
+_BASE_EXISTS = "a knowledge base named {base!r} already exists"
+_NO_DOCUMENT = "knowledge base {base!r} holds no document {doc_id!r}"
+_TOO_LARGE = "{name}: {size} bytes is over the limit of {limit} bytes"
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """A slice of a document: text == document[start:end]."""
-
-    text: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Hit:
-    text: str
-    score: float
-    """Cosine similarity to the query (1 - Chroma's cosine distance): higher is closer."""
+class DocumentInfo:
     doc_id: str
     source: str
     title: str
-    chunk_index: int
-    base: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class IngestReport:
-    """Files read; chunks written; files skipped because the base already held that content."""
-
-    files: int
     chunks: int
-    unchanged: int
+    ingested_at: str
+    content_hash: str
 
 
-def document_title(text: str, fallback: str) -> str:
-    """The first markdown heading, else the fallback (the file stem)."""
-    for line in text.splitlines():
-        match = _HEADING.match(line.strip())
-        if match:
-            return match.group(1)
-    return fallback
+def _tenant_key(tenant: str) -> str:
+    """The tenant's part of a collection name, which no other tenant's can begin with.
 
-
-def _blocks(text: str, target: int) -> Iterator[tuple[int, int, bool]]:
-    """Paragraph and heading spans (start, end, is_heading); long paragraphs cut near target."""
-    pos, start, end = 0, -1, -1
-    for line in text.splitlines(keepends=True):
-        stripped = line.strip()
-        if not stripped or _HEADING.match(stripped):
-            if start >= 0:
-                yield from _cut(text, start, end, target)
-                start = -1
-            if stripped:
-                yield pos + line.index(stripped[0]), pos + len(line.rstrip()), True
-        else:
-            if start < 0:
-                start = pos + line.index(stripped[0])
-            end = pos + len(line.rstrip())
-        pos += len(line)
-    if start >= 0:
-        yield from _cut(text, start, end, target)
-
-
-def _cut(text: str, start: int, end: int, target: int) -> Iterator[tuple[int, int, bool]]:
-    """Split one paragraph at sentence ends (else spaces) into pieces of at most target."""
-    while end - start > target:
-        window = text[start : start + target]
-        cut = max(window.rfind(". "), window.rfind("? "), window.rfind("! "), window.rfind("\n"))
-        cut = cut + 1 if cut > target // 2 else window.rfind(" ")
-        if cut <= 0:
-            cut = target
-        yield start, start + cut, False
-        start += cut
-        while start < end and text[start].isspace():
-            start += 1
-    yield start, end, False
-
-
-def _overlap_start(text: str, start: int, end: int, overlap: int) -> int:
-    """Where the next chunk begins so it repeats about `overlap` chars, from a sentence or word."""
-    begin = max(start, end - overlap)
-    tail = text[begin:end]
-    sentence = re.search(r"[.!?]\s+(?=\S)", tail)
-    if sentence:
-        return begin + sentence.end()
-    space = tail.find(" ")
-    return begin + space + 1 if 0 <= space < len(tail) - 1 else end
-
-
-def chunk_text(text: str, *, target: int = 800, overlap: int = 120) -> list[Chunk]:
-    """Pack paragraphs into chunks of about `target` chars, starting a new one at headings.
-
-    A heading does not cut a chunk that is still short: tiny chunks embed poorly. A chunk
-    cut for size repeats the last ~`overlap` chars of the one before, so a fact that
-    straddles the cut is still whole in one of them.
+    A plain name (no "__", no dot) is used as it is, readable in Chroma. Any other tenant
+    the API-key settings allow (dots, double underscores) is hashed to `h.<hex>`: a dot
+    never occurs in a plain name, so the two forms cannot collide, and no key holds "__",
+    so "kb__<key>__" never prefixes another tenant's collections.
     """
-    spans: list[tuple[int, int]] = []
-    start = end = -1
-    has_body = False
-    for block_start, block_end, heading in _blocks(text, target):
-        if start >= 0 and has_body and ((heading and end - start >= target // 4) or block_end - start > target):
-            spans.append((start, end))
-            resume = _overlap_start(text, start, end, overlap)
-            start = block_start if heading or resume >= end else resume
-            has_body = False
-        if start < 0:
-            start = block_start
-        end = block_end
-        has_body = has_body or not heading
-    if start >= 0:
-        spans.append((start, end))
-    return [Chunk(text[s:e], s, e) for s, e in spans]
+    if len(tenant) <= 63 and _NAME.fullmatch(tenant):
+        return tenant
+    if not _TENANT.fullmatch(tenant):
+        raise InvalidNameError(_BAD_TENANT.format(name=tenant))
+    return "h." + hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:24]
 
 
 def _check_name(what: str, name: str) -> str:
@@ -163,21 +81,27 @@ def _check_name(what: str, name: str) -> str:
     return name
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 class KnowledgeStore:
-    """A tenant's knowledge bases in one Chroma client (embedded PersistentClient or a server)."""
+    """Every tenant's knowledge bases in one Chroma client (embedded PersistentClient or a server)."""
 
     chunk_chars = 800
     """Target chunk size: about 150-200 MiniLM tokens, well inside its 256-token window."""
     overlap_chars = 120
 
-    def __init__(self, client: ClientAPI, embedder: Embedder, *, min_score: float = DEFAULT_MIN_SCORE) -> None:
+    def __init__(
+        self,
+        client: ClientAPI,
+        embedder: Embedder,
+        *,
+        min_score: float = DEFAULT_MIN_SCORE,
+        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+        max_file_bytes: int = 10 * 1024 * 1024,
+    ) -> None:
         self._client = client
         self._embedder = embedder
         self.min_score = min_score
+        self.lexical_weight = lexical_weight
+        self.max_file_bytes = max_file_bytes
 
     @classmethod
     def from_path(cls, path: Path, embedder: Embedder, **options: Any) -> KnowledgeStore:
@@ -189,8 +113,28 @@ class KnowledgeStore:
         client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
         return cls(client, embedder, **options)
 
+    @classmethod
+    def from_url(cls, url: str, embedder: Embedder, **options: Any) -> KnowledgeStore:
+        """A store on a Chroma server (`chroma run`), e.g. http://chroma:8000, telemetry off."""
+        from urllib.parse import urlsplit
+
+        import chromadb
+        from chromadb.config import Settings
+
+        parts = urlsplit(url)
+        ssl = parts.scheme == "https"
+        client = chromadb.HttpClient(
+            host=parts.hostname or "localhost",
+            port=parts.port or (443 if ssl else 8000),
+            ssl=ssl,
+            settings=Settings(anonymized_telemetry=False),
+        )
+        return cls(client, embedder, **options)
+
+    # Bases
+
     def _name(self, tenant: str, base: str) -> str:
-        return f"kb__{_check_name('tenant', tenant)}__{_check_name('base', base)}"
+        return f"kb__{_tenant_key(tenant)}__{_check_name('base', base)}"
 
     def _collection(self, tenant: str, base: str) -> Collection | None:
         from chromadb.errors import NotFoundError
@@ -200,9 +144,29 @@ class KnowledgeStore:
         except (NotFoundError, ValueError):
             return None
 
+    def _existing(self, tenant: str, base: str) -> Collection:
+        collection = self._collection(tenant, base)
+        if collection is None:
+            raise BaseNotFoundError(_NO_BASE.format(base=base))
+        return collection
+
+    def create_base(self, tenant: str, base: str, *, exist_ok: bool = False) -> None:
+        """A new, empty base; BaseExistsError when the tenant has one by that name."""
+        name = self._name(tenant, base)
+        if self._collection(tenant, base) is not None:
+            if exist_ok:
+                return
+            raise BaseExistsError(_BASE_EXISTS.format(base=base))
+        # cosine: our vectors are unit length; embedding_function=None: Chroma must never embed.
+        self._client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+
+    def has_base(self, tenant: str, base: str) -> bool:
+        """Whether the tenant has this base (InvalidNameError for a name no base can have)."""
+        return self._collection(tenant, base) is not None
+
     def list_bases(self, tenant: str) -> list[str]:
         """The names of the tenant's bases, sorted."""
-        prefix = f"kb__{_check_name('tenant', tenant)}__"
+        prefix = f"kb__{_tenant_key(tenant)}__"
         names = (c.name for c in self._client.list_collections())
         return sorted(n.removeprefix(prefix) for n in names if n.startswith(prefix))
 
@@ -218,64 +182,92 @@ class KnowledgeStore:
         collection = self._collection(tenant, base)
         return 0 if collection is None else collection.count()
 
-    def ingest_folder(self, tenant: str, base: str, folder: Path) -> IngestReport:
-        """Index every .md/.txt file under `folder` (recursively, hidden paths skipped).
+    # Documents
 
-        A file's doc_id is its path relative to the folder, so ingesting again replaces
-        that document's chunks instead of adding copies; an unchanged file is skipped.
-        """
+    def list_documents(self, tenant: str, base: str) -> list[DocumentInfo]:
+        """The base's documents with their chunk counts, sorted by id."""
+        metadatas = self._existing(tenant, base).get(include=["metadatas"])["metadatas"] or []
+        documents: dict[str, DocumentInfo] = {}
+        for meta in metadatas:
+            doc_id = str(meta["doc_id"])
+            known = documents.get(doc_id)
+            documents[doc_id] = DocumentInfo(
+                doc_id=doc_id,
+                source=str(meta.get("source", "")),
+                title=str(meta.get("title", "")),
+                chunks=(known.chunks if known else 0) + 1,
+                ingested_at=str(meta.get("ingested_at", "")),
+                content_hash=str(meta.get("doc_hash", "")),
+            )
+        return [documents[k] for k in sorted(documents)]
+
+    def delete_document(self, tenant: str, base: str, doc_id: str) -> int:
+        """Remove a document's chunks; the number removed. DocumentNotFoundError when none."""
+        collection = self._existing(tenant, base)
+        ids = collection.get(where={"doc_id": doc_id}, include=[])["ids"]
+        if not ids:
+            raise DocumentNotFoundError(_NO_DOCUMENT.format(base=base, doc_id=doc_id))
+        collection.delete(ids=ids)
+        return len(ids)
+
+    # Ingestion
+
+    def ingest_folder(self, tenant: str, base: str, folder: Path, *, progress: Progress | None = None) -> IngestReport:
+        """Ingest a folder into a base, creating the base if needed (the start-up `--kb DIR`)."""
         if not folder.is_dir():
             raise SourceNotFoundError(_NO_FOLDER.format(path=folder))
-        # embedding_function=None: Chroma must never embed (or download a model) by itself.
-        metadata = {"hnsw:space": "cosine"}
-        collection = self._client.get_or_create_collection(
-            self._name(tenant, base), metadata=metadata, embedding_function=None
-        )
-        files = chunks = unchanged = 0
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder)
-            hidden = any(part.startswith(".") for part in relative.parts)
-            if hidden or not path.is_file() or path.suffix.lower() not in SUFFIXES:
-                continue
-            files += 1
-            written = self._ingest_text(collection, relative.as_posix(), path.name, path)
-            chunks += max(written, 0)
-            unchanged += written < 0
-        return IngestReport(files=files, chunks=chunks, unchanged=unchanged)
+        self.create_base(tenant, base, exist_ok=True)
+        return self.ingest_paths(tenant, base, [folder], progress=progress)
 
-    def _ingest_text(self, collection: Collection, doc_id: str, source: str, path: Path) -> int:
-        """Replace one document's chunks; the count written, or -1 when it was unchanged.
+    def ingest_paths(
+        self, tenant: str, base: str, paths: Sequence[Path], *, progress: Progress | None = None
+    ) -> IngestReport:
+        """Ingest files and folders into an existing base; a bad file is reported, not raised."""
+        collection = self._existing(tenant, base)
+        items = collect_files(paths)
+        report = IngestReport()
+        for doc_id, path in items:
+            outcome = self._ingest_one(collection, doc_id, path.name, partial(self._read, path))
+            report.documents.append(outcome)
+            if progress is not None:
+                progress(outcome)
+        return report
 
-        The new chunks are embedded before the old ones are deleted, so a failing model
-        leaves the previous version searchable.
-        """
-        from chromadb.errors import ChromaError
+    def ingest_bytes(self, tenant: str, base: str, name: str, data: bytes, *, doc_id: str | None = None) -> FileOutcome:
+        """Ingest one uploaded file; its name gives its type and, by default, its id."""
+        collection = self._existing(tenant, base)
 
-        text = path.read_text(encoding="utf-8", errors="replace")
-        doc_hash = _digest(text)
-        try:
-            old = collection.get(where={"doc_id": doc_id}, include=["metadatas"])
-            if old["ids"] and {m.get("doc_hash") for m in old["metadatas"] or []} == {doc_hash}:
-                return -1
-            title = document_title(text, path.stem)
-            pieces = chunk_text(text, target=self.chunk_chars, overlap=self.overlap_chars)
-            vectors = self._embedder.embed([f"{title}\n\n{c.text}" for c in pieces])
-            common = {"doc_id": doc_id, "source": source, "title": title, "doc_hash": doc_hash}
-            if old["ids"]:
-                collection.delete(ids=old["ids"])
-            if pieces:
-                collection.add(
-                    ids=[f"{doc_id}#{i}" for i in range(len(pieces))],
-                    embeddings=vectors,  # type: ignore[arg-type]
-                    documents=[c.text for c in pieces],
-                    metadatas=[
-                        {**common, "chunk_index": i, "start": c.start, "end": c.end, "hash": _digest(c.text)}
-                        for i, c in enumerate(pieces)
-                    ],
-                )
-        except ChromaError as error:
-            raise RetrievalError(_INGEST_FAILED.format(doc=doc_id, name=collection.name, error=error)) from error
-        return len(pieces)
+        def parse() -> ParsedDocument:
+            if len(data) > self.max_file_bytes:
+                raise FileTooLargeError(_TOO_LARGE.format(name=name, size=len(data), limit=self.max_file_bytes))
+            return parse_document(name, data)
+
+        return self._ingest_one(collection, doc_id or name, Path(name).name, parse)
+
+    def ingest_text(self, tenant: str, base: str, text: str, *, title: str, doc_id: str | None = None) -> FileOutcome:
+        """Ingest raw text under a title; the id defaults to the title, so re-sending replaces it."""
+        collection = self._existing(tenant, base)
+        ident = doc_id or title
+        return self._ingest_one(collection, ident, ident, lambda: parse_document(f"{ident}.txt", text.encode()), title)
+
+    def _read(self, path: Path) -> ParsedDocument:
+        size = path.stat().st_size
+        if size > self.max_file_bytes:
+            raise FileTooLargeError(_TOO_LARGE.format(name=path.name, size=size, limit=self.max_file_bytes))
+        return parse_document(path.name, path.read_bytes())
+
+    def _ingest_one(
+        self,
+        collection: Collection,
+        doc_id: str,
+        source: str,
+        parse: Callable[[], ParsedDocument],
+        title: str | None = None,
+    ) -> FileOutcome:
+        chunking = {"chunk_chars": self.chunk_chars, "overlap_chars": self.overlap_chars}
+        return write_document(collection, self._embedder, doc_id, source, parse, title=title, **chunking)
+
+    # Search
 
     def search(
         self,
@@ -285,34 +277,21 @@ class KnowledgeStore:
         bases: Sequence[str] | None = None,
         top_k: int = 4,
         min_score: float | None = None,
+        filters: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         """The best chunks across `bases` (None: all the tenant's), best first.
 
         Chunks below the relevance floor are dropped, so a question the documents do not
         answer gets no hits rather than the least bad ones. A base that does not exist
-        holds nothing and is skipped.
+        holds nothing and is skipped. `filters` match chunk metadata exactly
+        ({"doc_id": "a.pdf"}, {"source": ["a.pdf", "b.md"]}).
         """
         floor = self.min_score if min_score is None else min_score
-        names = self.list_bases(tenant) if bases is None else list(bases)
-        found_in = [(c, n) for b in names if (c := self._collection(tenant, b)) is not None and (n := c.count())]
+        names = self.list_bases(tenant) if bases is None else list(dict.fromkeys(bases))
+        found_in = [(b, c) for b in names if (c := self._collection(tenant, b)) is not None and c.count()]
         if not found_in or not query.strip():
             return []
         vector = self._embedder.embed([query])[0]
-        hits: list[Hit] = []
-        for collection, size in found_in:
-            found = collection.query(
-                query_embeddings=[vector],  # type: ignore[arg-type]
-                n_results=min(top_k, size),
-                include=["documents", "metadatas", "distances"],
-            )
-            base = collection.name.rsplit("__", 1)[1]
-            documents = (found["documents"] or [[]])[0]
-            metadatas = (found["metadatas"] or [[]])[0]
-            distances = (found["distances"] or [[]])[0]
-            for text, meta, distance in zip(documents, metadatas, distances, strict=True):
-                score = 1.0 - float(distance)
-                if score >= floor:
-                    fields = {k: meta[k] for k in ("doc_id", "source", "title", "chunk_index", "start", "end")}
-                    hits.append(Hit(text=text or "", score=score, base=base, **fields))  # type: ignore[arg-type]
-        hits.sort(key=lambda h: h.score, reverse=True)
-        return hits[:top_k]
+        return hybrid_search(
+            found_in, vector, query, top_k=top_k, min_score=floor, lexical_weight=self.lexical_weight, filters=filters
+        )

@@ -11,26 +11,30 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from retrieval.knowledge import Hit, KnowledgeStore
+from retrieval.knowledge import KnowledgeStore
+from retrieval.search import Hit
 from tools.base import Citation, Tool, ToolContext, ToolResult, ToolSpec
 
-__all__ = ["NAME", "format_hits", "knowledge_search_tool"]
+__all__ = ["MAX_TOP_K", "NAME", "format_hits", "knowledge_search_tool"]
 
 NAME = "knowledge_search"
 _DESCRIPTION = (
     "Search the user's private documents (knowledge base) for facts; use for questions about their notes, "
     "files, policies or projects."
 )
+MAX_TOP_K = 8
 _PARAMETERS = {
     "type": "object",
-    "properties": {"query": {"type": "string", "description": "What to look for, as a short question or keywords."}},
+    "properties": {
+        "query": {"type": "string", "description": "What to look for, as a short question or keywords."},
+        "knowledge_base": {"type": "string", "description": "Search only this knowledge base (optional)."},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "description": "How many passages."},
+    },
     "required": ["query"],
     "additionalProperties": False,
 }
-_NOTHING = (
-    "No relevant passage was found in the user's documents for {query!r}. "
-    "Say that the documents do not answer this; do not guess."
-)
+_NOTHING = "No passage in the user's documents matches {query!r}: the documents do not say."
+_NO_SUCH_BASE = "(There is no knowledge base {base!r} here, so all of them were searched: {searched}.)\n\n"
 _HEADER = "Passages from the user's documents; cite them by number, like [1]:"
 _SNIPPET_CHARS = 200
 
@@ -57,14 +61,33 @@ def format_hits(query: str, hits: list[Hit]) -> ToolResult:
 def knowledge_search_tool(store: KnowledgeStore, top_k: int = 4) -> Tool:
     """The tool over `store`, searching the bases the turn allows (all the tenant's by default).
 
+    The model may narrow the search to one base it names, but never widen it beyond the
+    bases the turn request allowed. Small models invent base names ("restaurant"), so a
+    name that is not one of those bases searches all of them instead and says so, rather
+    than finding nothing and answering that the documents are silent.
+
     Search runs in a worker thread: embedding the query and reading Chroma are blocking,
     and the event loop keeps streaming audio meanwhile.
     """
 
-    async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+    def search(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         query = str(arguments["query"]).strip()
-        hits = await asyncio.to_thread(store.search, context.tenant, query, bases=context.knowledge_bases, top_k=top_k)
-        return format_hits(query, hits)
+        allowed = context.knowledge_bases
+        bases = allowed
+        note = ""
+        if named := arguments.get("knowledge_base"):
+            available = [b for b in store.list_bases(context.tenant) if allowed is None or b in allowed]
+            if named in available:
+                bases = (str(named),)
+            else:
+                note = _NO_SUCH_BASE.format(base=named, searched=", ".join(available) or "none")
+        count = min(int(arguments.get("top_k") or top_k), MAX_TOP_K)
+        result = format_hits(query, store.search(context.tenant, query, bases=bases, top_k=count))
+        result.content = note + result.content
+        return result
+
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        return await asyncio.to_thread(search, arguments, context)
 
     # 30 s: the first search in a process may still be loading the embedding model.
     spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=30.0)
