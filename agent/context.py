@@ -40,6 +40,8 @@ class AgentDeps:
     max_tool_rounds: int = 3
     history_turns: int = 8
     """How many earlier turns the planner is shown."""
+    max_stored_turns: int | None = None
+    """Turns a session keeps (older ones dropped, unseen ones trimmed); None: every turn."""
 
 
 @dataclass(frozen=True)

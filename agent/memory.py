@@ -9,8 +9,9 @@ of `langgraph-checkpoint-conformance` (tests/test_memory_conformance.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -20,17 +21,26 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_checkpoint_plainredis import AsyncRedisSaver
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from agent.locks import LocalSessionLocks, RedisSessionLocks, SessionLocks
+from agent.sessions import InMemorySessionStore, SessionStore
+from agent.sessions_redis import RedisSessionStore, RedisThreadKeeper
+from agent.sessions_sqlite import SqliteSessionStore, prune_sqlite_thread
 from model.errors import VoicegraphError
 
 __all__ = [
     "DEFAULT_REDIS_PREFIX",
+    "KEEP_CHECKPOINTS",
     "REDIS_CONNECT_TIMEOUT_S",
     "REDIS_SOCKET_TIMEOUT_S",
+    "Memory",
     "MemoryKind",
     "MemoryUnavailableError",
     "open_checkpointer",
+    "open_memory",
 ]
 
 MemoryKind = Literal["sqlite", "memory", "redis"]
@@ -40,6 +50,9 @@ REDIS_CONNECT_TIMEOUT_S = 2.0
 """Bounds connecting and the first PING: a service without its session store should say so at start."""
 REDIS_SOCKET_TIMEOUT_S = 5.0
 """Bounds every command, so a Redis that dies mid-session fails the turn instead of hanging it."""
+
+KEEP_CHECKPOINTS = 2
+"""Checkpoints kept per thread after a turn: the latest, and the one a failed turn restores."""
 
 REDIS_UNREACHABLE = "cannot reach the Redis session memory at {url}: {error}"
 
@@ -78,14 +91,73 @@ async def open_checkpointer(
         yield saver
 
 
+ThreadKeeper = Callable[[str], Awaitable[None]]
+"""Upkeep of a thread after each landed turn: prune old checkpoints, refresh its expiry."""
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Everything a session is kept in, on one backend: the thread, its index, its lock."""
+
+    checkpointer: BaseCheckpointSaver[Any]
+    sessions: SessionStore
+    locks: SessionLocks
+    keeper: ThreadKeeper | None = None
+    redis: aioredis.Redis | None = None
+    """The Redis client, when memory is on Redis (the API's rate limiter shares it)."""
+
+
+@asynccontextmanager
+async def open_memory(
+    kind: MemoryKind,
+    path: Path | None = None,
+    *,
+    redis_url: str | None = None,
+    redis_prefix: str = DEFAULT_REDIS_PREFIX,
+    ttl_s: int | None = None,
+    max_turns: int = 50,
+) -> AsyncIterator[Memory]:
+    """The checkpointer of `open_checkpointer` with a session index and locks beside it.
+
+    `ttl_s` is the sliding expiry of an idle session (None or 0: never); `max_turns`
+    bounds each session's turn log.
+    """
+    ttl = ttl_s or None
+    async with open_checkpointer(kind, path, redis_url=redis_url, redis_prefix=redis_prefix) as saver:
+        if isinstance(saver, AsyncRedisSaver):
+            client = saver.client
+            yield Memory(
+                checkpointer=saver,
+                sessions=RedisSessionStore(client, prefix=redis_prefix, ttl_s=ttl, max_turns=max_turns),
+                locks=RedisSessionLocks(client, prefix=redis_prefix),
+                keeper=RedisThreadKeeper(saver, ttl_s=ttl, keep_checkpoints=KEEP_CHECKPOINTS),
+                redis=client,
+            )
+        elif isinstance(saver, AsyncSqliteSaver):
+            await saver.setup()
+            conn, lock = saver.conn, saver.lock
+
+            async def prune(thread_id: str) -> None:
+                await prune_sqlite_thread(conn, lock, thread_id, KEEP_CHECKPOINTS)
+
+            sessions = SqliteSessionStore(conn, lock, ttl_s=ttl, max_turns=max_turns)
+            yield Memory(checkpointer=saver, sessions=sessions, locks=LocalSessionLocks(), keeper=prune)
+        else:
+            store = InMemorySessionStore(ttl_s=ttl, max_turns=max_turns)
+            yield Memory(checkpointer=saver, sessions=store, locks=LocalSessionLocks())
+
+
 @asynccontextmanager
 async def _open_redis(url: str, prefix: str) -> AsyncIterator[AsyncRedisSaver]:
     # RESP2 on purpose: it is what the saver is tested with, and every Redis speaks it.
+    # A short retry: a Redis that is down should fail the turn (503) in about a second,
+    # and the client reconnects by itself on the next command once it is back.
     client = aioredis.from_url(
         url,
         protocol=2,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
         socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 2),
     )
     try:
         try:

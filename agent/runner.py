@@ -2,25 +2,34 @@
 
 A turn either lands whole or leaves the session as it was: input is checked before the
 graph runs, and if the graph fails midway the thread is restored to its state before the
-turn. Turns of one session run one at a time (in this process).
+turn. A session runs one turn at a time: a second one sent meanwhile is refused with
+SessionBusyError (see agent/locks.py), here and across replicas sharing Redis.
+
+After a turn lands, its public result goes into the session index (agent/sessions.py)
+and the thread gets its upkeep (old checkpoints pruned, expiry refreshed). A session
+memory that cannot be reached fails the turn with MemoryUnavailableError.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import logging
 import re
 import time
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict, cast
 
 import numpy as np
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
+from redis.exceptions import RedisError
 
 from agent.context import AgentDeps, TurnContext
 from agent.graph import build_graph
+from agent.locks import LocalSessionLocks, SessionLocks
+from agent.memory import Memory, MemoryUnavailableError, ThreadKeeper
+from agent.sessions import InMemorySessionStore, SessionInfo, SessionStore, TurnRecord
 from agent.speech import SentenceSpeaker
 from agent.state import fresh_turn
 from model.audio import resample
@@ -30,9 +39,21 @@ from tools.runtime import CallRecord
 
 __all__ = ["MAX_TEXT_CHARS", "Agent", "TurnOutput", "TurnRequest", "TurnResult", "validate_session_id"]
 
+log = logging.getLogger(__name__)
+
 MAX_TEXT_CHARS = 4000
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BAD_SESSION_ID = "session id must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+MEMORY_UNAVAILABLE = "the session memory is unavailable, so nothing was remembered; try again shortly ({error})"
+
+
+@contextlib.contextmanager
+def _memory_errors() -> Iterator[None]:
+    """A Redis that is down or times out means no session can be read or kept: say so, typed."""
+    try:
+        yield
+    except RedisError as error:
+        raise MemoryUnavailableError(MEMORY_UNAVAILABLE.format(error=type(error).__name__)) from error
 
 
 def validate_session_id(session_id: str) -> None:
@@ -73,11 +94,25 @@ class TurnOutput:
 class Agent:
     """The graph with its deps and memory; the one object both faces (HTTP, CLI) call."""
 
-    def __init__(self, deps: AgentDeps, checkpointer: BaseCheckpointSaver[Any]) -> None:
+    def __init__(
+        self,
+        deps: AgentDeps,
+        checkpointer: BaseCheckpointSaver[Any],
+        *,
+        sessions: SessionStore | None = None,
+        locks: SessionLocks | None = None,
+        keeper: ThreadKeeper | None = None,
+    ) -> None:
         self.deps = deps
         self.checkpointer = checkpointer
         self.graph = build_graph(checkpointer)
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.sessions = sessions or InMemorySessionStore()
+        self.locks = locks or LocalSessionLocks()
+        self.keeper = keeper
+
+    @classmethod
+    def from_memory(cls, deps: AgentDeps, memory: Memory) -> Agent:
+        return cls(deps, memory.checkpointer, sessions=memory.sessions, locks=memory.locks, keeper=memory.keeper)
 
     @staticmethod
     def validate(request: TurnRequest) -> None:
@@ -99,11 +134,40 @@ class Agent:
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[dict[str, Any]]:
         """Events as they happen (transcript, text, tool_call, tool_result, audio), then `result`."""
         self.validate(request)
-        thread_id = f"{request.tenant}:{request.session_id}"
-        lock = self._locks.setdefault(thread_id, asyncio.Lock())
-        async with lock:
-            async for event in self._run(request):
-                yield event
+        with _memory_errors():
+            async with self.locks.hold(_thread(request.tenant, request.session_id)):
+                await self._forget_expired()
+                async for event in self._run(request):
+                    yield event
+
+    async def list_sessions(self, tenant: str) -> list[SessionInfo]:
+        with _memory_errors():
+            await self._forget_expired()
+            return await self.sessions.list_sessions(tenant)
+
+    async def get_session(self, tenant: str, session_id: str) -> tuple[SessionInfo, list[TurnRecord]] | None:
+        """The session and its kept turns; None when the tenant has no such (live) session."""
+        validate_session_id(session_id)
+        with _memory_errors():
+            await self._forget_expired()
+            info = await self.sessions.get_session(tenant, session_id)
+            return (info, await self.sessions.turns(tenant, session_id)) if info else None
+
+    async def delete_session(self, tenant: str, session_id: str) -> bool:
+        """Forget the session's thread and index; False when there was nothing to forget."""
+        validate_session_id(session_id)
+        thread_id = _thread(tenant, session_id)
+        with _memory_errors():
+            async with self.locks.hold(thread_id):
+                had_thread = (await self.checkpointer.aget_tuple(_config(tenant, session_id))) is not None
+                indexed = await self.sessions.delete_session(tenant, session_id)
+                await self.checkpointer.adelete_thread(thread_id)
+        return had_thread or indexed
+
+    async def _forget_expired(self) -> None:
+        """Embedded stores expire lazily: drop the threads of sessions idle past the TTL."""
+        for tenant, session_id in await self.sessions.purge_expired():
+            await self.checkpointer.adelete_thread(_thread(tenant, session_id))
 
     async def run_turn(self, request: TurnRequest) -> TurnOutput:
         chunks: list[np.ndarray] = []
@@ -146,33 +210,47 @@ class Agent:
                 if event["type"] == "audio" and first_audio_ms is None:
                     first_audio_ms = round((time.perf_counter() - started) * 1000, 1)
                 yield event
+            timings = dict(values["timings_ms"])
+            timings["total"] = round((time.perf_counter() - started) * 1000, 1)
+            if first_audio_ms is not None:
+                timings["first_audio"] = first_audio_ms
+            result = TurnResult(
+                session_id=request.session_id,
+                turn=values["turn"],
+                transcript=values["transcript"],
+                answer=values["answer"],
+                citations=values["citations"],
+                tool_calls=values["tool_calls"],
+                voice=values.get("voice"),
+                timings_ms=timings,
+            )
+            # Inside the try: a turn the index cannot record is rolled back, not half kept.
+            await self.sessions.record_turn(request.tenant, request.session_id, {**result, "at": time.time()})
         except BaseException:
             await self._restore(before)
             raise
-        timings = dict(values["timings_ms"])
-        timings["total"] = round((time.perf_counter() - started) * 1000, 1)
-        if first_audio_ms is not None:
-            timings["first_audio"] = first_audio_ms
-        result = TurnResult(
-            session_id=request.session_id,
-            turn=values["turn"],
-            transcript=values["transcript"],
-            answer=values["answer"],
-            citations=values["citations"],
-            tool_calls=values["tool_calls"],
-            voice=values.get("voice"),
-            timings_ms=timings,
-        )
+        if self.keeper is not None:
+            try:
+                await self.keeper(config["configurable"]["thread_id"])
+            except RedisError:  # the turn landed; upkeep is retried after the next one
+                log.warning("session upkeep failed for %s", request.session_id, exc_info=True)
         yield {"type": "result", "result": result}
 
     async def _restore(self, before: StateSnapshot) -> None:
-        """Put the thread back as it was before a failed turn."""
+        """Put the thread back as it was before a failed turn (best effort when memory is down)."""
         thread_id = before.config["configurable"]["thread_id"]
-        if before.config["configurable"].get("checkpoint_id") is None:
-            await self.checkpointer.adelete_thread(thread_id)
-        else:
-            await self.graph.aupdate_state(before.config, None)
+        try:
+            if before.config["configurable"].get("checkpoint_id") is None:
+                await self.checkpointer.adelete_thread(thread_id)
+            else:
+                await self.graph.aupdate_state(before.config, None)
+        except RedisError:
+            log.warning("could not restore session %s after a failed turn", thread_id, exc_info=True)
+
+
+def _thread(tenant: str, session_id: str) -> str:
+    return f"{tenant}:{session_id}"
 
 
 def _config(tenant: str, session_id: str) -> Any:
-    return {"configurable": {"thread_id": f"{tenant}:{session_id}"}}
+    return {"configurable": {"thread_id": _thread(tenant, session_id)}}

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict
+from typing import Annotated, TypedDict, cast
 
 from model.base import Message, ToolCall
 from tools.base import Citation
 from tools.runtime import CallRecord
 
-__all__ = ["AgentState", "append_messages", "fresh_turn"]
+__all__ = ["AgentState", "Replace", "append_messages", "fresh_turn"]
 
 
-def append_messages(left: list[Message], right: list[Message]) -> list[Message]:
-    """Messages only ever accumulate; each node returns the ones it adds."""
-    return [*left, *right]
+class Replace(TypedDict):
+    """An update item that swaps the whole conversation for `replace` (compaction)."""
+
+    replace: list[Message]
+
+
+def append_messages(left: list[Message], right: list[Message | Replace]) -> list[Message]:
+    """Each node returns the messages it adds; a Replace item (compaction) resets what came before.
+
+    Compaction goes through the reducer so the graph stays the one writer of the state.
+    """
+    merged = list(left)
+    for item in right:
+        if "replace" in item:
+            merged = list(cast(Replace, item)["replace"])
+        else:
+            merged.append(cast(Message, item))
+    return merged
 
 
 class AgentState(TypedDict):

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.compose import Services, open_services
-from api.routes import health, turns
+from api.routes import health, knowledge_bases, sessions, turns
 from api.settings import Settings
 
 __all__ = ["create_app"]
@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = ope
     app = FastAPI(title="voicegraph", version="0.1.0", lifespan=lifespan)
     app.include_router(health.router)
     app.include_router(turns.router)
+    app.include_router(sessions.router)
+    app.include_router(knowledge_bases.router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from api.kb_cli import kb_app
 from api.settings import Settings
 from model.errors import InputError, ModelAssetError, VoicegraphError
 
@@ -22,6 +23,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="voicegraph: a tool-using voice agent.")
 models_app = typer.Typer(no_args_is_help=True, help="The offline models.")
 app.add_typer(models_app, name="models")
+app.add_typer(kb_app, name="kb")
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
@@ -60,7 +62,7 @@ def ask(
     session: Annotated[
         str, typer.Option("--session", help="Session id; turns of one session share memory.")
     ] = "default",
-    kb: Annotated[Path | None, typer.Option("--kb", help="A folder of .txt/.md files to search.")] = None,
+    kb: Annotated[Path | None, typer.Option("--kb", help="A folder (txt, md, html, pdf, docx) to search.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where to write the spoken reply (WAV).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the turn result as JSON.")] = False,
     speak: Annotated[bool, typer.Option("--speak/--no-speak", help="Synthesize the reply audio.")] = True,

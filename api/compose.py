@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from agent.context import AgentDeps, VoiceActivityDetector
-from agent.memory import open_checkpointer
+from agent.memory import Memory, open_memory
 from agent.runner import Agent
+from api.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from api.settings import Settings
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
 from retrieval.embedder import MiniLMEmbedder
@@ -20,7 +21,7 @@ from tools.builtin.date_time import date_time_tool
 from tools.builtin.knowledge import knowledge_search_tool
 from tools.registry import ToolRegistry
 
-__all__ = ["DEFAULT_KB", "Services", "open_services"]
+__all__ = ["DEFAULT_KB", "Services", "open_knowledge", "open_services"]
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,33 @@ class Services:
     knowledge: KnowledgeStore
     load_seconds: dict[str, float] = field(default_factory=dict)
     """How long each part took to build, for the benchmark and the logs."""
+    rate_limiter: RateLimiter | None = None
+    """Requests per API key per minute; None: unlimited."""
 
 
 def _timed(load_seconds: dict[str, float], name: str, started: float) -> None:
     load_seconds[name] = round(time.perf_counter() - started, 2)
+
+
+def _rate_limiter(settings: Settings, memory: Memory) -> RateLimiter | None:
+    """Shared by the replicas through Redis when memory is there; per process otherwise."""
+    if not settings.rate_limit_per_minute:
+        return None
+    if memory.redis is not None:
+        return RedisRateLimiter(memory.redis, settings.rate_limit_per_minute, prefix=settings.redis_prefix)
+    return LocalRateLimiter(settings.rate_limit_per_minute)
+
+
+def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -> KnowledgeStore:
+    """The knowledge store: a Chroma server when `chroma_url` is set, else embedded in the data dir.
+
+    The CLI's `kb` commands use this alone, so managing bases never loads the speech models.
+    """
+    embedder = embedder or MiniLMEmbedder()
+    options = {"max_file_bytes": settings.max_upload_bytes}
+    if settings.chroma_url is not None:
+        return KnowledgeStore.from_url(str(settings.chroma_url), embedder, **options)
+    return KnowledgeStore.from_path(settings.chroma_path, embedder, **options)
 
 
 def build_planner(settings: Settings) -> Planner:
@@ -68,7 +92,7 @@ async def open_services(
     started = time.perf_counter()
     embedder = MiniLMEmbedder()
     await asyncio.to_thread(embedder.load)  # so the first search does not pay for it under its timeout
-    knowledge = KnowledgeStore.from_path(settings.chroma_path, embedder)
+    knowledge = open_knowledge(settings, embedder)
     if settings.kb_dir is not None:
         report = knowledge.ingest_folder(settings.tenant, DEFAULT_KB, settings.kb_dir)
         log.info("knowledge base %r: %s", DEFAULT_KB, report)
@@ -94,10 +118,22 @@ async def open_services(
         vad=vad or SileroVAD(),
         max_tool_rounds=settings.max_tool_rounds,
         history_turns=settings.history_turns,
+        max_stored_turns=settings.max_stored_turns,
     )
     redis_url = str(settings.redis_url) if settings.redis_url else None
-    async with open_checkpointer(
-        settings.memory_kind, settings.sqlite_path, redis_url=redis_url, redis_prefix=settings.redis_prefix
-    ) as checkpointer:
-        yield Services(settings=settings, agent=Agent(deps, checkpointer), knowledge=knowledge, load_seconds=loads)
+    async with open_memory(
+        settings.memory_kind,
+        settings.sqlite_path,
+        redis_url=redis_url,
+        redis_prefix=settings.redis_prefix,
+        ttl_s=settings.session_ttl_s,
+        max_turns=settings.max_stored_turns,
+    ) as memory:
+        yield Services(
+            settings=settings,
+            agent=Agent.from_memory(deps, memory),
+            knowledge=knowledge,
+            load_seconds=loads,
+            rate_limiter=_rate_limiter(settings, memory),
+        )
     await planner.aclose()

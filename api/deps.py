@@ -1,16 +1,28 @@
-"""FastAPI dependencies: the services built at start-up, reached through app.state."""
+"""FastAPI dependencies: the services built at start-up, reached through app.state, and the caller's tenant.
+
+With VOICEGRAPH_API_KEYS set, every /v1 request must bring a key (`Authorization: Bearer`
+or `X-API-Key`); the key decides the tenant, and everything the request reaches is that
+tenant's. Keys are compared in constant time against every configured key, and never
+logged: only a hash of a key names its rate-limit counter.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 
 from agent.runner import Agent
 from api.compose import Services
 from api.settings import Settings
 
 __all__ = ["AgentDep", "ServicesDep", "SettingsDep", "TenantDep"]
+
+NO_KEY = "this service needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+BAD_KEY = "the API key is not valid"
+RATE_LIMITED = "too many requests for this API key: at most {limit} a minute; retry in {retry:.0f} s"
 
 
 def get_services(request: Request) -> Services:
@@ -26,9 +38,49 @@ def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settin
     return services.settings
 
 
-def get_tenant(settings: Annotated[Settings, Depends(get_settings)]) -> str:
-    """The caller's tenant. One local tenant until API keys map keys to tenants."""
-    return settings.tenant
+def _presented_key(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def _match(presented: str, keys: dict[str, str]) -> str | None:
+    """The tenant of `presented`, checking every key so timing does not tell how far a guess got."""
+    tenant: str | None = None
+    given = presented.encode()
+    for key, owner in keys.items():
+        if hmac.compare_digest(given, key.encode()):
+            tenant = owner
+    return tenant
+
+
+async def get_tenant(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
+    """The caller's tenant: the configured key's, or the one local tenant when no keys are configured."""
+    settings = services.settings
+    keys = settings.tenant_keys()
+    caller = f"tenant:{settings.tenant}"
+    tenant = settings.tenant
+    if keys:
+        presented = _presented_key(request)
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if presented is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, NO_KEY, headers=challenge)
+        found = _match(presented, keys)
+        if found is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, BAD_KEY, headers=challenge)
+        tenant = found
+        caller = "key:" + hashlib.sha256(presented.encode()).hexdigest()[:24]
+    if services.rate_limiter is not None:
+        retry = await services.rate_limiter.hit(caller)
+        if retry is not None:
+            limit = settings.rate_limit_per_minute
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                RATE_LIMITED.format(limit=limit, retry=retry),
+                headers={"Retry-After": str(int(retry))},
+            )
+    return tenant
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

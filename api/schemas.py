@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.runner import MAX_TEXT_CHARS
 
-__all__ = ["CitationPublic", "Health", "ToolCallPublic", "TurnCreate", "TurnPublic"]
+__all__ = [
+    "CitationPublic",
+    "Health",
+    "SessionPublic",
+    "SessionSummary",
+    "SessionTurnPublic",
+    "SessionsPublic",
+    "ToolCallPublic",
+    "TurnCreate",
+    "TurnPublic",
+]
 
 
 class TurnCreate(BaseModel):
@@ -60,3 +71,39 @@ class Health(BaseModel):
     planner: str
     speech_native: bool
     tools: list[str]
+
+
+class SessionSummary(BaseModel):
+    session_id: str
+    created_at: datetime
+    updated_at: datetime
+    """When the last turn landed; an idle session expires `VOICEGRAPH_SESSION_TTL_S` later."""
+    turns: int
+
+
+class SessionsPublic(BaseModel):
+    sessions: list[SessionSummary]
+    """The caller's tenant's sessions, most recently updated first."""
+
+
+class SessionTurnPublic(BaseModel):
+    """A kept turn as it was answered (without its audio)."""
+
+    turn: int
+    transcript: str
+    answer: str
+    citations: list[CitationPublic]
+    tool_calls: list[ToolCallPublic]
+    voice: str | None
+    timings_ms: dict[str, float]
+    at: datetime
+
+
+class SessionPublic(BaseModel):
+    session_id: str
+    created_at: datetime
+    updated_at: datetime
+    turn_count: int
+    """Turns the session has had; `turns` keeps the last `VOICEGRAPH_MAX_STORED_TURNS` of them."""
+    turns: list[SessionTurnPublic]
+    """Oldest first."""

@@ -1,4 +1,8 @@
-"""A throwaway redis-server on a free loopback port (no persistence), for tests on real Redis."""
+"""A throwaway redis-server on a loopback port, for tests on real Redis.
+
+No persistence by default; with `data_dir`, an append-only file there (fsync on every
+write), so a test can stop the server and start it again on the same port and data.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import redis
 
@@ -21,12 +26,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_redis() -> Iterator[str]:
-    """A private redis-server on a free port; yields its URL and stops it afterwards."""
+def running_redis(port: int | None = None, data_dir: Path | None = None) -> Iterator[str]:
+    """A private redis-server (on `port`, else a free one); yields its URL and stops it afterwards."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is missing: run deploy/bootstrap.sh"
-    port = free_port()
+    port = port or free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if data_dir is not None:
+        args[-1] = "yes"
+        args += ["--appendfsync", "always", "--dir", str(data_dir)]
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:

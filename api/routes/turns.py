@@ -11,6 +11,8 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from agent.locks import SessionBusyError
+from agent.memory import MemoryUnavailableError
 from agent.runner import TurnOutput, TurnRequest, validate_session_id
 from api.deps import AgentDep, SettingsDep, TenantDep
 from api.schemas import TurnCreate, TurnPublic
@@ -69,7 +71,7 @@ def _public(output: TurnOutput) -> TurnPublic:
     return TurnPublic.model_validate(result)
 
 
-@router.post("/{session_id}/turns", responses={400: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+@router.post("/{session_id}/turns", responses={400: {}, 401: {}, 409: {}, 413: {}, 415: {}, 422: {}, 429: {}, 503: {}})
 async def create_turn(
     session_id: str, request: Request, agent: AgentDep, settings: SettingsDep, tenant: TenantDep
 ) -> TurnPublic:
@@ -85,6 +87,11 @@ async def create_turn(
     except PlannerError as exc:
         log.exception("planner failed")
         raise _bad(status.HTTP_503_SERVICE_UNAVAILABLE, PLANNER_FAILED.format(reason=exc)) from exc
+    except SessionBusyError as exc:
+        raise _bad(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except MemoryUnavailableError as exc:
+        log.warning("turn refused: %s", exc)
+        raise _bad(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     return _public(output)
 
 

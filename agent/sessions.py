@@ -1,0 +1,123 @@
+"""The session index: which sessions a tenant has, and each turn's public result.
+
+The checkpointer keeps the conversation the planner sees, in LangGraph's own format; it
+cannot list a tenant's sessions or say what each turn answered. This index, kept beside
+it in the same backend, can: `GET /v1/sessions` and `GET /v1/sessions/{id}` read it, the
+runner writes it after each turn that landed, and deleting a session removes both.
+
+Expiry is sliding: a session untouched for `ttl_s` is gone. Redis expires its keys
+itself; the embedded stores (SQLite, memory) expire lazily, so `purge_expired` hands the
+runner the sessions whose checkpointer threads it must delete too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypedDict
+
+__all__ = ["InMemorySessionStore", "SessionInfo", "SessionStore", "TurnRecord", "session_cutoff"]
+
+TurnRecord = dict[str, Any]
+"""A turn's public result (the runner's TurnResult, no audio) and `at`, when it landed."""
+
+Clock = Callable[[], float]
+
+
+class SessionInfo(TypedDict):
+    session_id: str
+    created_at: float
+    """Seconds since the epoch, like `updated_at`."""
+    updated_at: float
+    turns: int
+    """Turns the session has had (older ones may have been dropped from its turn log)."""
+
+
+class SessionStore(Protocol):
+    """Where sessions are indexed; SQLite, Redis and in-memory implementations share one contract."""
+
+    async def record_turn(self, tenant: str, session_id: str, record: TurnRecord) -> None:
+        """Add a landed turn, bump `updated_at`, and keep only the last `max_turns` records."""
+        ...
+
+    async def list_sessions(self, tenant: str) -> list[SessionInfo]:
+        """The tenant's live sessions, most recently updated first."""
+        ...
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None: ...
+
+    async def turns(self, tenant: str, session_id: str) -> list[TurnRecord]:
+        """The kept turn records, oldest first; empty for an unknown session."""
+        ...
+
+    async def delete_session(self, tenant: str, session_id: str) -> bool:
+        """Forget the session; False when there was none."""
+        ...
+
+    async def purge_expired(self) -> list[tuple[str, str]]:
+        """Drop expired sessions from the index; the (tenant, session) pairs dropped."""
+        ...
+
+
+def session_cutoff(ttl_s: int | None, now: float) -> float | None:
+    """Sessions last updated before this are expired; None when sessions never expire."""
+    return now - ttl_s if ttl_s else None
+
+
+@dataclass
+class _Session:
+    info: SessionInfo
+    records: list[TurnRecord] = field(default_factory=list)
+
+
+class InMemorySessionStore:
+    """For tests and the in-memory checkpointer: lost when the process ends."""
+
+    def __init__(self, *, ttl_s: int | None = None, max_turns: int = 50, clock: Clock = time.time) -> None:
+        self.ttl_s = ttl_s
+        self.max_turns = max_turns
+        self._clock = clock
+        self._sessions: dict[tuple[str, str], _Session] = {}
+
+    def _live(self, key: tuple[str, str]) -> _Session | None:
+        session = self._sessions.get(key)
+        cutoff = session_cutoff(self.ttl_s, self._clock())
+        if session is not None and cutoff is not None and session.info["updated_at"] < cutoff:
+            return None
+        return session
+
+    async def record_turn(self, tenant: str, session_id: str, record: TurnRecord) -> None:
+        now = self._clock()
+        session = self._live((tenant, session_id))
+        if session is None:
+            info = SessionInfo(session_id=session_id, created_at=now, updated_at=now, turns=0)
+            session = self._sessions[(tenant, session_id)] = _Session(info)
+        session.info["updated_at"] = now
+        session.info["turns"] = int(record.get("turn", session.info["turns"] + 1))
+        session.records = [*session.records, dict(record)][-self.max_turns :]
+
+    async def list_sessions(self, tenant: str) -> list[SessionInfo]:
+        found = [
+            SessionInfo(**s.info) for (t, sid), s in self._sessions.items() if t == tenant and self._live((t, sid))
+        ]
+        return sorted(found, key=lambda info: info["updated_at"], reverse=True)
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
+        session = self._live((tenant, session_id))
+        return SessionInfo(**session.info) if session else None
+
+    async def turns(self, tenant: str, session_id: str) -> list[TurnRecord]:
+        session = self._live((tenant, session_id))
+        return [dict(r) for r in session.records] if session else []
+
+    async def delete_session(self, tenant: str, session_id: str) -> bool:
+        live = self._live((tenant, session_id)) is not None
+        self._sessions.pop((tenant, session_id), None)
+        return live
+
+    async def purge_expired(self) -> list[tuple[str, str]]:
+        expired = [key for key in self._sessions if self._live(key) is None]
+        for key in expired:
+            del self._sessions[key]
+        return expired

@@ -1,0 +1,148 @@
+"""The session index on Redis, and the upkeep of each session's checkpointer keys.
+
+Keys (beside the checkpointer's `{prefix}:cp|blob|wr|idx:...`):
+
+    {prefix}:sessions:{tenant}              the tenant's session ids, scored by updated_at (sorted set)
+    {prefix}:session:{tenant}:{session}     created_at, updated_at, turns (hash)
+    {prefix}:turns:{tenant}:{session}       the turn records, oldest first, JSON (list)
+
+Expiry is sliding and Redis's own: every turn sets a fresh TTL on the session's keys and
+on every key of its checkpointer thread. The saver's own `ttl` is not used, as it is set
+only on the keys a write touches, so the checkpoint blobs of channels that did not change
+(a session's voice, say) would expire under a session still in use.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from langgraph_checkpoint_plainredis import AsyncRedisSaver
+
+from agent.sessions import Clock, SessionInfo, TurnRecord, session_cutoff
+
+__all__ = ["RedisSessionStore", "RedisThreadKeeper"]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisSessionStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        ttl_s: int | None = None,
+        max_turns: int = 50,
+        clock: Clock = time.time,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self.max_turns = max_turns
+        self._clock = clock
+
+    def _index(self, tenant: str) -> str:
+        return f"{self.prefix}:sessions:{tenant}"
+
+    def _info(self, tenant: str, session_id: str) -> str:
+        return f"{self.prefix}:session:{tenant}:{session_id}"
+
+    def _turns(self, tenant: str, session_id: str) -> str:
+        return f"{self.prefix}:turns:{tenant}:{session_id}"
+
+    async def record_turn(self, tenant: str, session_id: str, record: TurnRecord) -> None:
+        now = self._clock()
+        info, turns, index = self._info(tenant, session_id), self._turns(tenant, session_id), self._index(tenant)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(info, "created_at", now)
+            pipe.hset(info, mapping={"updated_at": now, "turns": int(record.get("turn", 0))})
+            pipe.rpush(turns, json.dumps(record))
+            pipe.ltrim(turns, -self.max_turns, -1)
+            pipe.zadd(index, {session_id: now})
+            if self.ttl_s:
+                for key in (info, turns, index):
+                    pipe.expire(key, self.ttl_s)
+            await pipe.execute()
+
+    async def list_sessions(self, tenant: str) -> list[SessionInfo]:
+        index = self._index(tenant)
+        cutoff = session_cutoff(self.ttl_s, self._clock())
+        if cutoff is not None:  # members outlive their session's keys: the index key lives while any does
+            await self.client.zremrangebyscore(index, "-inf", f"({cutoff}")
+        ids = [_text(m) for m in await self.client.zrevrange(index, 0, -1)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for session_id in ids:
+                pipe.hgetall(self._info(tenant, session_id))
+            found = await pipe.execute()
+        return [_parse(sid, raw) for sid, raw in zip(ids, found, strict=True) if raw]
+
+    async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
+        raw = await self.client.hgetall(self._info(tenant, session_id))
+        return _parse(session_id, raw) if raw else None
+
+    async def turns(self, tenant: str, session_id: str) -> list[TurnRecord]:
+        return [json.loads(r) for r in await self.client.lrange(self._turns(tenant, session_id), 0, -1)]
+
+    async def delete_session(self, tenant: str, session_id: str) -> bool:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._info(tenant, session_id), self._turns(tenant, session_id))
+            pipe.zrem(self._index(tenant), session_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def purge_expired(self) -> list[tuple[str, str]]:
+        return []  # Redis expires the keys itself; list_sessions drops stale index members
+
+
+def _parse(session_id: str, raw: dict[Any, Any]) -> SessionInfo:
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    return SessionInfo(
+        session_id=session_id,
+        created_at=float(fields.get("created_at", fields["updated_at"])),
+        updated_at=float(fields["updated_at"]),
+        turns=int(fields.get("turns", 0)),
+    )
+
+
+class RedisThreadKeeper:
+    """After each turn: drop the thread's older checkpoints and refresh the TTL of what is left.
+
+    Each checkpoint's messages blob holds the whole conversation, so keeping every
+    checkpoint would grow a session's keys with the square of its turns. The exact keys
+    come from the saver's own key planner (`_keys_to_delete`, pinned by the <0.2 version
+    cap), never from a SCAN of the keyspace.
+    """
+
+    def __init__(self, saver: AsyncRedisSaver, *, ttl_s: int | None = None, keep_checkpoints: int = 2) -> None:
+        self.saver = saver
+        self.ttl_s = ttl_s
+        self.keep = max(1, keep_checkpoints)
+
+    async def _keys(self, thread_id: str, cids: list[str]) -> set[str]:
+        if not cids:
+            return set()
+        found = await self.saver.client.mget([self.saver._key_checkpoint(thread_id, "", c) for c in cids])
+        payloads = [p.encode() if isinstance(p, str) else p for p in found]
+        return set(self.saver._keys_to_delete(thread_id, "", cids, payloads))
+
+    async def __call__(self, thread_id: str) -> None:
+        client = self.saver.client
+        index = self.saver._key_index(thread_id, "")
+        cids = [_text(m) for m in await client.zrange(index, 0, -1)]  # oldest first
+        old, kept = cids[: -self.keep], cids[-self.keep :]
+        kept_keys = await self._keys(thread_id, kept)
+        stale = (await self._keys(thread_id, old)) - kept_keys - {index}
+        async with client.pipeline(transaction=True) as pipe:
+            if old:
+                pipe.zrem(index, *old)
+            if stale:
+                pipe.delete(*stale)
+            if self.ttl_s:
+                for key in sorted(kept_keys):
+                    pipe.expire(key, self.ttl_s)
+            await pipe.execute()

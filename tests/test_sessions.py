@@ -1,0 +1,238 @@
+"""The session index (one contract, every store), its expiry, compaction, and one turn at a time.
+
+Every SessionStore runs the same checks: in memory, in SQLite, and on a private real
+redis-server. Expiry runs on an injected clock for the embedded stores and on Redis's
+own TTLs for Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from agent.compaction import compact
+from agent.context import AgentDeps
+from agent.locks import SessionBusyError
+from agent.memory import Memory, MemoryKind, open_memory
+from agent.runner import Agent, TurnRequest
+from agent.sessions import SessionStore
+from model.base import Message, ToolCall
+from model.testing import ScriptedPlanner, call, reply
+from tests.redis_server import running_redis
+from tools.base import Tool, ToolContext, ToolResult, ToolSpec
+from tools.registry import ToolRegistry
+
+pytestmark = pytest.mark.anyio
+
+KINDS: list[MemoryKind] = ["memory", "sqlite", "redis"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with running_redis() as url:
+        yield url
+
+
+@pytest.fixture(params=KINDS)
+async def memory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Memory]:
+    kind: MemoryKind = request.param
+    url = request.getfixturevalue("redis_url") if kind == "redis" else None
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    async with open_memory(kind, tmp_path / "m.sqlite", redis_url=url, redis_prefix=prefix, max_turns=3) as opened:
+        yield opened
+    if url:
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def _record(turn: int, answer: str = "ok") -> dict[str, Any]:
+    return {"session_id": "s", "turn": turn, "answer": answer, "at": time.time()}
+
+
+async def test_store_records_lists_and_deletes(memory: Memory) -> None:
+    store: SessionStore = memory.sessions
+    assert await store.list_sessions("a") == [] and await store.get_session("a", "s1") is None
+    await store.record_turn("a", "s1", _record(1))
+    await store.record_turn("a", "s2", _record(1))
+    await store.record_turn("b", "s1", _record(1, "tenant b"))
+    await store.record_turn("a", "s1", _record(2, "second"))
+    assert [s["session_id"] for s in await store.list_sessions("a")] == ["s1", "s2"]  # newest first
+    info = await store.get_session("a", "s1")
+    assert info is not None and info["turns"] == 2 and info["created_at"] <= info["updated_at"]
+    assert [r["answer"] for r in await store.turns("a", "s1")] == ["ok", "second"]
+    assert [r["answer"] for r in await store.turns("b", "s1")] == ["tenant b"]
+    assert await store.delete_session("a", "s1") is True
+    assert await store.delete_session("a", "s1") is False
+    assert await store.get_session("a", "s1") is None and await store.turns("a", "s1") == []
+    assert [s["session_id"] for s in await store.list_sessions("b")] == ["s1"]
+
+
+async def test_store_keeps_only_the_last_turns(memory: Memory) -> None:
+    for turn in range(1, 6):
+        await memory.sessions.record_turn("a", "long", _record(turn))
+    assert [r["turn"] for r in await memory.sessions.turns("a", "long")] == [3, 4, 5]
+    info = await memory.sessions.get_session("a", "long")
+    assert info is not None and info["turns"] == 5
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_embedded_sessions_expire_lazily_with_their_threads(kind: MemoryKind, tmp_path: Path) -> None:
+    clock = Clock()
+    async with open_memory(kind, tmp_path / "m.sqlite", ttl_s=60) as memory:
+        memory.sessions._clock = clock  # type: ignore[attr-defined]
+        planner = ScriptedPlanner([reply("Hi Ada."), reply("Hello again."), reply("Who?")])
+        agent = Agent.from_memory(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
+        await agent.run_turn(TurnRequest("s", text="My name is Ada.", speak=False))
+        clock.now += 50
+        second = await agent.run_turn(TurnRequest("s", text="Hello?", speak=False))
+        assert second.result["turn"] == 2  # 50 s idle < 60 s TTL, and the TTL slides
+        clock.now += 50
+        assert [s["session_id"] for s in await agent.list_sessions("local")] == ["s"]
+        clock.now += 61
+        assert await agent.list_sessions("local") == []
+        third = await agent.run_turn(TurnRequest("s", text="What is my name?", speak=False))
+    assert third.result["turn"] == 1
+    assert [m["content"] for m in planner.requests[-1].messages] == ["What is my name?"]
+
+
+async def test_sqlite_keeps_only_the_latest_checkpoints(tmp_path: Path) -> None:
+    async with open_memory("sqlite", tmp_path / "m.sqlite") as memory:
+        agent = Agent.from_memory(AgentDeps(planner=ScriptedPlanner(), registry=ToolRegistry([])), memory)
+        for i in range(5):
+            await agent.run_turn(TurnRequest("s", text=f"q{i}", speak=False))
+        conn = memory.checkpointer.conn  # type: ignore[attr-defined]
+        async with conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = 'local:s'") as cursor:
+            assert (await cursor.fetchone())[0] == 2
+        assert (await agent.history("local", "s")).values["turn"] == 5
+
+
+async def test_redis_session_and_thread_keys_slide_together(redis_url: str) -> None:
+    prefix = f"ttl-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_url)
+    async with open_memory("redis", redis_url=redis_url, redis_prefix=prefix, ttl_s=100) as memory:
+        planner = ScriptedPlanner([reply(f"answer {i}") for i in range(6)])
+        agent = Agent.from_memory(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
+        for i in range(6):
+            await agent.run_turn(TurnRequest("s", text=f"question {i}", speak=False))
+        keys = [k.decode() for k in client.scan_iter(match=f"{prefix}:*")]
+        per_session = [k for k in keys if not k.endswith((":threads", ":seq"))]
+        assert {k.split(":")[1] for k in per_session} >= {"cp", "blob", "idx", "session", "turns", "sessions"}
+        assert all(0 < client.ttl(k) <= 100 for k in per_session), {k: client.ttl(k) for k in per_session}
+        assert sum(k.split(":")[1] == "cp" for k in keys) == 2  # older checkpoints are pruned
+        assert client.zcard(f"{prefix}:idx:local:s:") == 2
+        assert await agent.delete_session("local", "s") is True
+    left = [k.decode() for k in client.scan_iter(match=f"{prefix}:*")]
+    client.delete(*[f"{prefix}:threads", f"{prefix}:seq"])
+    client.close()
+    assert not [k for k in left if not k.endswith((":threads", ":seq"))]
+
+
+async def test_redis_session_expires_after_its_ttl(redis_url: str) -> None:
+    prefix = f"exp-{uuid.uuid4().hex[:8]}"
+    async with open_memory("redis", redis_url=redis_url, redis_prefix=prefix, ttl_s=1) as memory:
+        planner = ScriptedPlanner([reply("Hi Ada."), reply("I do not know.")])
+        agent = Agent.from_memory(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
+        await agent.run_turn(TurnRequest("s", text="My name is Ada.", speak=False))
+        await asyncio.sleep(2.2)
+        assert await agent.list_sessions("local") == []
+        result = (await agent.run_turn(TurnRequest("s", text="What is my name?", speak=False))).result
+    assert result["turn"] == 1 and [m["content"] for m in planner.requests[-1].messages] == ["What is my name?"]
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*list(client.scan_iter(match=f"{prefix}:*")))
+    client.close()
+
+
+def _turn(i: int, *, cited: bool) -> list[Message]:
+    calls = [ToolCall(id=f"c{i}a", name="search", arguments={}), ToolCall(id=f"c{i}b", name="clock", arguments={})]
+    return [
+        Message(role="user", content=f"q{i}"),
+        Message(role="assistant", content="", tool_calls=calls),
+        Message(role="tool", content="[1] the spare key is under the mat", tool_call_id=f"c{i}a", name="search"),
+        Message(role="tool", content="It is noon.", tool_call_id=f"c{i}b", name="clock"),
+        Message(role="assistant", content="Under the mat [1]." if cited else "No idea."),
+    ]
+
+
+def test_compaction_trims_unseen_turns_and_keeps_cited_results() -> None:
+    history = [m for i in range(5) for m in _turn(i, cited=i % 2 == 0)]
+    kept = compact(history, full_turns=1, max_turns=4)
+    assert kept is not None
+    users = [m["content"] for m in kept if m["role"] == "user"]
+    assert users == ["q2", "q3", "q4"]  # the oldest dropped: with the new turn, 4 are stored
+    q2 = kept[: kept.index(next(m for m in kept if m["content"] == "q3"))]
+    assert [m["role"] for m in q2] == ["user", "assistant", "tool", "assistant"]
+    assert [c["id"] for c in q2[1]["tool_calls"]] == ["c2a"] and q2[2]["tool_call_id"] == "c2a"
+    q3 = kept[len(q2) : kept.index(next(m for m in kept if m["content"] == "q4"))]
+    assert [m["content"] for m in q3] == ["q3", "No idea."]  # nothing cited: no tool results kept
+    assert kept[-5:] == _turn(4, cited=True)  # the planner's window stays whole
+    assert compact(kept, full_turns=1, max_turns=4) is None  # compacting is idempotent
+
+
+async def test_stored_thread_is_bounded_through_the_graph() -> None:
+    planner = ScriptedPlanner([step for i in range(6) for step in (call("echo", word=f"w{i}"), reply(f"a{i} [1]"))])
+
+    async def echo(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        return ToolResult(f"[1] echo {arguments['word']}")
+
+    tool = Tool(ToolSpec("echo", "echo", {"type": "object"}, 5.0), echo)
+    async with open_memory("memory", max_turns=3) as memory:
+        deps = AgentDeps(planner=planner, registry=ToolRegistry([tool]), history_turns=1, max_stored_turns=3)
+        agent = Agent.from_memory(deps, memory)
+        for i in range(6):
+            await agent.run_turn(TurnRequest("s", text=f"q{i}", speak=False))
+        messages = (await agent.history("local", "s")).values["messages"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["q3", "q4", "q5"]
+    assert sum(m["role"] == "tool" for m in messages) == 3  # cited results survive the trim
+    assert [m["content"] for m in planner.requests[-1].messages][:1] == ["q4"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_second_concurrent_turn_is_refused(kind: MemoryKind, tmp_path: Path, request: Any) -> None:
+    url = request.getfixturevalue("redis_url") if kind == "redis" else None
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        started.set()
+        await release.wait()
+        return ToolResult("done")
+
+    tool = Tool(ToolSpec("slow", "waits", {"type": "object"}, 30.0), slow)
+    planner = ScriptedPlanner([call("slow"), reply("hi other"), reply("first answer")])
+    prefix = f"lock-{uuid.uuid4().hex[:8]}"
+    async with open_memory(kind, tmp_path / "m.sqlite", redis_url=url, redis_prefix=prefix) as memory:
+        agent = Agent.from_memory(AgentDeps(planner=planner, registry=ToolRegistry([tool])), memory)
+        first = asyncio.create_task(agent.run_turn(TurnRequest("s", text="one", speak=False)))
+        await started.wait()
+        with pytest.raises(SessionBusyError, match="already running a turn"):
+            await agent.run_turn(TurnRequest("s", text="two", speak=False))
+        other = await agent.run_turn(TurnRequest("other", text="hi", speak=False))  # other sessions run
+        release.set()
+        assert (await first).result["answer"] == "first answer"
+        assert other.result["turn"] == 1
+        sessions = await agent.get_session("local", "s")
+        assert sessions is not None and [r["transcript"] for r in sessions[1]] == ["one"]
+        await agent.delete_session("local", "s")
+        await agent.delete_session("local", "other")
+    if url:
+        client = redis.Redis.from_url(url)
+        assert not [k for k in client.scan_iter(match=f"{prefix}:lock:*")]  # released
+        client.delete(*list(client.scan_iter(match=f"{prefix}:*")))
+        client.close()
