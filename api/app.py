@@ -6,11 +6,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from api.compose import Services, open_services
+from api.errors import install_error_handlers
 from api.routes import health, knowledge_bases, sessions, turns
 from api.settings import Settings
 
@@ -38,14 +37,5 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = ope
     app.include_router(sessions.router)
     app.include_router(knowledge_bases.router)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return JSONResponse(status_code=422, content={"detail": problem})
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"detail": f"internal error ({type(exc).__name__})"})
-
+    install_error_handlers(app)
     return app

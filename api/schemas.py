@@ -52,15 +52,21 @@ class ToolCallPublic(BaseModel):
     error: str | None = None
 
 
-class TurnPublic(BaseModel):
-    session_id: str
+class TurnFields(BaseModel):
+    """What a turn answered: shared by the turn's response and the session's turn log."""
+
     turn: int
     transcript: str
     answer: str
     citations: list[CitationPublic]
     tool_calls: list[ToolCallPublic]
     voice: str | None
+    """The session voice after this turn; null: the default voice."""
     timings_ms: dict[str, float]
+
+
+class TurnPublic(TurnFields):
+    session_id: str
     audio_wav_b64: str | None = None
     """The spoken answer as a base64 WAV file; null when not spoken."""
     sample_rate: int | None = None
@@ -86,16 +92,9 @@ class SessionsPublic(BaseModel):
     """The caller's tenant's sessions, most recently updated first."""
 
 
-class SessionTurnPublic(BaseModel):
+class SessionTurnPublic(TurnFields):
     """A kept turn as it was answered (without its audio)."""
 
-    turn: int
-    transcript: str
-    answer: str
-    citations: list[CitationPublic]
-    tool_calls: list[ToolCallPublic]
-    voice: str | None
-    timings_ms: dict[str, float]
     at: datetime
 
 

@@ -77,6 +77,8 @@ def test_knowledge_base_lifecycle(base_url: str, tmp_path: Path, planner: Script
         only_bad = client.post("/v1/knowledge-bases/company/documents", files=[("files", ("x.exe", b"MZ"))])
         assert only_bad.status_code == 415 and "x.exe" in only_bad.json()["detail"]
         assert client.post("/v1/knowledge-bases/nope/documents", json=text).status_code == 404
+        untitled = client.post("/v1/knowledge-bases/company/documents", json={"text": "a fact"})
+        assert untitled.status_code == 422 and "title" in untitled.json()["detail"]
 
         found = client.post("/v1/knowledge-bases/company/search", json={"query": "VX-5520", "top_k": 3}).json()
         assert found["hits"][0]["doc_id"] == "facilities.pdf" and found["hits"][0]["knowledge_base"] == "company"

@@ -11,11 +11,12 @@ import asyncio
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from api.deps import ServicesDep, SettingsDep, TenantDep
+from api.errors import problem, validation_problem
 from api.kb_schemas import (
     DocumentPublic,
     FileOutcomePublic,
@@ -27,8 +28,6 @@ from api.kb_schemas import (
     SearchRequest,
     TextDocumentCreate,
 )
-from model.errors import InputError
-from retrieval.errors import BaseExistsError, BaseNotFoundError, DocumentNotFoundError, RetrievalError
 from retrieval.ingest import FileOutcome
 from retrieval.knowledge import KnowledgeStore
 from retrieval.search import Hit
@@ -46,22 +45,9 @@ MAX_FILES = 256
 _FAILURE_STATUS = {"unsupported": 415, "too_large": 413}
 
 
-def _problem(code: int, message: str) -> HTTPException:
-    return HTTPException(status_code=code, detail=message)
-
-
 async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking store call in a thread and map its errors to HTTP statuses."""
-    try:
-        return await asyncio.to_thread(function, *args, **kwargs)
-    except (BaseNotFoundError, DocumentNotFoundError) as exc:
-        raise _problem(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except BaseExistsError as exc:
-        raise _problem(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except InputError as exc:
-        raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except RetrievalError as exc:
-        raise _problem(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    """Run a blocking store call in a worker thread (its errors answer via api/errors.py)."""
+    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 def _hit(hit: Hit) -> SearchHitPublic:
@@ -94,7 +80,7 @@ async def list_knowledge_bases(services: ServicesDep, tenant: TenantDep) -> list
 @router.delete("/{kb}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
 async def delete_knowledge_base(kb: str, services: ServicesDep, tenant: TenantDep) -> Response:
     if not await _call(services.knowledge.delete_base, tenant, kb):
-        raise _problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=kb))
+        raise problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=kb))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -102,7 +88,7 @@ async def _upload(store: KnowledgeStore, tenant: str, kb: str, request: Request,
     form = await request.form(max_files=MAX_FILES, max_fields=16)
     uploads = [v for key in ("files", "file") for v in form.getlist(key) if isinstance(v, UploadFile)]
     if not uploads:
-        raise _problem(status.HTTP_400_BAD_REQUEST, NO_FILES)
+        raise problem(status.HTTP_400_BAD_REQUEST, NO_FILES)
     outcomes: list[FileOutcome] = []
     for upload in uploads:
         name = upload.filename or "upload"
@@ -126,23 +112,22 @@ async def add_documents(
     """
     store = services.knowledge
     if not await _call(store.has_base, tenant, kb):  # before any upload is read
-        raise _problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=kb))
+        raise problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=kb))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
             body = TextDocumentCreate.model_validate_json(await request.body())
         except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-            raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, problem) from exc
+            raise problem(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_problem(exc.errors())) from exc
         outcomes = [await _call(store.ingest_text, tenant, kb, body.text, title=body.title, doc_id=body.doc_id)]
     elif content_type == "multipart/form-data":
         outcomes = await _upload(store, tenant, kb, request, settings.max_upload_bytes)
     else:
-        raise _problem(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_BODY)
+        raise problem(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_BODY)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed and len(failed) == len(outcomes):
         code = _FAILURE_STATUS.get(failed[0].reason or "", status.HTTP_422_UNPROCESSABLE_CONTENT)
-        raise _problem(code, ALL_FAILED.format(problems="; ".join(o.error or o.doc_id for o in failed)))
+        raise problem(code, ALL_FAILED.format(problems="; ".join(o.error or o.doc_id for o in failed)))
     return IngestReportPublic(
         knowledge_base=kb,
         documents=[FileOutcomePublic.model_validate(asdict(o)) for o in outcomes],
@@ -169,7 +154,7 @@ async def _search(store: KnowledgeStore, tenant: str, bases: list[str] | None, b
     known = set(await _call(store.list_bases, tenant))
     missing = [b for b in bases or [] if b not in known]
     if missing:
-        raise _problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=missing[0]))
+        raise problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=missing[0]))
     hits = await _call(
         store.search, tenant, body.query, bases=bases, top_k=body.top_k, min_score=body.min_score, filters=body.filters
     )

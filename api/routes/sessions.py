@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 
-from agent.locks import SessionBusyError
-from agent.memory import MemoryUnavailableError
 from api.deps import AgentDep, TenantDep
+from api.errors import problem
 from api.schemas import SessionPublic, SessionsPublic, SessionSummary, SessionTurnPublic
-from model.errors import InputError
 
 __all__ = ["router"]
 
@@ -22,28 +20,20 @@ NOT_FOUND = "no session {session_id!r}"
 
 
 def _not_found(session_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND.format(session_id=session_id))
+    return problem(status.HTTP_404_NOT_FOUND, NOT_FOUND.format(session_id=session_id))
 
 
 @router.get("", responses={401: {}, 429: {}, 503: {}})
 async def list_sessions(agent: AgentDep, tenant: TenantDep) -> SessionsPublic:
     """The tenant's live sessions, most recently used first."""
-    try:
-        found = await agent.list_sessions(tenant)
-    except MemoryUnavailableError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    found = await agent.list_sessions(tenant)
     return SessionsPublic(sessions=[SessionSummary.model_validate(info) for info in found])
 
 
 @router.get("/{session_id}", responses={401: {}, 404: {}, 422: {}, 429: {}, 503: {}})
 async def get_session(session_id: str, agent: AgentDep, tenant: TenantDep) -> SessionPublic:
     """The session and its kept turns: transcript, answer, tool calls, citations, voice."""
-    try:
-        found = await agent.get_session(tenant, session_id)
-    except InputError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except MemoryUnavailableError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    found = await agent.get_session(tenant, session_id)
     if found is None:
         raise _not_found(session_id)
     info, records = found
@@ -61,14 +51,7 @@ async def get_session(session_id: str, agent: AgentDep, tenant: TenantDep) -> Se
 )
 async def delete_session(session_id: str, agent: AgentDep, tenant: TenantDep) -> Response:
     """Forget the session: its conversation and its turn log."""
-    try:
-        deleted = await agent.delete_session(tenant, session_id)
-    except InputError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except SessionBusyError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except MemoryUnavailableError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    deleted = await agent.delete_session(tenant, session_id)
     if not deleted:
         raise _not_found(session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,59 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from agent.locks import SessionBusyError
-from agent.memory import MemoryUnavailableError
 from agent.runner import TurnOutput, TurnRequest, validate_session_id
 from api.deps import AgentDep, SettingsDep, TenantDep
+from api.errors import problem, validation_problem
 from api.schemas import TurnCreate, TurnPublic
 from api.settings import Settings
 from model.audio import decode_audio, encode_wav
-from model.errors import AudioTooLongError, InputError, PlannerError
 
 router = APIRouter(prefix="/v1/sessions", tags=["turns"])
-log = logging.getLogger(__name__)
 
 TOO_LARGE = "upload is larger than {limit} bytes"
 UNSUPPORTED = "send application/json with a 'text' field, or multipart/form-data with an 'audio' file"
 NO_AUDIO = "multipart turn needs an 'audio' file part"
-PLANNER_FAILED = "the planner failed to answer: {reason}"
-
-
-def _bad(code: int, message: str) -> HTTPException:
-    return HTTPException(status_code=code, detail=message)
 
 
 async def _parse(request: Request, session_id: str, tenant: str, settings: Settings) -> TurnRequest:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
-        raise _bad(status.HTTP_413_CONTENT_TOO_LARGE, TOO_LARGE.format(limit=settings.max_upload_bytes))
+        raise problem(status.HTTP_413_CONTENT_TOO_LARGE, TOO_LARGE.format(limit=settings.max_upload_bytes))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
             body = TurnCreate.model_validate_json(await request.body())
         except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-            raise _bad(status.HTTP_422_UNPROCESSABLE_CONTENT, problem) from exc
+            raise problem(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_problem(exc.errors())) from exc
         kbs = tuple(body.knowledge_bases) if body.knowledge_bases is not None else None
         return TurnRequest(session_id, text=body.text, tenant=tenant, speak=body.speak, knowledge_bases=kbs)
     if content_type != "multipart/form-data":
-        raise _bad(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED)
+        raise problem(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED)
     form = await request.form(max_files=1, max_fields=16)
     upload = form.get("audio")
     if not isinstance(upload, UploadFile):
-        raise _bad(status.HTTP_400_BAD_REQUEST, NO_AUDIO)
+        raise problem(status.HTTP_400_BAD_REQUEST, NO_AUDIO)
     data = await upload.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
-        raise _bad(status.HTTP_413_CONTENT_TOO_LARGE, TOO_LARGE.format(limit=settings.max_upload_bytes))
+        raise problem(status.HTTP_413_CONTENT_TOO_LARGE, TOO_LARGE.format(limit=settings.max_upload_bytes))
     if not data:
-        raise _bad(status.HTTP_400_BAD_REQUEST, "the 'audio' file is empty")
+        raise problem(status.HTTP_400_BAD_REQUEST, "the 'audio' file is empty")
     audio = await asyncio.to_thread(decode_audio, data, max_seconds=settings.max_audio_seconds)
     speak = str(form.get("speak", "true")).lower() not in {"false", "0", "no"}
     kbs = tuple(str(v) for v in form.getlist("knowledge_bases")) or None
@@ -76,22 +66,9 @@ async def create_turn(
     session_id: str, request: Request, agent: AgentDep, settings: SettingsDep, tenant: TenantDep
 ) -> TurnPublic:
     """Run one turn: the answer, its citations and tool calls, and the spoken reply."""
-    try:
-        validate_session_id(session_id)
-        turn = await _parse(request, session_id, tenant, settings)
-        output = await agent.run_turn(turn)
-    except AudioTooLongError as exc:
-        raise _bad(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
-    except InputError as exc:
-        raise _bad(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except PlannerError as exc:
-        log.exception("planner failed")
-        raise _bad(status.HTTP_503_SERVICE_UNAVAILABLE, PLANNER_FAILED.format(reason=exc)) from exc
-    except SessionBusyError as exc:
-        raise _bad(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except MemoryUnavailableError as exc:
-        log.warning("turn refused: %s", exc)
-        raise _bad(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    validate_session_id(session_id)
+    turn = await _parse(request, session_id, tenant, settings)
+    output = await agent.run_turn(turn)
     return _public(output)
 
 

@@ -1,0 +1,72 @@
+"""How our typed errors answer over HTTP: one table, in one place, for every route.
+
+Lower layers raise VoicegraphError subclasses and know nothing of HTTP; this maps them to
+statuses. The table is ordered and the first match wins, like a chain of `except`
+clauses: an error may be both a RetrievalError and an InputError (a bad base name), and
+being the caller's fault comes first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from agent.locks import SessionBusyError
+from agent.memory import MemoryUnavailableError
+from model.errors import AudioTooLongError, InputError, PlannerError, VoicegraphError
+from retrieval.errors import BaseExistsError, BaseNotFoundError, DocumentNotFoundError, RetrievalError
+
+__all__ = ["STATUS_BY_ERROR", "install_error_handlers", "problem", "validation_problem"]
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: Sequence[tuple[type[VoicegraphError], int]] = (
+    (AudioTooLongError, 413),
+    (BaseNotFoundError, 404),
+    (DocumentNotFoundError, 404),
+    (BaseExistsError, 409),
+    (SessionBusyError, 409),
+    (InputError, 422),
+    (PlannerError, 503),
+    (MemoryUnavailableError, 503),
+    (RetrievalError, 503),
+)
+PLANNER_FAILED = "the planner failed to answer: {error}"
+INTERNAL = "internal error ({name})"
+
+
+def problem(code: int, message: str) -> HTTPException:
+    """An HTTP error with a message that says what is wrong (routes raise these)."""
+    return HTTPException(status_code=code, detail=message)
+
+
+def validation_problem(errors: Sequence[Any]) -> str:
+    """Pydantic's errors as one line: `field.path: what is wrong; ...`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VoicegraphError)
+    async def _ours(request: Request, exc: VoicegraphError) -> JSONResponse:
+        code = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
+        if code >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+        if code == 500:
+            message = INTERNAL.format(name=type(exc).__name__)
+        else:
+            message = PLANNER_FAILED.format(error=exc) if isinstance(exc, PlannerError) else str(exc)
+        return JSONResponse(status_code=code, content={"detail": message})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": validation_problem(exc.errors())})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"detail": INTERNAL.format(name=type(exc).__name__)})
