@@ -29,6 +29,7 @@ from api.settings import Settings
 from model.asr import WhisperASR
 from model.audio import SAMPLE_RATE, resample
 from tests.http_server import running_server
+from tests.redis_server import free_port, running_redis
 from tests.speech import piper_wav
 
 pytestmark = pytest.mark.real
@@ -130,3 +131,26 @@ def test_memory_survives_a_restart_of_the_process(tmp_path: Path, data_dir: Path
     assert result["turn"] == 2
     assert "ada" in result["answer"].lower(), result["answer"]
     assert result["audio_path"] and Path(result["audio_path"]).stat().st_size > 10_000
+
+
+def test_tenant_memory_on_redis_survives_restarts_with_the_real_model(tmp_path: Path, data_dir: Path) -> None:
+    """With keys and Redis: "My name is Ada", the service and Redis restart, and the answer knows."""
+    port, aof = free_port(), tmp_path / "redis"
+    aof.mkdir()
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model_dir=data_dir,
+        redis_url=f"redis://127.0.0.1:{port}/0",  # type: ignore[arg-type]
+        api_keys="key-a:acme,key-b:globex",  # type: ignore[arg-type]
+        speak=False,
+    )
+    answers = []
+    for key, text in (("key-a", "My name is Ada."), ("key-a", "What is my name?"), ("key-b", "What is my name?")):
+        with running_redis(port, aof), running_server(create_app(settings)) as url:
+            response = httpx.post(
+                f"{url}/v1/sessions/ada/turns", json={"text": text}, headers={"X-API-Key": key}, timeout=600
+            )
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+    assert answers[1]["turn"] == 2 and "ada" in answers[1]["answer"].lower(), answers[1]["answer"]
+    assert answers[2]["turn"] == 1 and "ada" not in answers[2]["answer"].lower(), answers[2]["answer"]
