@@ -12,11 +12,11 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from api.bodies import json_body, media_type
 from api.deps import ServicesDep, SettingsDep, TenantDep
-from api.errors import problem, validation_problem
+from api.errors import problem
 from api.kb_schemas import (
     DocumentPublic,
     FileOutcomePublic,
@@ -113,12 +113,9 @@ async def add_documents(
     store = services.knowledge
     if not await _call(store.has_base, tenant, kb):  # before any upload is read
         raise problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=kb))
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type == "application/json":
-        try:
-            body = TextDocumentCreate.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise problem(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_problem(exc.errors())) from exc
+        body = await json_body(request, TextDocumentCreate)
         outcomes = [await _call(store.ingest_text, tenant, kb, body.text, title=body.title, doc_id=body.doc_id)]
     elif content_type == "multipart/form-data":
         outcomes = await _upload(store, tenant, kb, request, settings.max_upload_bytes)

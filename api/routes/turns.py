@@ -7,12 +7,12 @@ import base64
 from typing import Any
 
 from fastapi import APIRouter, Request, status
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from agent.runner import TurnOutput, TurnRequest, validate_session_id
+from api.bodies import json_body, media_type
 from api.deps import AgentDep, SettingsDep, TenantDep
-from api.errors import problem, validation_problem
+from api.errors import problem
 from api.schemas import TurnCreate, TurnPublic
 from api.settings import Settings
 from model.audio import decode_audio, encode_wav
@@ -28,12 +28,9 @@ async def _parse(request: Request, session_id: str, tenant: str, settings: Setti
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
         raise problem(status.HTTP_413_CONTENT_TOO_LARGE, TOO_LARGE.format(limit=settings.max_upload_bytes))
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type == "application/json":
-        try:
-            body = TurnCreate.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise problem(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_problem(exc.errors())) from exc
+        body = await json_body(request, TurnCreate)
         kbs = tuple(body.knowledge_bases) if body.knowledge_bases is not None else None
         return TurnRequest(session_id, text=body.text, tenant=tenant, speak=body.speak, knowledge_bases=kbs)
     if content_type != "multipart/form-data":
