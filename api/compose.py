@@ -38,6 +38,8 @@ class Services:
     """How long each part took to build, for the benchmark and the logs."""
     rate_limiter: RateLimiter | None = None
     """Requests per API key per minute; None: unlimited."""
+    tenant_keys: dict[str, str] = field(default_factory=dict)
+    """API key -> tenant, parsed once from the settings; empty: one local tenant."""
 
 
 def _timed(load_seconds: dict[str, float], name: str, started: float) -> None:
@@ -135,5 +137,6 @@ async def open_services(
             knowledge=knowledge,
             load_seconds=loads,
             rate_limiter=_rate_limiter(settings, memory),
+            tenant_keys=settings.tenant_keys(),
         )
     await planner.aclose()

@@ -58,7 +58,7 @@ def _match(presented: str, keys: dict[str, str]) -> str | None:
 async def get_tenant(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
     """The caller's tenant: the configured key's, or the one local tenant when no keys are configured."""
     settings = services.settings
-    keys = settings.tenant_keys()
+    keys = services.tenant_keys
     caller = f"tenant:{settings.tenant}"
     tenant = settings.tenant
     if keys:
