@@ -8,13 +8,10 @@ produced them, so no tool message loses its call); planning chatter and uncited 
 
 from __future__ import annotations
 
-import re
-
-from model.base import Message, ToolCall
+from model.base import Message, ToolCall, message_text
+from tools.base import CITATION_MARKER
 
 __all__ = ["compact", "split_turns", "trim_turn"]
-
-_MARKER = re.compile(r"\[(\d+)\]")
 
 
 def split_turns(messages: list[Message]) -> list[list[Message]]:
@@ -27,19 +24,14 @@ def split_turns(messages: list[Message]) -> list[list[Message]]:
     return turns
 
 
-def _text(message: Message) -> str:
-    content = message.get("content")
-    return content if isinstance(content, str) else ""
-
-
 def trim_turn(turn: list[Message]) -> list[Message]:
     """The user message, the cited tool results with their calls, and the final answer."""
     answers = [m for m in turn if m["role"] == "assistant" and not m.get("tool_calls")]
     if turn[0]["role"] != "user" or not answers:
         return turn
     final = answers[-1]
-    cited = set(_MARKER.findall(_text(final)))
-    results = [m for m in turn if m["role"] == "tool" and cited & set(_MARKER.findall(_text(m)))]
+    cited = set(CITATION_MARKER.findall(message_text(final)))
+    results = [m for m in turn if m["role"] == "tool" and cited & set(CITATION_MARKER.findall(message_text(m)))]
     kept: list[Message] = [turn[0]]
     if results:
         ids = {m.get("tool_call_id") for m in results}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 import time
 from typing import Any, Literal
 
@@ -20,14 +19,13 @@ from agent.state import AgentState, Replace
 from model.audio import SAMPLE_RATE, encode_wav
 from model.base import AudioPart, Message, PlanRequest, SpeechChunk, TextDelta, TextPart, ToolCall, ToolCallEvent
 from model.errors import InputError, PlannerError
-from tools.base import Citation
+from tools.base import CITATION_MARKER, Citation
 from tools.runtime import execute_calls
 
 __all__ = ["act", "listen", "plan", "route_after_plan", "speak"]
 
 NO_SPEECH = "no speech was found in the audio"
 NO_ANSWER = "Sorry, I don't have an answer to that."
-_MARKER = re.compile(r"\[(\d+)\]")
 
 
 def _ms(started: float) -> float:
@@ -140,7 +138,7 @@ def _renumber(content: str, citations: list[Citation], first: int) -> tuple[str,
     """Give a result's citations turn-wide numbers, rewriting its [n] markers to match."""
     mapping = {c["id"]: str(first + i) for i, c in enumerate(citations)}
     renumbered = [Citation(**{**c, "id": mapping[c["id"]]}) for c in citations]
-    text = _MARKER.sub(lambda m: f"[{mapping.get(m.group(1), m.group(1))}]", content)
+    text = CITATION_MARKER.sub(lambda m: f"[{mapping.get(m.group(1), m.group(1))}]", content)
     return text, renumbered
 
 

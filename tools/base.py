@@ -7,6 +7,7 @@ updates to session state (the session voice, for audio search).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, Protocol, TypedDict
@@ -15,6 +16,7 @@ from model.base import ToolSpecDict
 from model.errors import VoicegraphError
 
 __all__ = [
+    "CITATION_MARKER",
     "Citation",
     "Tool",
     "ToolContext",
@@ -27,6 +29,10 @@ __all__ = [
 
 class ToolError(VoicegraphError):
     """Raised by a handler to tell the model why the call failed; the message goes to the model."""
+
+
+CITATION_MARKER = re.compile(r"\[(\d+)\]")
+"""How text cites a source: "[n]", n being the citation's id. Tools number their passages so."""
 
 
 class Citation(TypedDict):
