@@ -34,6 +34,7 @@ __all__ = [
     "ToolCallEvent",
     "ToolSpecDict",
     "Usage",
+    "Vocoder",
     "message_text",
 ]
 
@@ -65,6 +66,9 @@ class Message(TypedDict):
     """Tool messages only: the call this message answers."""
     name: NotRequired[str]
     """Tool messages only: the tool's name."""
+    speech_tokens: NotRequired[list[int]]
+    """Assistant messages of a speech-native planner: the speech tokens it spoke, as written
+    (padding included), so that its history can re-send its own speech (Step-Audio 2)."""
 
 
 class ToolSpecDict(TypedDict):
@@ -145,6 +149,23 @@ class Planner(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release what the backend holds (connections, GPU memory)."""
+
+
+class Vocoder(ABC):
+    """Speech tokens to audio for planners that speak in tokens. Implementations: token2wav
+    over HTTP (model/vocoder.py).
+
+    The prompt clip sets the timbre: token2wav copies the voice of the clip it is given, so
+    the session voice reaches a speech-native planner's answer through here.
+    """
+
+    name: str
+    sample_rate: int
+    """The rate of the audio `vocode` returns."""
+
+    @abstractmethod
+    async def vocode(self, tokens: Sequence[int], prompt_wav: bytes | None = None) -> np.ndarray:
+        """Float32 mono audio at `sample_rate`; `prompt_wav` None is the backend's default voice."""
 
 
 class SpeechRecognizer(ABC):

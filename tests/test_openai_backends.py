@@ -1,0 +1,90 @@
+"""The served text backends against a loopback OpenAI-compatible server: what they send for
+a forced step and a native one, and how calls come back (text, whole, streamed deltas)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from model.base import Message, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict
+from model.cascade import FORCED_PREFIX
+from model.errors import PlannerError
+from model.openai_engine import OpenAIEngine
+from model.openai_planner import OpenAIPlanner
+from model.tool_stream import TaggedTextSplitter
+from tests.http_server import running_server
+from tests.openai_fake import FakeServer, Reply
+
+CLOCK = ToolSpecDict(name="get_date_time", description="Time.", parameters={"type": "object", "properties": {}})
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[FakeServer, str]]:
+    fake = FakeServer()
+    with running_server(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake(served: tuple[FakeServer, str]) -> FakeServer:
+    served[0].replies.clear()
+    served[0].requests.clear()
+    return served[0]
+
+
+def test_a_forced_step_is_continued_by_the_server_and_parsed_by_us(
+    fake: FakeServer, served: tuple[FakeServer, str]
+) -> None:
+    fake.replies.append(Reply(text='get_date_time", "arguments": {}}</tool_call>'))
+    engine = OpenAIEngine(f"{served[1]}/v1", "qwen", api_key="k")
+    completion = engine.generate([{"role": "user", "content": "time?"}], tools=[CLOCK], prefix=FORCED_PREFIX)
+    assert completion.text.startswith("get_date_time") and completion.prompt_tokens == 11
+    [body] = fake.requests
+    assert body["messages"][-1] == {"role": "assistant", "content": FORCED_PREFIX}
+    assert body["continue_final_message"] is True and body["tool_choice"] == "none" and body["temperature"] == 0.0
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_calls_the_server_parsed_come_back_as_tagged_text(
+    fake: FakeServer, served: tuple[FakeServer, str], streamed: bool
+) -> None:
+    fake.replies.append(Reply(calls=[("get_date_time", {"timezone": "UTC"})]))
+    engine = OpenAIEngine(f"{served[1]}/v1", "qwen")
+    messages = [{"role": "user", "content": "time?"}]
+    if streamed:
+        stream = engine.stream(messages, tools=[CLOCK])
+        text = "".join(stream)
+    else:
+        text = engine.generate(messages, tools=[CLOCK]).text
+    assert text == '<tool_call>\n{"name": "get_date_time", "arguments": {"timezone": "UTC"}}\n</tool_call>'
+    assert fake.requests[0]["tool_choice"] == "auto" and fake.requests[0]["stream"] is streamed
+
+
+def test_the_native_planner_reads_calls_written_in_text_too(fake: FakeServer, served: tuple[FakeServer, str]) -> None:
+    fake.replies.append(Reply(text='Checking. <tool_call>{"name": "get_date_time", "arguments": {}}</tool_call>'))
+    planner = OpenAIPlanner(f"{served[1]}/v1", "qwen")
+
+    async def run() -> list[object]:
+        try:
+            return [e async for e in planner.plan(PlanRequest([Message(role="user", content="time?")], [CLOCK]))]
+        finally:
+            await planner.aclose()
+
+    events = asyncio.run(run())
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)).strip() == "Checking."
+    assert [e.call["name"] for e in events if isinstance(e, ToolCallEvent)] == ["get_date_time"]
+
+
+def test_an_unreachable_server_is_a_planner_error() -> None:
+    with pytest.raises(PlannerError, match="cannot be reached"):
+        OpenAIEngine("http://127.0.0.1:9/v1", "qwen", timeout_s=2).generate([{"role": "user", "content": "hi"}])
+
+
+def test_the_splitter_never_lets_a_tag_out_whatever_the_split() -> None:
+    text = "Sure <b> a<tool_call>function\nx\n{}</tool_call> done <audio_5>"
+    for size in (1, 2, 3, 7):
+        splitter = TaggedTextSplitter()
+        out = "".join(splitter.feed(text[i : i + size]) for i in range(0, len(text), size)) + splitter.finish()
+        assert out == "Sure <b> a done <audio_5>" and splitter.bodies == ["function\nx\n{}"]
