@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
-from tools.base import ToolContext
+from tools.base import Tool, ToolContext
 from tools.registry import ToolRegistry
+from tools.runtime import DEFAULT_MAX_CONCURRENCY
 
 if TYPE_CHECKING:
     from agent.speech import SentenceSpeaker
@@ -42,6 +43,15 @@ class AgentDeps:
     """How many earlier turns the planner is shown."""
     max_stored_turns: int | None = None
     """Turns a session keeps (older ones dropped, unseen ones trimmed); None: every turn."""
+    tenant_tools: Callable[[str], list[Tool]] | None = None
+    """The tools a tenant registered itself (HTTP, MCP), added to `registry` for its turns."""
+    max_tool_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    """Calls of one planning step that may run at the same time."""
+
+    def registry_for(self, tenant: str) -> ToolRegistry:
+        """`registry` plus the tenant's own tools, fixed for the length of a turn."""
+        extra = self.tenant_tools(tenant) if self.tenant_tools else []
+        return self.registry.overlay(extra) if extra else self.registry
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,14 @@ class TurnContext:
     knowledge_bases: tuple[str, ...] | None = None
     speaker: SentenceSpeaker | None = None
     """Speaks the answer as it streams in; None when the turn is not spoken."""
+    registry: ToolRegistry | None = None
+    """This turn's tools (the deps' plus the tenant's); None: the deps' registry alone."""
+    voice: str | None = None
+    """A voice the request asked for, the session voice from this turn on; "" the default; None: unchanged."""
+
+    @property
+    def tools(self) -> ToolRegistry:
+        return self.registry if self.registry is not None else self.deps.registry
 
     def tool_context(self) -> ToolContext:
         return ToolContext(tenant=self.tenant, session_id=self.session_id, knowledge_bases=self.knowledge_bases)

@@ -17,7 +17,17 @@ from agent.compaction import compact
 from agent.context import TurnContext
 from agent.state import AgentState, Replace
 from model.audio import SAMPLE_RATE, encode_wav
-from model.base import AudioPart, Message, PlanRequest, SpeechChunk, TextDelta, TextPart, ToolCall, ToolCallEvent
+from model.base import (
+    AudioPart,
+    Message,
+    PlanRequest,
+    SpeechChunk,
+    SpeechTokens,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallEvent,
+)
 from model.errors import InputError, PlannerError
 from tools.base import CITATION_MARKER, Citation
 from tools.runtime import execute_calls
@@ -68,12 +78,15 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
         kept = compact(state.get("messages") or [], full_turns=deps.history_turns, max_turns=deps.max_stored_turns)
         if kept is not None:
             added.insert(0, Replace(replace=kept))
-    return {
+    update: dict[str, Any] = {
         "messages": added,
         "turn": (state.get("turn") or 0) + 1,
         "transcript": transcript,
         "timings_ms": _add_time(state, "asr", _ms(started)) if ctx.audio is not None else state["timings_ms"],
     }
+    if ctx.voice is not None:  # the request chose a voice: "" is back to the default
+        update["voice"] = ctx.voice or None
+    return update
 
 
 def _recent(messages: list[Message], earlier_turns: int) -> list[Message]:
@@ -91,17 +104,18 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     can_call = state["rounds"] < deps.max_tool_rounds
     request = PlanRequest(
         messages=_recent(state["messages"], deps.history_turns),
-        tools=deps.registry.declarations() if can_call else [],
+        tools=ctx.tools.declarations() if can_call else [],
         speak=ctx.speak,
         voice=state.get("voice"),
     )
     text: list[str] = []
     calls: list[ToolCall] = []
-    spoke = state["spoke"]
+    speech_tokens: list[int] = []
+    spoke = False
     # A speech-native planner's text is spoken by the planner itself (or, failing that, by
     # the speak node once the step is over); a cascade's text is spoken as it streams.
     speaker = ctx.speaker if not deps.planner.speech_native else None
-    speaking_before = speaker.busy_ms if speaker else 0.0
+    speaking_before = ctx.speaker.busy_ms if ctx.speaker else 0.0
     async for event in deps.planner.plan(request):
         if isinstance(event, TextDelta):
             text.append(event.text)
@@ -114,11 +128,19 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         elif isinstance(event, SpeechChunk) and ctx.speak:
             spoke = True
             runtime.stream_writer({"type": "audio", "audio": event.audio, "sample_rate": event.sample_rate})
+        elif isinstance(event, SpeechTokens):
+            speech_tokens.extend(event.tokens)
     answer = "".join(text).strip()
     message = Message(role="assistant", content=answer)
     if calls:
         message["tool_calls"] = calls
-    speaking_ms = speaker.busy_ms - speaking_before if speaker else 0.0  # counted under "speak"
+    if speech_tokens:  # the model hears its own speech in later steps (Step-Audio 2's history)
+        message["speech_tokens"] = speech_tokens
+    if calls and answer and not spoke and deps.planner.speech_native and ctx.speaker:
+        # The line it says before a call ("Let me check.") is heard while the tool runs.
+        await ctx.speaker.feed(answer, state.get("voice"), runtime.stream_writer)
+        await ctx.speaker.flush(state.get("voice"), runtime.stream_writer)
+    speaking_ms = ctx.speaker.busy_ms - speaking_before if ctx.speaker else 0.0  # counted under "speak"
     update: dict[str, Any] = {
         "messages": [message],
         "pending": calls,
@@ -146,7 +168,9 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
     """Run the pending calls concurrently; their results become tool messages."""
     ctx = runtime.context
     started = time.perf_counter()
-    outcomes = await execute_calls(state["pending"], ctx.deps.registry, ctx.tool_context())
+    outcomes = await execute_calls(
+        state["pending"], ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency
+    )
     citations = list(state["citations"])
     messages: list[Message] = []
     voice = state.get("voice")

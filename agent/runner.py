@@ -70,6 +70,8 @@ class TurnRequest:
     tenant: str = "local"
     speak: bool = True
     knowledge_bases: tuple[str, ...] | None = None
+    voice: str | None = None
+    """Speak in this voice from this turn on ("": the default voice); None keeps the session's."""
 
 
 class TurnResult(TypedDict):
@@ -194,6 +196,8 @@ class Agent:
             speak=request.speak,
             knowledge_bases=request.knowledge_bases,
             speaker=SentenceSpeaker(self.deps.tts) if request.speak and self.deps.tts else None,
+            registry=self.deps.registry_for(request.tenant),
+            voice=request.voice,
         )
         before = await self.graph.aget_state(config)
         started = time.perf_counter()

@@ -7,18 +7,20 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agent.context import AgentDeps, VoiceActivityDetector
 from agent.memory import Memory, open_memory
 from agent.runner import Agent
 from api.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from api.settings import Settings
+from api.tooling import open_tools
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
+from model.step_audio2 import VoiceClip
 from retrieval.embedder import MiniLMEmbedder
 from retrieval.knowledge import KnowledgeStore
-from tools.builtin.date_time import date_time_tool
-from tools.builtin.knowledge import knowledge_search_tool
+from tools.base import Tool
+from tools.custom import TenantTools
 from tools.registry import ToolRegistry
 
 __all__ = ["DEFAULT_KB", "Services", "open_knowledge", "open_services"]
@@ -39,6 +41,8 @@ class Services:
     rate_limiter: RateLimiter | None = None
     """Requests per API key per minute; None: unlimited."""
     tenant_keys: dict[str, str] = field(default_factory=dict)
+    tenant_tools: TenantTools | None = None
+    """The HTTP tools and MCP servers tenants registered at run time."""
     """API key -> tenant, parsed once from the settings; empty: one local tenant."""
 
 
@@ -67,10 +71,37 @@ def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -
     return KnowledgeStore.from_path(settings.chroma_path, embedder, **options)
 
 
-def build_planner(settings: Settings) -> Planner:
-    """The default cascade planner on the packaged Qwen2.5-Coder-1.5B-Instruct."""
-    from model.assets import prepare_planner_model
+def build_planner(settings: Settings, *, voice_clip: VoiceClip | None = None) -> Planner:
+    """The planner `settings.planner` names: the packaged cascade (default), Step-Audio 2 on
+    its server (with token2wav when `vocoder_url` is set), or a served text model.
+
+    `voice_clip` resolves the session voice to a WAV clip for Step-Audio 2 (the vocoder's
+    prompt); None until the voice library provides clips.
+    """
     from model.cascade import CascadePlanner
+
+    api_key = settings.planner_api_key.get_secret_value() if settings.planner_api_key else None
+    if settings.planner == "step-audio-2":
+        from model.step_audio2 import StepAudio2Planner
+        from model.vocoder import HttpToken2Wav
+
+        vocoder = HttpToken2Wav(str(settings.vocoder_url)) if settings.vocoder_url else None
+        return StepAudio2Planner(
+            str(settings.planner_url),
+            settings.planner_model or "step-audio-2-mini",
+            api_key=api_key,
+            vocoder=vocoder,
+            voice_clip=voice_clip,
+        )
+    if settings.planner == "openai":
+        from model.openai_engine import OpenAIEngine
+        from model.openai_planner import OpenAIPlanner
+
+        url, model = str(settings.planner_url), settings.planner_model or ""
+        if settings.planner_tool_choice == "forced":
+            return CascadePlanner(OpenAIEngine(url, model, api_key=api_key))
+        return OpenAIPlanner(url, model, api_key=api_key)
+    from model.assets import prepare_planner_model
     from model.llm import load_engine
 
     return CascadePlanner(load_engine(prepare_planner_model(settings.models_root), device=settings.device))
@@ -99,7 +130,7 @@ async def open_services(
         report = knowledge.ingest_folder(settings.tenant, DEFAULT_KB, settings.kb_dir)
         log.info("knowledge base %r: %s", DEFAULT_KB, report)
     _timed(loads, "knowledge", started)
-    registry = ToolRegistry([date_time_tool(), knowledge_search_tool(knowledge)])
+    extra_tools: list[Tool] = []
     if planner is None:
         started = time.perf_counter()
         planner = build_planner(settings)
@@ -114,23 +145,28 @@ async def open_services(
         _timed(loads, "tts", started)
     deps = AgentDeps(
         planner=planner,
-        registry=registry,
+        registry=ToolRegistry(),  # replaced below, once the tools are open
         asr=asr,
         tts=tts,
         vad=vad or SileroVAD(),
         max_tool_rounds=settings.max_tool_rounds,
         history_turns=settings.history_turns,
         max_stored_turns=settings.max_stored_turns,
+        max_tool_concurrency=settings.tool_concurrency,
     )
     redis_url = str(settings.redis_url) if settings.redis_url else None
-    async with open_memory(
-        settings.memory_kind,
-        settings.sqlite_path,
-        redis_url=redis_url,
-        redis_prefix=settings.redis_prefix,
-        ttl_s=settings.session_ttl_s,
-        max_turns=settings.max_stored_turns,
-    ) as memory:
+    async with (
+        open_memory(
+            settings.memory_kind,
+            settings.sqlite_path,
+            redis_url=redis_url,
+            redis_prefix=settings.redis_prefix,
+            ttl_s=settings.session_ttl_s,
+            max_turns=settings.max_stored_turns,
+        ) as memory,
+        open_tools(settings, knowledge, extra_tools) as tooling,
+    ):
+        deps = replace(deps, registry=tooling.registry, tenant_tools=tooling.tenant_tools.tools_for)
         yield Services(
             settings=settings,
             agent=Agent.from_memory(deps, memory),
@@ -138,5 +174,6 @@ async def open_services(
             load_seconds=loads,
             rate_limiter=_rate_limiter(settings, memory),
             tenant_keys=settings.tenant_keys(),
+            tenant_tools=tooling.tenant_tools,
         )
     await planner.aclose()

@@ -20,6 +20,7 @@ from agent.locks import SessionBusyError
 from agent.memory import MemoryUnavailableError
 from model.errors import AudioTooLongError, InputError, PlannerError, VoicegraphError
 from retrieval.errors import BaseExistsError, BaseNotFoundError, DocumentNotFoundError, RetrievalError
+from tools.errors import ToolExistsError, ToolNotFoundError, ToolSourceError
 
 __all__ = ["STATUS_BY_ERROR", "install_error_handlers", "problem", "validation_problem"]
 
@@ -31,6 +32,9 @@ STATUS_BY_ERROR: Sequence[tuple[type[VoicegraphError], int]] = (
     (DocumentNotFoundError, 404),
     (BaseExistsError, 409),
     (SessionBusyError, 409),
+    (ToolNotFoundError, 404),
+    (ToolExistsError, 409),
+    (ToolSourceError, 502),
     (InputError, 422),
     (PlannerError, 503),
     (MemoryUnavailableError, 503),

@@ -50,6 +50,7 @@ class ToolCallPublic(BaseModel):
     status: str
     duration_ms: float
     error: str | None = None
+    attempts: int = 1
 
 
 class TurnFields(BaseModel):

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, RedisDsn, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tools.mcp_tools import McpServerConfig
+
 __all__ = ["Settings"]
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -54,10 +56,37 @@ class Settings(BaseSettings):
     speak: bool = True
     """Synthesize reply audio; off gives text-only turns."""
 
+    tools: list[str] = Field(default_factory=list)
+    """Python tools to register, as a JSON list of `package.module:attribute` (functions, LangChain tools)."""
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    """MCP servers (stdio or streamable HTTP) as a JSON list; their tools appear as `<name>_<tool>`."""
+    tool_allow_private_hosts: str = ""
+    """Hosts, addresses or CIDR networks (comma-separated) that tenants' HTTP tools may call though not public."""
+    tool_concurrency: int = Field(default=4, ge=1, le=64)
+    """Tool calls of one planning step that run at the same time."""
+    web_search: Literal["ddgs", "searxng", "off"] = "ddgs"
+    """The web_search backend: the ddgs package, a self-hosted SearxNG (`searxng_url`), or none."""
+    searxng_url: AnyHttpUrl | None = None
+    web_search_cache_s: float = Field(default=600.0, ge=0)
+    """How long a query's web results are reused."""
+
     device: str | None = None
     """Torch device for the planner ("cpu", "cuda"); None picks CUDA when present."""
     threads: int | None = Field(default=None, gt=0)
     """CPU threads for the models; None uses every core."""
+
+    planner: Literal["cascade", "step-audio-2", "openai"] = "cascade"
+    """The planner backend: the packaged local cascade, Step-Audio 2 on StepFun's vLLM/SGLang
+    server, or a text model on an OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama)."""
+    planner_url: AnyHttpUrl | None = None
+    """The planner server's base URL, ending in /v1 (step-audio-2 and openai)."""
+    planner_model: str | None = None
+    """The model name the server knows; None: `step-audio-2-mini` for step-audio-2."""
+    planner_api_key: SecretStr | None = None
+    planner_tool_choice: Literal["native", "forced"] = "native"
+    """openai only: the server's own tool calling, or the cascade's forced choice (small models)."""
+    vocoder_url: AnyHttpUrl | None = None
+    """A token2wav service (step-audio-2): speech from the model's tokens; None: the local TTS speaks."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -66,6 +95,20 @@ class Settings(BaseSettings):
     def _redis_needs_url(self) -> Settings:
         if self.memory == "redis" and self.redis_url is None:
             raise ValueError("VOICEGRAPH_MEMORY=redis needs VOICEGRAPH_REDIS_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _searxng_needs_url(self) -> Settings:
+        if self.web_search == "searxng" and self.searxng_url is None:
+            raise ValueError("VOICEGRAPH_WEB_SEARCH=searxng needs VOICEGRAPH_SEARXNG_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _served_planner_needs_url(self) -> Settings:
+        if self.planner != "cascade" and self.planner_url is None:
+            raise ValueError(f"VOICEGRAPH_PLANNER={self.planner} needs VOICEGRAPH_PLANNER_URL")
+        if self.planner == "openai" and not self.planner_model:
+            raise ValueError("VOICEGRAPH_PLANNER=openai needs VOICEGRAPH_PLANNER_MODEL")
         return self
 
     @model_validator(mode="after")
@@ -100,3 +143,12 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
+
+    @property
+    def tools_path(self) -> Path:
+        """The tools tenants registered at run time (one JSON file per tenant)."""
+        return self.data_dir / "tools"
+
+    @property
+    def private_hosts(self) -> list[str]:
+        return [h.strip() for h in self.tool_allow_private_hosts.split(",") if h.strip()]

@@ -43,14 +43,16 @@ _PERSONA = (
     "plain sentences: no markdown, no lists, no code, no emoji. Today is {today}."
 )
 _TOOL_RULES = (
-    "Call a tool when the user asks for the current time or date somewhere, or asks about their own "
-    "documents, notes, handbook or knowledge base. For greetings, thanks, small talk, jokes, maths "
+    "Call a tool when the user asks for the current time or date somewhere, asks about their own "
+    "documents, notes, handbook or knowledge base, asks to search the web or for news, or asks for "
+    "something another tool does. "
+    "For greetings, thanks, small talk, jokes, maths "
     "and general questions, call reply with your answer. Call exactly one function."
 )
 _ANSWER_RULES = (
     "Answer from the tool results in this conversation. Say the fact the user asked for. "
     "When the results number their passages, put the number of the passage you used in brackets "
-    "after the fact, for example: The office opens at nine [1]. "
+    "right after the fact it supports. "
     "If the tools found nothing useful, say you don't know."
 )
 _NUMBERED = re.compile(r"^\s*\[\d+\]", re.MULTILINE)

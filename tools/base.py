@@ -24,6 +24,7 @@ __all__ = [
     "ToolHandler",
     "ToolResult",
     "ToolSpec",
+    "TransientToolError",
 ]
 
 
@@ -33,6 +34,10 @@ class ToolError(VoicegraphError):
 
 CITATION_MARKER = re.compile(r"\[(\d+)\]")
 """How text cites a source: "[n]", n being the citation's id. Tools number their passages so."""
+
+
+class TransientToolError(ToolError):
+    """A failure that may pass if tried again (a refused connection, a 5xx): read-only tools get one retry."""
 
 
 class Citation(TypedDict):
@@ -74,6 +79,8 @@ class ToolSpec:
     parameters: Mapping[str, Any]
     """JSON schema of the arguments (an object schema)."""
     timeout_s: float = 15.0
+    read_only: bool = False
+    """The call changes nothing anywhere, so a transient failure may be retried once."""
 
     def declaration(self) -> ToolSpecDict:
         """The spec as a planner sees it."""

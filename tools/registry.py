@@ -46,6 +46,14 @@ class ToolRegistry:
             raise ValueError(f"tool {name!r}: invalid parameters schema: {exc.message}") from exc
         self._tools[name] = tool
 
+    def overlay(self, extra: list[Tool]) -> ToolRegistry:
+        """These tools plus `extra` (a tenant's own), without re-checking ours; a clash is a ValueError."""
+        combined = ToolRegistry()
+        combined._tools = dict(self._tools)
+        for tool in extra:
+            combined.register(tool)
+        return combined
+
     def unregister(self, name: str) -> None:
         if self._tools.pop(name, None) is None:
             raise KeyError(name)

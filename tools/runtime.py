@@ -3,6 +3,11 @@
 Whatever goes wrong with a call (unknown tool, bad arguments, a timeout, an exception) comes
 back as an error result the planner reads, never as an exception: the model can correct
 itself, and one bad call does not sink the turn.
+
+At most `max_concurrency` calls of a step run at once (a planner that asks for twenty web
+searches must not open twenty sockets), and a read-only tool whose call failed in a way
+that may pass (TransientToolError, a refused or reset connection) is tried once more:
+repeating it cannot do anything twice. A tool that changes things is never retried.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from typing import Any, Literal, TypedDict
 from jsonschema import Draft202012Validator
 
 from model.base import ToolCall
-from tools.base import ToolContext, ToolError, ToolResult
+from tools.base import Tool, ToolContext, ToolError, ToolResult, TransientToolError
 from tools.registry import ToolRegistry
 
-__all__ = ["CallRecord", "CallStatus", "ToolOutcome", "execute_calls"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "CallRecord", "CallStatus", "ToolOutcome", "execute_calls"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,8 @@ INVALID_ARGUMENTS = (
 )
 TIMED_OUT = "Error: {name} did not answer within {timeout:g} seconds."
 FAILED = "Error: {name} failed: {reason}"
+DEFAULT_MAX_CONCURRENCY = 4
+_TRANSIENT = (TransientToolError, ConnectionError)
 
 
 class CallRecord(TypedDict):
@@ -43,6 +50,8 @@ class CallRecord(TypedDict):
     status: CallStatus
     duration_ms: float
     error: str | None
+    attempts: int
+    """1, or 2 when a read-only tool was retried after a transient failure."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +61,42 @@ class ToolOutcome:
     record: CallRecord
 
 
-async def execute_calls(calls: Sequence[ToolCall], registry: ToolRegistry, context: ToolContext) -> list[ToolOutcome]:
-    """Run `calls` concurrently; outcomes come back in the order of the calls."""
-    return list(await asyncio.gather(*(_execute(call, registry, context) for call in calls)))
+async def execute_calls(
+    calls: Sequence[ToolCall],
+    registry: ToolRegistry,
+    context: ToolContext,
+    *,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+) -> list[ToolOutcome]:
+    """Run `calls` concurrently, at most `max_concurrency` at a time; outcomes in the order of the calls."""
+    slots = asyncio.Semaphore(max(1, max_concurrency))
+
+    async def limited(call: ToolCall) -> ToolOutcome:
+        async with slots:
+            return await _execute(call, registry, context)
+
+    return list(await asyncio.gather(*(limited(call) for call in calls)))
+
+
+async def _run(tool: Tool, call: ToolCall, context: ToolContext, attempt: int) -> ToolResult:
+    """One attempt under the tool's timeout; a read-only tool's first transient failure becomes _Retry."""
+    try:
+        return await asyncio.wait_for(tool.handler(dict(call["arguments"]), context), tool.spec.timeout_s)
+    except _TRANSIENT as exc:
+        if attempt > 1 or not tool.spec.read_only:
+            raise
+        log.info("retrying read-only tool %s after a transient failure: %s", call["name"], exc)
+        raise _Retry from exc
+
+
+class _Retry(Exception):
+    """The first attempt failed transiently and the tool is read-only: try once more."""
 
 
 async def _execute(call: ToolCall, registry: ToolRegistry, context: ToolContext) -> ToolOutcome:
     started = time.perf_counter()
     status: CallStatus = "ok"
+    attempts = 0
     tool = registry.get(call["name"])
     if tool is None:
         status, message = (
@@ -71,7 +108,12 @@ async def _execute(call: ToolCall, registry: ToolRegistry, context: ToolContext)
         status, result = "invalid_arguments", ToolResult(INVALID_ARGUMENTS.format(name=call["name"], problem=problem))
     else:
         try:
-            result = await asyncio.wait_for(tool.handler(dict(call["arguments"]), context), tool.spec.timeout_s)
+            attempts = 1
+            try:
+                result = await _run(tool, call, context, attempts)
+            except _Retry:
+                attempts = 2
+                result = await _run(tool, call, context, attempts)
         except TimeoutError:
             status = "timeout"
             result = ToolResult(TIMED_OUT.format(name=call["name"], timeout=tool.spec.timeout_s))
@@ -88,6 +130,7 @@ async def _execute(call: ToolCall, registry: ToolRegistry, context: ToolContext)
         status=status,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         error=None if status == "ok" else result.content,
+        attempts=attempts,
     )
     return ToolOutcome(call=call, result=result, record=record)
 

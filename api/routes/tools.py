@@ -1,0 +1,132 @@
+"""/v1/tools and /v1/mcp-servers: the tools a tenant can use, and the ones it registers itself.
+
+Registered tools are the tenant's alone and survive a restart (tools/custom.py). Header
+values are secrets for the target (API keys), so listings show header names only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
+
+from api.deps import ServicesDep, TenantDep
+from api.errors import problem
+from tools.custom import TenantTools
+from tools.http_tools import HttpToolDefinition
+from tools.mcp_tools import McpServerConfig
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["tools"])
+
+NO_CUSTOM_TOOLS = "this service does not accept registered tools"
+
+
+class ToolPublic(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    source: Literal["builtin", "http", "mcp"]
+    """builtin: every tenant's (built-in, settings' Python tools and MCP servers); http, mcp: registered."""
+    url: str | None = None
+    header_names: list[str] = []
+    timeout_s: float
+    read_only: bool
+
+
+class McpServerPublic(BaseModel):
+    name: str
+    url: str | None
+    tools: list[str]
+
+
+def _custom(services: Any) -> TenantTools:
+    if services.tenant_tools is None:
+        raise problem(status.HTTP_404_NOT_FOUND, NO_CUSTOM_TOOLS)
+    custom: TenantTools = services.tenant_tools
+    return custom
+
+
+def _http_public(definition: HttpToolDefinition) -> ToolPublic:
+    return ToolPublic(
+        name=definition.name,
+        description=definition.description,
+        parameters=definition.parameters,
+        source="http",
+        url=definition.url,
+        header_names=sorted(definition.headers),
+        timeout_s=definition.timeout_s,
+        read_only=definition.read_only,
+    )
+
+
+@router.get("/tools")
+async def list_tools(services: ServicesDep, tenant: TenantDep) -> list[ToolPublic]:
+    """Every tool the caller's turns may call: the shared ones, then its own."""
+    shared = [
+        ToolPublic(
+            name=tool.spec.name,
+            description=tool.spec.description,
+            parameters=dict(tool.spec.parameters),
+            source="builtin",
+            timeout_s=tool.spec.timeout_s,
+            read_only=tool.spec.read_only,
+        )
+        for tool in sorted(services.agent.deps.registry, key=lambda t: t.spec.name)
+    ]
+    if services.tenant_tools is None:
+        return shared
+    own = [_http_public(d) for d in services.tenant_tools.list_http(tenant)]
+    http_names = {t.name for t in own}
+    for tool in services.tenant_tools.tools_for(tenant):
+        if tool.spec.name not in http_names:
+            spec = tool.spec
+            own.append(
+                ToolPublic(
+                    name=spec.name,
+                    description=spec.description,
+                    parameters=dict(spec.parameters),
+                    source="mcp",
+                    timeout_s=spec.timeout_s,
+                    read_only=spec.read_only,
+                )
+            )
+    return shared + own
+
+
+@router.post("/tools", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}})
+async def register_tool(body: HttpToolDefinition, services: ServicesDep, tenant: TenantDep) -> ToolPublic:
+    """Register an HTTP tool: the agent will POST the arguments as JSON to `url`."""
+    return _http_public(await _custom(services).register_http(tenant, body))
+
+
+@router.delete("/tools/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
+async def delete_tool(name: str, services: ServicesDep, tenant: TenantDep) -> Response:
+    """Forget a registered HTTP tool (or an MCP server, by its name)."""
+    await _custom(services).delete(tenant, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/mcp-servers")
+async def list_mcp_servers(services: ServicesDep, tenant: TenantDep) -> list[McpServerPublic]:
+    custom = _custom(services)
+    names = [t.spec.name for t in custom.tools_for(tenant)]
+    return [
+        McpServerPublic(name=c.name, url=c.url, tools=[n for n in names if n.startswith(f"{c.name}_")])
+        for c in custom.list_mcp(tenant)
+    ]
+
+
+@router.post("/mcp-servers", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}, 502: {}})
+async def register_mcp_server(body: McpServerConfig, services: ServicesDep, tenant: TenantDep) -> McpServerPublic:
+    """Connect an MCP server over streamable HTTP; its tools appear as `<name>_<tool>`."""
+    tools = await _custom(services).register_mcp(tenant, body)
+    return McpServerPublic(name=body.name, url=body.url, tools=[t.spec.name for t in tools])
+
+
+@router.delete("/mcp-servers/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
+async def delete_mcp_server(name: str, services: ServicesDep, tenant: TenantDep) -> Response:
+    await _custom(services).delete(tenant, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

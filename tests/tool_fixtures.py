@@ -1,0 +1,35 @@
+"""Python tools that the tests name by reference (`tests.tool_fixtures:...`), as settings would."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langchain_core.tools import tool
+
+from tools.base import ToolContext
+
+__all__ = ["LANGCHAIN_TOOLS", "convert", "whoami"]
+
+
+def convert(amount: float, unit: Literal["km", "mi"] = "km") -> str:
+    """Convert a distance to the other unit.
+
+    The second paragraph is not part of the description.
+    """
+    if unit == "km":
+        return f"{amount} km is {amount / 1.609344:.1f} mi"
+    return f"{amount} mi is {amount * 1.609344:.1f} km"
+
+
+async def whoami(context: ToolContext) -> dict[str, str]:
+    """Who is asking: the tenant and the session."""
+    return {"tenant": context.tenant, "session": context.session_id}
+
+
+@tool
+def shout(text: str) -> str:
+    """Repeat the text in capitals."""
+    return text.upper()
+
+
+LANGCHAIN_TOOLS = [shout]

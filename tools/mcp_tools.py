@@ -1,0 +1,161 @@
+"""Tools from MCP servers, over stdio (a command we start) or streamable HTTP (a URL).
+
+Each server's tools appear under its name as a prefix (`files_read`, `weather_forecast`),
+so two servers with a `search` tool do not clash with each other or with ours.
+
+The MCP SDK's transports are anyio context managers that must be entered and left by one
+task. A server registered during an HTTP request would otherwise be opened by that
+request's task and closed, much later, by the shutdown's: so every connection lives in
+its own task, which opens the session, lists the tools, serves calls until `close()`,
+then closes the session itself. Calls from any task go through the one ClientSession,
+which multiplexes concurrent requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
+from tools.errors import ToolSourceError
+
+__all__ = ["McpConnection", "McpServerConfig"]
+
+log = logging.getLogger(__name__)
+
+_NEEDS_COMMAND = "an MCP server over stdio needs a 'command'"
+_NEEDS_URL = "an MCP server over streamable HTTP needs a 'url'"
+_CONNECT_FAILED = "could not connect to MCP server {name!r}: {error}"
+_CALL_FAILED = "MCP server {name!r} failed: {error}"
+_CLOSED = "MCP server {name!r} is not connected"
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class McpServerConfig(BaseModel):
+    """One MCP server, as settings (VOICEGRAPH_MCP_SERVERS, a JSON list) or a request names it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+    """The prefix of its tools' names: `<name>_<tool>`."""
+    transport: Literal["stdio", "http"] = "stdio"
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """Per call."""
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> McpServerConfig:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError(_NEEDS_COMMAND)
+        if self.transport == "http" and not self.url:
+            raise ValueError(_NEEDS_URL)
+        return self
+
+
+class McpConnection:
+    """A live session with one MCP server, and its tools as ours."""
+
+    def __init__(self, config: McpServerConfig) -> None:
+        self.config = config
+        self.tools: list[Tool] = []
+        self._session: Any = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> McpConnection:
+        """Connect and list the tools; ToolSourceError when the server cannot be reached."""
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._serve(ready), name=f"mcp:{self.config.name}")
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), self.config.timeout_s)
+        except BaseException as error:
+            await self.close()
+            if isinstance(error, ToolSourceError):
+                raise
+            raise ToolSourceError(_CONNECT_FAILED.format(name=self.config.name, error=error)) from error
+        return self
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._task, 10)
+            self._task = None
+        self._session = None
+
+    @contextlib.asynccontextmanager
+    async def _transport(self) -> AsyncIterator[Any]:
+        config = self.config
+        if config.transport == "stdio":
+            from mcp.client.stdio import StdioServerParameters, stdio_client
+
+            assert config.command is not None
+            params = StdioServerParameters(command=config.command, args=config.args, env=config.env)
+            async with stdio_client(params) as streams:
+                yield streams
+            return
+        import httpx
+        from mcp.client.streamable_http import streamable_http_client
+
+        assert config.url is not None
+        timeout = httpx.Timeout(config.timeout_s, read=300)
+        async with (
+            httpx.AsyncClient(headers=config.headers, timeout=timeout, follow_redirects=False) as client,
+            streamable_http_client(config.url, http_client=client) as streams,
+        ):
+            yield streams
+
+    async def _serve(self, ready: asyncio.Future[None]) -> None:
+        from mcp import ClientSession
+
+        try:
+            async with self._transport() as streams, ClientSession(streams[0], streams[1]) as session:
+                await session.initialize()
+                listed = await session.list_tools()
+                self._session = session
+                self.tools = [self._tool(t) for t in listed.tools]
+                ready.set_result(None)
+                await self._stop.wait()
+        except BaseException as error:  # anyio wraps failures in exception groups
+            if not ready.done():
+                ready.set_exception(ToolSourceError(_CONNECT_FAILED.format(name=self.config.name, error=error)))
+            elif not self._stop.is_set():
+                log.warning("MCP server %s disconnected: %s", self.config.name, error)
+        finally:
+            self._session = None
+
+    def _tool(self, listed: Any) -> Tool:
+        remote = str(listed.name)
+        schema = dict(listed.inputSchema or {})
+        schema.setdefault("type", "object")
+        read_only = bool(getattr(listed.annotations, "readOnlyHint", False)) if listed.annotations else False
+        name = _UNSAFE_NAME.sub("_", f"{self.config.name}_{remote}")[:64]
+
+        async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+            session = self._session
+            if session is None:
+                raise TransientToolError(_CLOSED.format(name=self.config.name))
+            try:
+                result = await session.call_tool(remote, arguments)
+            except Exception as error:
+                raise ToolError(_CALL_FAILED.format(name=self.config.name, error=error)) from error
+            text = "\n".join(str(getattr(part, "text", "")) for part in result.content if hasattr(part, "text"))
+            if not text and result.structuredContent is not None:
+                text = str(result.structuredContent)
+            if result.isError:
+                raise ToolError(text or _CALL_FAILED.format(name=self.config.name, error="error"))
+            return ToolResult(text)
+
+        description = str(listed.description or remote)
+        spec = ToolSpec(name, description, schema, timeout_s=self.config.timeout_s, read_only=read_only)
+        return Tool(spec=spec, handler=handler)
