@@ -1,4 +1,4 @@
-"""The command line: `voicegraph ask`, `serve`, `bench` and `models prepare`.
+"""The command line: `voicegraph ask`, `serve`, `bench`, `models prepare`, `kb ...` and `voices ...`.
 
 Bad input exits with code 2 and a one-line message on stderr; so does a missing model.
 """
@@ -16,6 +16,7 @@ import typer
 
 from api.kb_cli import kb_app
 from api.settings import Settings
+from api.voices_cli import voices_app
 from model.errors import InputError, ModelAssetError, VoicegraphError
 
 __all__ = ["app", "main"]
@@ -24,6 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="voicegraph: 
 models_app = typer.Typer(no_args_is_help=True, help="The offline models.")
 app.add_typer(models_app, name="models")
 app.add_typer(kb_app, name="kb")
+app.add_typer(voices_app, name="voices")
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1

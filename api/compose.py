@@ -19,7 +19,9 @@ from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
 from model.step_audio2 import VoiceClip
 from retrieval.embedder import MiniLMEmbedder
 from retrieval.knowledge import KnowledgeStore
+from retrieval.voices import VoiceLibrary
 from tools.base import Tool
+from tools.builtin.audio_search import audio_search_tool
 from tools.custom import TenantTools
 from tools.registry import ToolRegistry
 
@@ -41,9 +43,11 @@ class Services:
     rate_limiter: RateLimiter | None = None
     """Requests per API key per minute; None: unlimited."""
     tenant_keys: dict[str, str] = field(default_factory=dict)
+    """API key -> tenant, parsed once from the settings; empty: one local tenant."""
     tenant_tools: TenantTools | None = None
     """The HTTP tools and MCP servers tenants registered at run time."""
-    """API key -> tenant, parsed once from the settings; empty: one local tenant."""
+    voices: VoiceLibrary | None = None
+    """The voice library (built-ins and tenants' voices); None when `settings.voices` is off."""
 
 
 def _timed(load_seconds: dict[str, float], name: str, started: float) -> None:
@@ -76,7 +80,7 @@ def build_planner(settings: Settings, *, voice_clip: VoiceClip | None = None) ->
     its server (with token2wav when `vocoder_url` is set), or a served text model.
 
     `voice_clip` resolves the session voice to a WAV clip for Step-Audio 2 (the vocoder's
-    prompt); None until the voice library provides clips.
+    prompt): the voice library's sample clips.
     """
     from model.cascade import CascadePlanner
 
@@ -117,9 +121,10 @@ async def open_services(
     vad: VoiceActivityDetector | None = None,
 ) -> AsyncIterator[Services]:
     """Build the parts (tests pass their own planner), open memory, and ingest `kb_dir`."""
+    from api.voicing import open_voice_library
     from model.asr import WhisperASR
-    from model.tts import PiperTTS
     from model.vad import SileroVAD
+    from model.voices import VoiceSynthesizer
 
     loads: dict[str, float] = {}
     started = time.perf_counter()
@@ -131,18 +136,24 @@ async def open_services(
         log.info("knowledge base %r: %s", DEFAULT_KB, report)
     _timed(loads, "knowledge", started)
     extra_tools: list[Tool] = []
+    if tts is None and settings.speak:
+        started = time.perf_counter()
+        tts = await asyncio.to_thread(VoiceSynthesizer.default)
+        _timed(loads, "tts", started)
+    voices: VoiceLibrary | None = None
+    if settings.voices:
+        started = time.perf_counter()
+        voices = await asyncio.to_thread(open_voice_library, settings, tts, embedder)
+        extra_tools.append(audio_search_tool(voices))
+        _timed(loads, "voices", started)
     if planner is None:
         started = time.perf_counter()
-        planner = build_planner(settings)
+        planner = build_planner(settings, voice_clip=voices.sample_wav if voices else None)
         _timed(loads, "planner", started)
     if asr is None and not planner.speech_native:
         started = time.perf_counter()
         asr = WhisperASR(cpu_threads=settings.threads or 0)
         _timed(loads, "asr", started)
-    if tts is None and settings.speak:
-        started = time.perf_counter()
-        tts = PiperTTS()
-        _timed(loads, "tts", started)
     deps = AgentDeps(
         planner=planner,
         registry=ToolRegistry(),  # replaced below, once the tools are open
@@ -175,5 +186,6 @@ async def open_services(
             rate_limiter=_rate_limiter(settings, memory),
             tenant_keys=settings.tenant_keys(),
             tenant_tools=tooling.tenant_tools,
+            voices=voices,
         )
     await planner.aclose()

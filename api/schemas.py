@@ -32,6 +32,8 @@ class TurnCreate(BaseModel):
     """Return the answer as audio too."""
     knowledge_bases: list[str] | None = None
     """The knowledge bases this turn may search; omitted: all of the tenant's."""
+    voice: str | None = Field(default=None, max_length=200)
+    """Speak in this voice (an id from GET /v1/voices) from this turn on; "": the default voice."""
 
 
 class CitationPublic(BaseModel):
@@ -105,5 +107,7 @@ class SessionPublic(BaseModel):
     updated_at: datetime
     turn_count: int
     """Turns the session has had; `turns` keeps the last `VOICEGRAPH_MAX_STORED_TURNS` of them."""
+    voice: str | None = None
+    """The session voice now (after its last turn); null: the default voice."""
     turns: list[SessionTurnPublic]
     """Oldest first."""

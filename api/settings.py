@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     web_search: Literal["ddgs", "searxng", "off"] = "ddgs"
     """The web_search backend: the ddgs package, a self-hosted SearxNG (`searxng_url`), or none."""
     searxng_url: AnyHttpUrl | None = None
+    voices: bool = True
+    """Build the voice library (the audio_search tool, /v1/voices); its first start renders the built-in voices."""
     web_search_cache_s: float = Field(default=600.0, ge=0)
     """How long a query's web results are reused."""
 
@@ -143,6 +145,11 @@ class Settings(BaseSettings):
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
+
+    @property
+    def voices_path(self) -> Path:
+        """The voice library's sample clips (the records themselves are in Chroma)."""
+        return self.data_dir / "voices"
 
     @property
     def tools_path(self) -> Path:

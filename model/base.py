@@ -96,7 +96,7 @@ class PlanRequest:
     speak: bool = False
     """Ask a speech-native planner to speak its answer (ignored by a cascade)."""
     voice: str | None = None
-    """The session voice's description, for planners that speak themselves."""
+    """The session voice id (None: the default voice), for planners that speak themselves."""
     max_new_tokens: int = 256
 
 

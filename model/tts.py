@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,8 @@ class PiperTTS(SpeechSynthesizer):
         self._config: Any = SynthesisConfig(
             length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w_scale
         )
+        self.length_scale: float | None = length_scale
+        """The configured length scale; None: the voice config's."""
         self.sample_rate = int(self._voice.config.sample_rate)
         self.name = f"piper:{self.voice_name}"
 
@@ -134,8 +137,13 @@ class PiperTTS(SpeechSynthesizer):
         """The names `synthesize` accepts as `voice`."""
         return [self.voice_name]
 
-    def synthesize(self, text: str, voice: str | None = None) -> Iterator[np.ndarray]:
+    def synthesize(
+        self, text: str, voice: str | None = None, *, length_scale: float | None = None
+    ) -> Iterator[np.ndarray]:
         """Float32 mono chunks at `sample_rate`, one per sentence of `speakable(text)`.
+
+        `length_scale` overrides the configured one for this call (the voice library's
+        slower and faster variants, model/voices.py).
 
         An unknown `voice` falls back to the default with a warning rather than failing:
         the answer is ready by now, and speaking it in the wrong voice beats not speaking.
@@ -143,8 +151,11 @@ class PiperTTS(SpeechSynthesizer):
         """
         if voice is not None and voice not in self.voices:
             log.warning(_UNKNOWN_VOICE, voice, self.voice_name, ", ".join(self.voices))
+        config = self._config
+        if length_scale is not None:
+            config = replace(config, length_scale=length_scale)
         for sentence in split_sentences(speakable(text)):
-            for chunk in self._voice.synthesize(sentence, syn_config=self._config):
+            for chunk in self._voice.synthesize(sentence, syn_config=config):
                 audio = np.asarray(chunk.audio_float_array, dtype=np.float32).reshape(-1)
                 if audio.size:
                     yield audio

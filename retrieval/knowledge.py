@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-__all__ = ["DocumentInfo", "KnowledgeStore"]
+__all__ = ["DocumentInfo", "KnowledgeStore", "tenant_key"]
 
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -60,7 +60,7 @@ class DocumentInfo:
     content_hash: str
 
 
-def _tenant_key(tenant: str) -> str:
+def tenant_key(tenant: str) -> str:
     """The tenant's part of a collection name, which no other tenant's can begin with.
 
     A plain name (no "__", no dot) is used as it is, readable in Chroma. Any other tenant
@@ -134,7 +134,7 @@ class KnowledgeStore:
     # Bases
 
     def _name(self, tenant: str, base: str) -> str:
-        return f"kb__{_tenant_key(tenant)}__{_check_name('base', base)}"
+        return f"kb__{tenant_key(tenant)}__{_check_name('base', base)}"
 
     def _collection(self, tenant: str, base: str) -> Collection | None:
         from chromadb.errors import NotFoundError
@@ -166,7 +166,7 @@ class KnowledgeStore:
 
     def list_bases(self, tenant: str) -> list[str]:
         """The names of the tenant's bases, sorted."""
-        prefix = f"kb__{_tenant_key(tenant)}__"
+        prefix = f"kb__{tenant_key(tenant)}__"
         names = (c.name for c in self._client.list_collections())
         return sorted(n.removeprefix(prefix) for n in names if n.startswith(prefix))
 

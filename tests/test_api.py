@@ -70,7 +70,12 @@ def _stored_turns(server: tuple[str, Services], session: str) -> int:
 def test_healthz(server: tuple[str, Services]) -> None:
     with _client(server) as client:
         body = client.get("/healthz").json()
-    assert body["status"] == "ok" and body["tools"] == ["get_date_time", "knowledge_search", "web_search"]
+    assert body["status"] == "ok" and body["tools"] == [
+        "audio_search",
+        "get_date_time",
+        "knowledge_search",
+        "web_search",
+    ]
 
 
 def test_text_turn_runs_a_tool_and_returns_speech(server: tuple[str, Services], planner: ScriptedPlanner) -> None:

@@ -43,6 +43,7 @@ async def get_session(session_id: str, agent: AgentDep, tenant: TenantDep) -> Se
         updated_at=info["updated_at"],  # type: ignore[arg-type]
         turn_count=info["turns"],
         turns=[SessionTurnPublic.model_validate(record) for record in records],
+        voice=records[-1].get("voice") if records else None,
     )
 
 

@@ -16,6 +16,7 @@ from api.errors import problem
 from api.schemas import TurnCreate, TurnPublic
 from api.settings import Settings
 from model.audio import decode_audio, encode_wav
+from model.voices import parse_voice_id
 
 router = APIRouter(prefix="/v1/sessions", tags=["turns"])
 
@@ -32,7 +33,10 @@ async def _parse(request: Request, session_id: str, tenant: str, settings: Setti
     if content_type == "application/json":
         body = await json_body(request, TurnCreate)
         kbs = tuple(body.knowledge_bases) if body.knowledge_bases is not None else None
-        return TurnRequest(session_id, text=body.text, tenant=tenant, speak=body.speak, knowledge_bases=kbs)
+        voice = _voice(body.voice)
+        return TurnRequest(
+            session_id, text=body.text, tenant=tenant, speak=body.speak, knowledge_bases=kbs, voice=voice
+        )
     if content_type != "multipart/form-data":
         raise problem(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED)
     form = await request.form(max_files=1, max_fields=16)
@@ -47,7 +51,18 @@ async def _parse(request: Request, session_id: str, tenant: str, settings: Setti
     audio = await asyncio.to_thread(decode_audio, data, max_seconds=settings.max_audio_seconds)
     speak = str(form.get("speak", "true")).lower() not in {"false", "0", "no"}
     kbs = tuple(str(v) for v in form.getlist("knowledge_bases")) or None
-    return TurnRequest(session_id, audio=audio, tenant=tenant, speak=speak, knowledge_bases=kbs)
+    voice = _voice(str(form["voice"])) if "voice" in form else None
+    return TurnRequest(session_id, audio=audio, tenant=tenant, speak=speak, knowledge_bases=kbs, voice=voice)
+
+
+def _voice(voice: str | None) -> str | None:
+    """The turn's `voice` option, checked: a voice id, "" (back to the default) or None (unchanged)."""
+    if voice:
+        try:
+            parse_voice_id(voice)
+        except ValueError as err:
+            raise problem(status.HTTP_422_UNPROCESSABLE_CONTENT, f"voice: {err}") from err
+    return voice
 
 
 def _public(output: TurnOutput) -> TurnPublic:

@@ -1,0 +1,60 @@
+"""The `audio_search` tool: the model picks the voice it speaks in from the voice library.
+
+Step-Audio 2 was trained to call an audio search that retrieves a timbre; the cascade
+gets the same tool. The chosen voice comes back as session state (`{"voice": id}`), so
+the rest of this turn's reply and every later turn are spoken in it until something
+changes it. The text the model reads says so, so that it answers rather than searching
+again or apologising that it "cannot change its voice".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from retrieval.voices import VoiceLibrary
+from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec
+
+__all__ = ["NAME", "audio_search_tool"]
+
+NAME = "audio_search"
+_DESCRIPTION = (
+    "Choose the voice you speak in: search the voice library by a description of the voice "
+    "(accent, pitch, deep or high, slow or fast, whisper, male or female). Use when the user asks "
+    "you to talk in a different voice, accent or speed."
+)
+_PARAMETERS = {
+    "type": "object",
+    "properties": {
+        "description": {
+            "type": "string",
+            "description": "The voice wanted, in words, e.g. 'deep slow Scottish accent'.",
+        }
+    },
+    "required": ["description"],
+    "additionalProperties": False,
+}
+_CHOSEN = (
+    "Voice set to {name!r} ({description}). Your replies are now spoken in this voice, this turn and "
+    "the next ones. Now answer the user briefly; do not search for a voice again."
+)
+_EMPTY = "the voice library is empty"
+
+
+def audio_search_tool(library: VoiceLibrary) -> Tool:
+    """The tool over `library`: the best match among the built-ins and the tenant's own voices."""
+
+    def choose(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        description = str(arguments["description"]).strip()
+        hits = library.search(context.tenant, description, top_k=1)
+        if not hits:
+            raise ToolError(_EMPTY)
+        voice = hits[0].voice
+        content = _CHOSEN.format(name=voice.name, description=voice.description.rstrip("."))
+        return ToolResult(content=content, state={"voice": voice.id})
+
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        return await asyncio.to_thread(choose, arguments, context)
+
+    spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=30.0, read_only=True)
+    return Tool(spec=spec, handler=handler)
