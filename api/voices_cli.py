@@ -9,50 +9,29 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
-from api.settings import Settings
+from api.cli_common import fail, guard, load_settings
 from model.audio import decode_audio
-from model.errors import InputError, VoicegraphError
 from retrieval.voices import Voice, VoiceHit, VoiceLibrary
 
 __all__ = ["voices_app"]
 
 voices_app = typer.Typer(no_args_is_help=True, help="The voice library: list, add, search.")
 
-EXIT_INPUT = 2
-EXIT_FAILURE = 1
 _SEARCH_WHAT = "give a description to search for, or --audio with a clip"
 
 TenantOption = Annotated[str | None, typer.Option("--tenant", help="Act as this tenant (default: the local one).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
-def _guard(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call the library, turning our errors into exit codes instead of stack traces."""
-    try:
-        return function(*args, **kwargs)
-    except InputError as exc:
-        _fail(str(exc), EXIT_INPUT)
-    except VoicegraphError as exc:
-        _fail(str(exc), EXIT_FAILURE)
-
-
 def _open(tenant: str | None) -> tuple[VoiceLibrary, str]:
     from api.voicing import open_voice_library
 
-    try:
-        settings = Settings()
-    except ValueError as exc:
-        _fail(f"invalid settings: {exc}")
-    library: VoiceLibrary = _guard(open_voice_library, settings)
+    settings = load_settings()
+    library: VoiceLibrary = guard(open_voice_library, settings)
     return library, tenant or settings.tenant
 
 
@@ -75,7 +54,7 @@ def _hits(hits: list[VoiceHit]) -> list[tuple[Voice, float | None]]:
 def list_voices(tenant: TenantOption = None, as_json: JsonOption = False) -> None:
     """The built-in voices and the tenant's own."""
     library, who = _open(tenant)
-    _print([(voice, None) for voice in _guard(library.list_voices, who)], as_json)
+    _print([(voice, None) for voice in guard(library.list_voices, who)], as_json)
 
 
 @voices_app.command("add")
@@ -88,9 +67,9 @@ def add_voice(
 ) -> None:
     """Add a voice like SAMPLE: the nearest built-in timbre at the sample's pitch and pace."""
     if not sample.is_file():
-        _fail(f"no such file: {sample}")
+        fail(f"no such file: {sample}")
     library, who = _open(tenant)
-    voice = _guard(library.add, who, description=description, clip=sample.read_bytes(), name=name)
+    voice = guard(library.add, who, description=description, clip=sample.read_bytes(), name=name)
     _print([(voice, None)], as_json)
 
 
@@ -104,12 +83,12 @@ def search_voices(
 ) -> None:
     """The voices nearest to a description, or to a clip (--audio)."""
     if (description is None) == (audio is None):
-        _fail(_SEARCH_WHAT)
+        fail(_SEARCH_WHAT)
     library, who = _open(tenant)
     if audio is not None:
         if not audio.is_file():
-            _fail(f"no such file: {audio}")
-        samples = _guard(decode_audio, audio.read_bytes(), max_seconds=120)
-        _print(_hits(_guard(library.search_by_example, who, samples, 16_000, top_k)), as_json)
+            fail(f"no such file: {audio}")
+        samples = guard(decode_audio, audio.read_bytes(), max_seconds=120)
+        _print(_hits(guard(library.search_by_example, who, samples, 16_000, top_k)), as_json)
     else:
-        _print(_hits(_guard(library.search, who, description or "", top_k)), as_json)
+        _print(_hits(guard(library.search, who, description or "", top_k)), as_json)
