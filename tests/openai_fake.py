@@ -8,6 +8,7 @@ tests/http_server.running_server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from model.audio import encode_wav
+from tests.http_server import running_server
 
 VOCODER_RATE = 24000
 SAMPLES_PER_TOKEN = 960
@@ -40,6 +42,13 @@ class FakeServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     vocoder_requests: list[dict[str, Any]] = field(default_factory=list)
     piece_chars: int = 4
+
+    def reset(self) -> FakeServer:
+        """Forget the script and every recorded request, for the next test."""
+        self.replies.clear()
+        self.requests.clear()
+        self.vocoder_requests.clear()
+        return self
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -120,3 +129,11 @@ class FakeServer:
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         yield "data: " + json.dumps({"object": "chat.completion.chunk", "choices": [], "usage": usage}) + "\n\n"
         yield "data: [DONE]\n\n"
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[tuple[FakeServer, str]]:
+    """A FakeServer on a loopback port: the fake and its base URL."""
+    fake = FakeServer()
+    with running_server(fake.app()) as url:
+        yield fake, url

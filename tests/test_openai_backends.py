@@ -14,24 +14,20 @@ from model.errors import PlannerError
 from model.openai_engine import OpenAIEngine
 from model.openai_planner import OpenAIPlanner
 from model.tool_stream import TaggedTextSplitter
-from tests.http_server import running_server
-from tests.openai_fake import FakeServer, Reply
+from tests.openai_fake import FakeServer, Reply, serving
 
 CLOCK = ToolSpecDict(name="get_date_time", description="Time.", parameters={"type": "object", "properties": {}})
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[FakeServer, str]]:
-    fake = FakeServer()
-    with running_server(fake.app()) as url:
-        yield fake, url
+    with serving() as pair:
+        yield pair
 
 
 @pytest.fixture
 def fake(served: tuple[FakeServer, str]) -> FakeServer:
-    served[0].replies.clear()
-    served[0].requests.clear()
-    return served[0]
+    return served[0].reset()
 
 
 def test_a_forced_step_is_continued_by_the_server_and_parsed_by_us(

@@ -23,8 +23,7 @@ from model.openai_engine import OpenAIEngine
 from model.openai_planner import OpenAIPlanner
 from model.step_audio2 import StepAudio2Planner
 from model.testing import ScriptedEngine
-from tests.http_server import running_server
-from tests.openai_fake import FakeServer, Reply
+from tests.openai_fake import FakeServer, Reply, serving
 
 CLOCK = ToolSpecDict(
     name="get_date_time",
@@ -67,9 +66,8 @@ class Backend:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[FakeServer, str]]:
-    fake = FakeServer()
-    with running_server(fake.app()) as url:
-        yield fake, url
+    with serving() as pair:
+        yield pair
 
 
 def _forced(step: Say | Call) -> str:
@@ -89,8 +87,7 @@ def _cascade_scripted() -> Backend:
 
 
 def _served(fake: FakeServer, url: str, kind: str) -> Backend:
-    fake.replies.clear()
-    fake.requests.clear()
+    fake.reset()
     base = f"{url}/v1"
     if kind == "cascade-openai-engine":
 

@@ -27,8 +27,7 @@ from model.step_audio2 import StepAudio2Planner
 from model.step_audio2_format import VOICE_CLIP_NOTE
 from model.testing import RecordingSynthesizer
 from model.vocoder import HttpToken2Wav
-from tests.http_server import running_server
-from tests.openai_fake import SAMPLES_PER_TOKEN, VOCODER_RATE, FakeServer, Reply
+from tests.openai_fake import SAMPLES_PER_TOKEN, VOCODER_RATE, FakeServer, Reply, serving
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec
 from tools.registry import ToolRegistry
 
@@ -38,17 +37,13 @@ TODAY = datetime(2026, 11, 24, 14, 0)
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[FakeServer, str]]:
-    fake = FakeServer()
-    with running_server(fake.app()) as url:
-        yield fake, url
+    with serving() as pair:
+        yield pair
 
 
 @pytest.fixture
 def fake(served: tuple[FakeServer, str]) -> FakeServer:
-    served[0].replies.clear()
-    served[0].requests.clear()
-    served[0].vocoder_requests.clear()
-    return served[0]
+    return served[0].reset()
 
 
 @pytest.fixture
