@@ -1,6 +1,7 @@
-"""The cascade planner on the real Qwen2.5-Coder-1.5B: tool choice, no tool, grounded answer.
+"""The cascade on the real Qwen2.5-Coder-1.5B: what only the local engine has, its prefix cache.
 
-Three model calls in all (slow on CPU); the model is loaded once for the module.
+Tool choice, no-tool answers and grounded answers on the real model are checked by the
+planner conformance suite (tests/test_planner_conformance.py, backend `cascade-real`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from model.assets import prepare_planner_model
-from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
+from model.base import Message, PlanEvent, PlanRequest, ToolCallEvent, ToolSpecDict, Usage
 from model.cascade import CascadePlanner
 from model.llm import TransformersEngine, load_engine
 
@@ -58,47 +59,6 @@ def _plan(planner: CascadePlanner, messages: list[Message]) -> list[PlanEvent]:
     assert isinstance(events[-1], Usage)
     assert events[-1].prompt_tokens > 0 and events[-1].completion_tokens > 0
     return events
-
-
-def _text(events: list[PlanEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def test_time_question_calls_the_clock(planner: CascadePlanner) -> None:
-    events = _plan(planner, [Message(role="user", content="What time is it in Tokyo?")])
-    calls = [e.call for e in events if isinstance(e, ToolCallEvent)]
-    assert len(calls) == 1
-    assert calls[0]["name"] == "get_date_time"
-    assert "tokyo" in calls[0]["arguments"]["timezone"].lower()
-
-
-def test_greeting_needs_no_tool(planner: CascadePlanner) -> None:
-    events = _plan(planner, [Message(role="user", content="Hello there!")])
-    assert not any(isinstance(e, ToolCallEvent) for e in events)
-    assert _text(events).strip()
-
-
-def test_answer_is_grounded_in_the_tool_result(planner: CascadePlanner) -> None:
-    messages = [
-        Message(role="user", content="According to my notes, what is the wifi password?"),
-        Message(
-            role="assistant",
-            content="",
-            tool_calls=[{"id": "call_1", "name": "knowledge_search", "arguments": {"query": "wifi password"}}],
-        ),
-        Message(
-            role="tool",
-            tool_call_id="call_1",
-            name="knowledge_search",
-            content="[1] office-notes.md: The guest wifi network is VoxGuest and its password is tulip-42-harbor.\n"
-            "[2] handbook.pdf: Printers are on the second floor.",
-        ),
-    ]
-    events = _plan(planner, messages)
-    assert not any(isinstance(e, ToolCallEvent) for e in events)
-    text = _text(events)
-    assert "tulip-42-harbor" in text
-    assert "[1]" in text
 
 
 def test_prefix_cache_changes_nothing_but_time(planner: CascadePlanner) -> None:

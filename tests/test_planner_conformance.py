@@ -183,11 +183,12 @@ def test_the_answer_after_a_tool_result_uses_it(backend: Backend) -> None:
             role="tool",
             tool_call_id="call_1",
             name="knowledge_search",
-            content="[1] office-notes.md: The guest wifi password is tulip-42-harbor.",
+            content="[1] office-notes.md: The guest wifi network is VoxGuest and its password is tulip-42-harbor.\n"
+            "[2] handbook.pdf: Printers are on the second floor.",
         ),
     ]
     events = _plan(backend.planner, messages, TOOLS)
-    assert not _calls(events) and "tulip-42-harbor" in _text(events)
+    assert not _calls(events) and "tulip-42-harbor" in _text(events) and "[1]" in _text(events)
 
 
 def test_with_no_tools_on_offer_it_only_answers(backend: Backend) -> None:
