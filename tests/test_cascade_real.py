@@ -13,32 +13,12 @@ from pathlib import Path
 import pytest
 
 from model.assets import prepare_planner_model
-from model.base import Message, PlanEvent, PlanRequest, ToolCallEvent, ToolSpecDict, Usage
+from model.base import Message, PlanEvent, PlanRequest, ToolCallEvent, Usage
 from model.cascade import CascadePlanner
 from model.llm import TransformersEngine, load_engine
+from tests.planner_tools import TOOLS
 
 pytestmark = pytest.mark.real
-
-TOOLS: list[ToolSpecDict] = [
-    ToolSpecDict(
-        name="get_date_time",
-        description="Current date and time in an IANA timezone or a city, e.g. Asia/Tokyo or Tokyo",
-        parameters={
-            "type": "object",
-            "properties": {"timezone": {"type": "string", "description": "IANA timezone or city name"}},
-            "required": ["timezone"],
-        },
-    ),
-    ToolSpecDict(
-        name="knowledge_search",
-        description="Search the user's private documents/knowledge base",
-        parameters={
-            "type": "object",
-            "properties": {"query": {"type": "string", "description": "What to look for"}},
-            "required": ["query"],
-        },
-    ),
-]
 
 
 @pytest.fixture(scope="module")

@@ -24,22 +24,7 @@ from model.openai_planner import OpenAIPlanner
 from model.step_audio2 import StepAudio2Planner
 from model.testing import ScriptedEngine
 from tests.openai_fake import FakeServer, Reply, serving
-
-CLOCK = ToolSpecDict(
-    name="get_date_time",
-    description="Current date and time in an IANA timezone or a city, e.g. Asia/Tokyo or Tokyo",
-    parameters={
-        "type": "object",
-        "properties": {"timezone": {"type": "string", "description": "IANA timezone or city name"}},
-        "required": ["timezone"],
-    },
-)
-SEARCH = ToolSpecDict(
-    name="knowledge_search",
-    description="Search the user's private documents/knowledge base",
-    parameters={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
-)
-TOOLS = [CLOCK, SEARCH]
+from tests.planner_tools import TOOLS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,23 @@
+"""The tool declarations planner tests offer: the clock and knowledge search, as the agent declares them."""
+
+from __future__ import annotations
+
+from model.base import ToolSpecDict
+
+__all__ = ["CLOCK", "SEARCH", "TOOLS"]
+
+CLOCK = ToolSpecDict(
+    name="get_date_time",
+    description="Current date and time in an IANA timezone or a city, e.g. Asia/Tokyo or Tokyo",
+    parameters={
+        "type": "object",
+        "properties": {"timezone": {"type": "string", "description": "IANA timezone or city name"}},
+        "required": ["timezone"],
+    },
+)
+SEARCH = ToolSpecDict(
+    name="knowledge_search",
+    description="Search the user's private documents/knowledge base",
+    parameters={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+)
+TOOLS = [CLOCK, SEARCH]
