@@ -14,6 +14,7 @@ from api.settings import Settings
 from model.base import SpeechSynthesizer
 from model.speaker import SpeakerEncoder
 from model.voices import VoiceSynthesizer
+from retrieval.chroma import open_chroma
 from retrieval.embedder import MiniLMEmbedder
 from retrieval.voices import VoiceLibrary
 
@@ -23,17 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def chroma_client(settings: Settings) -> Any:
-    """The Chroma client the settings name (a server, or embedded in the data dir), telemetry off."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma = ChromaSettings(anonymized_telemetry=False)
-    if settings.chroma_url is not None:
-        url = settings.chroma_url
-        ssl = url.scheme == "https"
-        return chromadb.HttpClient(host=url.host or "localhost", port=url.port or 8000, ssl=ssl, settings=chroma)
-    settings.chroma_path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma)
+    """The Chroma the settings name: a server, or embedded in the data dir."""
+    url = str(settings.chroma_url) if settings.chroma_url is not None else None
+    return open_chroma(path=settings.chroma_path, url=url)
 
 
 def open_voice_library(

@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrieval.chroma import open_chroma
 from retrieval.embedder import Embedder
 from retrieval.errors import (
     BaseExistsError,
@@ -106,30 +107,12 @@ class KnowledgeStore:
     @classmethod
     def from_path(cls, path: Path, embedder: Embedder, **options: Any) -> KnowledgeStore:
         """An embedded store persisted under `path`, with Chroma's telemetry off."""
-        import chromadb
-        from chromadb.config import Settings
-
-        path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
-        return cls(client, embedder, **options)
+        return cls(open_chroma(path=path), embedder, **options)
 
     @classmethod
     def from_url(cls, url: str, embedder: Embedder, **options: Any) -> KnowledgeStore:
         """A store on a Chroma server (`chroma run`), e.g. http://chroma:8000, telemetry off."""
-        from urllib.parse import urlsplit
-
-        import chromadb
-        from chromadb.config import Settings
-
-        parts = urlsplit(url)
-        ssl = parts.scheme == "https"
-        client = chromadb.HttpClient(
-            host=parts.hostname or "localhost",
-            port=parts.port or (443 if ssl else 8000),
-            ssl=ssl,
-            settings=Settings(anonymized_telemetry=False),
-        )
-        return cls(client, embedder, **options)
+        return cls(open_chroma(url=url), embedder, **options)
 
     # Bases
 
