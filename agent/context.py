@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from agent.tracing import TurnTrace, untraced
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
 from tools.base import Tool, ToolContext
 from tools.registry import ToolRegistry
@@ -72,6 +73,8 @@ class TurnContext:
     """This turn's tools (the deps' plus the tenant's); None: the deps' registry alone."""
     voice: str | None = None
     """A voice the request asked for, the session voice from this turn on; "" the default; None: unchanged."""
+    trace: TurnTrace = field(default_factory=untraced)
+    """Where the nodes add their spans (see agent/tracing.py)."""
 
     @property
     def tools(self) -> ToolRegistry:

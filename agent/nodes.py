@@ -12,10 +12,35 @@ import time
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
+from opentelemetry.trace import Span
 
 from agent.compaction import compact
 from agent.context import TurnContext
 from agent.state import AgentState, Replace
+from agent.tracing import (
+    ANSWER,
+    ASR_MODEL,
+    AUDIO_IN_S,
+    FINISH_REASONS,
+    INPUT_TOKENS,
+    OPERATION,
+    OUTPUT_TOKENS,
+    PLAN_ROUND,
+    PLAN_TOOL_CALLS,
+    PROVIDER,
+    REQUEST_MODEL,
+    TOOL_ARGUMENTS,
+    TOOL_ATTEMPTS,
+    TOOL_CALL_ID,
+    TOOL_DESCRIPTION,
+    TOOL_NAME,
+    TOOL_RESULT,
+    TOOL_STATUS,
+    TOOL_TYPE,
+    TRANSCRIPT,
+    as_json,
+    planner_model,
+)
 from model.audio import SAMPLE_RATE, encode_wav
 from model.base import (
     AudioPart,
@@ -27,10 +52,11 @@ from model.base import (
     TextPart,
     ToolCall,
     ToolCallEvent,
+    Usage,
 )
 from model.errors import InputError, PlannerError
 from tools.base import CITATION_MARKER, Citation
-from tools.runtime import execute_calls
+from tools.runtime import ToolOutcome, execute_calls
 
 __all__ = ["act", "listen", "plan", "route_after_plan", "speak"]
 
@@ -48,30 +74,37 @@ def _add_time(state: AgentState, stage: str, ms: float) -> dict[str, float]:
     return timings
 
 
+async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart | AudioPart]]:
+    """The transcript and the user message's content; `span` is the listen span."""
+    deps = ctx.deps
+    if ctx.audio is None:
+        transcript = (ctx.text or "").strip()
+        return transcript, transcript
+    audio = await asyncio.to_thread(deps.vad.trim, ctx.audio) if deps.vad else ctx.audio
+    if audio.size == 0:
+        raise InputError(NO_SPEECH)
+    if deps.planner.speech_native:
+        wav = base64.b64encode(encode_wav(audio, SAMPLE_RATE)).decode("ascii")
+        return "", [AudioPart(type="input_audio", data=wav)]
+    if deps.asr is None:
+        raise PlannerError("the planner needs text, and no speech recognizer is configured")
+    attributes = {ASR_MODEL: deps.asr.name, AUDIO_IN_S: round(audio.size / SAMPLE_RATE, 3)}
+    with ctx.trace.span("asr", attributes, parent=span):
+        transcript = (await asyncio.to_thread(deps.asr.transcribe, audio)).strip()
+    if not transcript:
+        raise InputError(NO_SPEECH)
+    return transcript, transcript
+
+
 async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Turn the input into a user message: trim silence, transcribe unless the planner hears."""
     ctx = runtime.context
     deps = ctx.deps
     started = time.perf_counter()
-    content: str | list[TextPart | AudioPart]
-    if ctx.audio is None:
-        transcript = (ctx.text or "").strip()
-        content = transcript
-    else:
-        audio = await asyncio.to_thread(deps.vad.trim, ctx.audio) if deps.vad else ctx.audio
-        if audio.size == 0:
-            raise InputError(NO_SPEECH)
-        if deps.planner.speech_native:
-            transcript = ""
-            wav = base64.b64encode(encode_wav(audio, SAMPLE_RATE)).decode("ascii")
-            content = [AudioPart(type="input_audio", data=wav)]
-        else:
-            if deps.asr is None:
-                raise PlannerError("the planner needs text, and no speech recognizer is configured")
-            transcript = (await asyncio.to_thread(deps.asr.transcribe, audio)).strip()
-            if not transcript:
-                raise InputError(NO_SPEECH)
-            content = transcript
+    with ctx.trace.span("listen") as span:
+        transcript, content = await _hear(ctx, span)
+        if ctx.trace.capture_content:
+            span.set_attribute(TRANSCRIPT, transcript)
     runtime.stream_writer({"type": "transcript", "text": transcript})
     added: list[Message | Replace] = [Message(role="user", content=content)]
     if deps.max_stored_turns is not None:
@@ -116,21 +149,28 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     # the speak node once the step is over); a cascade's text is spoken as it streams.
     speaker = ctx.speaker if not deps.planner.speech_native else None
     speaking_before = ctx.speaker.busy_ms if ctx.speaker else 0.0
-    async for event in deps.planner.plan(request):
-        if isinstance(event, TextDelta):
-            text.append(event.text)
-            runtime.stream_writer({"type": "text", "text": event.text})
-            if speaker:
-                await speaker.feed(event.text, state.get("voice"), runtime.stream_writer)
-        elif isinstance(event, ToolCallEvent) and can_call:
-            calls.append(event.call)
-            runtime.stream_writer({"type": "tool_call", "call": event.call})
-        elif isinstance(event, SpeechChunk) and ctx.speak:
-            spoke = True
-            runtime.stream_writer({"type": "audio", "audio": event.audio, "sample_rate": event.sample_rate})
-        elif isinstance(event, SpeechTokens):
-            speech_tokens.extend(event.tokens)
-    answer = "".join(text).strip()
+    usage: Usage | None = None
+    provider, model = planner_model(deps.planner.name)
+    attributes = {OPERATION: "chat", PROVIDER: provider, REQUEST_MODEL: model, PLAN_ROUND: state["rounds"] + 1}
+    with ctx.trace.span("plan", attributes) as span:
+        async for event in deps.planner.plan(request):
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+                runtime.stream_writer({"type": "text", "text": event.text})
+                if speaker:
+                    await speaker.feed(event.text, state.get("voice"), runtime.stream_writer)
+            elif isinstance(event, ToolCallEvent) and can_call:
+                calls.append(event.call)
+                runtime.stream_writer({"type": "tool_call", "call": event.call})
+            elif isinstance(event, SpeechChunk) and ctx.speak:
+                spoke = True
+                runtime.stream_writer({"type": "audio", "audio": event.audio, "sample_rate": event.sample_rate})
+            elif isinstance(event, SpeechTokens):
+                speech_tokens.extend(event.tokens)
+            elif isinstance(event, Usage):
+                usage = event
+        answer = "".join(text).strip()
+        span.set_attributes(_plan_attributes(ctx, usage, calls, answer))
     message = Message(role="assistant", content=answer)
     if calls:
         message["tool_calls"] = calls
@@ -150,6 +190,19 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     if not calls:
         update["answer"] = answer or NO_ANSWER
     return update
+
+
+def _plan_attributes(ctx: TurnContext, usage: Usage | None, calls: list[ToolCall], answer: str) -> dict[str, Any]:
+    """What a planning step ended with: why it stopped, its tokens, the tools it called."""
+    attributes: dict[str, Any] = {FINISH_REASONS: ("tool_calls",) if calls else ("stop",)}
+    if usage is not None:
+        attributes[INPUT_TOKENS] = usage.prompt_tokens
+        attributes[OUTPUT_TOKENS] = usage.completion_tokens
+    if calls:
+        attributes[PLAN_TOOL_CALLS] = tuple(call["name"] for call in calls)
+    if answer and calls and ctx.trace.capture_content:  # what it said before calling (the answer is the turn's)
+        attributes[ANSWER] = answer
+    return attributes
 
 
 def route_after_plan(state: AgentState) -> Literal["act", "speak"]:
@@ -182,6 +235,7 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
             Message(role="tool", content=content, tool_call_id=outcome.call["id"], name=outcome.call["name"])
         )
         runtime.stream_writer({"type": "tool_result", "record": outcome.record})
+        _trace_call(ctx, outcome, content)
     return {
         "messages": messages,
         "pending": [],
@@ -191,6 +245,31 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
         "voice": voice,
         "timings_ms": _add_time(state, "act", _ms(started)),
     }
+
+
+def _trace_call(ctx: TurnContext, outcome: ToolOutcome, content: str) -> None:
+    """The call's execute_tool span, from the times the runtime measured."""
+    record, tool = outcome.record, ctx.tools.get(outcome.call["name"])
+    attributes = {
+        OPERATION: "execute_tool",
+        TOOL_NAME: record["name"],
+        TOOL_CALL_ID: record["id"],
+        TOOL_TYPE: "function",
+        TOOL_DESCRIPTION: tool.spec.description if tool else None,
+        TOOL_ARGUMENTS: ctx.trace.content(as_json(record["arguments"])),
+        TOOL_RESULT: ctx.trace.content(content),
+        TOOL_STATUS: record["status"],
+        TOOL_ATTEMPTS: record["attempts"],
+    }
+    failed = record["status"] != "ok"
+    ctx.trace.record(
+        f"execute_tool {record['name']}",
+        outcome.started_ns,
+        outcome.ended_ns,
+        attributes,
+        error_type=record["status"] if failed else None,
+        error_message=record["error"] or "",
+    )
 
 
 async def speak(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:

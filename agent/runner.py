@@ -30,9 +30,10 @@ from agent.graph import build_graph
 from agent.locks import LocalSessionLocks, SessionLocks
 from agent.memory import Memory, MemoryUnavailableError, ThreadKeeper
 from agent.sessions import InMemorySessionStore, SessionInfo, SessionStore, TurnRecord
-from agent.speech import SentenceSpeaker
+from agent.speech import SentenceSpeaker, trace_speech
 from agent.state import fresh_turn
-from model.audio import resample
+from agent.tracing import ANSWER, AUDIO_OUT_S, FIRST_AUDIO_MS, TIMING_MS, TURN, VOICE, TraceTree, Tracing, TurnTrace
+from model.audio import SAMPLE_RATE, resample
 from model.errors import InputError
 from tools.base import Citation
 from tools.runtime import CallRecord
@@ -83,6 +84,8 @@ class TurnResult(TypedDict):
     tool_calls: list[CallRecord]
     voice: str | None
     timings_ms: dict[str, float]
+    trace_id: str
+    """The turn's trace (GET /v1/sessions/{id}/traces, `voicegraph trace`, OTLP)."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,10 @@ class Agent:
         sessions: SessionStore | None = None,
         locks: SessionLocks | None = None,
         keeper: ThreadKeeper | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.deps = deps
+        self.tracing = tracing or Tracing()
         self.checkpointer = checkpointer
         self.graph = build_graph(checkpointer)
         self.sessions = sessions or InMemorySessionStore()
@@ -113,8 +118,15 @@ class Agent:
         self.keeper = keeper
 
     @classmethod
-    def from_memory(cls, deps: AgentDeps, memory: Memory) -> Agent:
-        return cls(deps, memory.checkpointer, sessions=memory.sessions, locks=memory.locks, keeper=memory.keeper)
+    def from_memory(cls, deps: AgentDeps, memory: Memory, *, tracing: Tracing | None = None) -> Agent:
+        return cls(
+            deps,
+            memory.checkpointer,
+            sessions=memory.sessions,
+            locks=memory.locks,
+            keeper=memory.keeper,
+            tracing=tracing,
+        )
 
     @staticmethod
     def validate(request: TurnRequest) -> None:
@@ -185,8 +197,44 @@ class Agent:
         audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
         return TurnOutput(result=result, audio=audio, sample_rate=rate or 16000)
 
+    async def traces(self, tenant: str, session_id: str) -> list[TraceTree] | None:
+        """Every kept turn's span tree, oldest first; None when the tenant has no such session."""
+        validate_session_id(session_id)
+        with _memory_errors():
+            await self._forget_expired()
+            found = await self.sessions.traces(tenant, session_id)
+            if found or await self.sessions.get_session(tenant, session_id):
+                return found
+            return None
+
+    def _start_trace(self, request: TurnRequest, before: StateSnapshot) -> TurnTrace:
+        audio = request.audio
+        return self.tracing.start_turn(
+            tenant=request.tenant,
+            session_id=request.session_id,
+            turn=int(before.values.get("turn") or 0) + 1,
+            planner=self.deps.planner.name,
+            modality="text" if audio is None else "audio",
+            audio_seconds=0.0 if audio is None else audio.size / SAMPLE_RATE,
+        )
+
+    async def _keep_trace(
+        self, request: TurnRequest, trace: TurnTrace, figures: dict[str, Any], error: BaseException | None = None
+    ) -> None:
+        """End the turn's trace and keep it: a failed turn's trace too, it says why it failed.
+
+        Tracing never fails a turn: a trace that cannot be stored is logged and dropped.
+        """
+        tree = trace.finish(figures, error)
+        try:
+            await self.sessions.record_trace(request.tenant, request.session_id, tree)
+        except Exception:
+            log.warning("could not keep the trace of a turn of %s", request.session_id, exc_info=True)
+
     async def _run(self, request: TurnRequest) -> AsyncIterator[dict[str, Any]]:
         config = _config(request.tenant, request.session_id)
+        before = await self.graph.aget_state(config)
+        trace = self._start_trace(request, before)
         context = TurnContext(
             deps=self.deps,
             tenant=request.tenant,
@@ -198,11 +246,27 @@ class Agent:
             speaker=SentenceSpeaker(self.deps.tts) if request.speak and self.deps.tts else None,
             registry=self.deps.registry_for(request.tenant),
             voice=request.voice,
+            trace=trace,
         )
-        before = await self.graph.aget_state(config)
         started = time.perf_counter()
         first_audio_ms: float | None = None
+        audio_out_s = 0.0
         values: dict[str, Any] = {}
+
+        def figures() -> dict[str, Any]:
+            """What the turn's span reports at its end."""
+            if context.speaker is not None:
+                trace_speech(trace, context.speaker)
+            timings = values.get("timings_ms") or {}
+            return {
+                TURN: values.get("turn"),
+                VOICE: values.get("voice"),
+                FIRST_AUDIO_MS: first_audio_ms,
+                AUDIO_OUT_S: round(audio_out_s, 3),
+                ANSWER: trace.content(values.get("answer") or None),
+                **{TIMING_MS.format(stage=stage): ms for stage, ms in timings.items() if stage != "first_audio"},
+            }
+
         try:
             async for mode, data in self.graph.astream(
                 fresh_turn(), config, context=context, stream_mode=["custom", "values"], durability="exit"
@@ -211,8 +275,10 @@ class Agent:
                 if mode == "values":
                     values = event
                     continue
-                if event["type"] == "audio" and first_audio_ms is None:
-                    first_audio_ms = round((time.perf_counter() - started) * 1000, 1)
+                if event["type"] == "audio":
+                    if first_audio_ms is None:
+                        first_audio_ms = round((time.perf_counter() - started) * 1000, 1)
+                    audio_out_s += len(event["audio"]) / event["sample_rate"]
                 yield event
             timings = dict(values["timings_ms"])
             timings["total"] = round((time.perf_counter() - started) * 1000, 1)
@@ -227,12 +293,16 @@ class Agent:
                 tool_calls=values["tool_calls"],
                 voice=values.get("voice"),
                 timings_ms=timings,
+                trace_id=trace.trace_id,
             )
+            values["timings_ms"] = timings
             # Inside the try: a turn the index cannot record is rolled back, not half kept.
             await self.sessions.record_turn(request.tenant, request.session_id, {**result, "at": time.time()})
-        except BaseException:
+        except BaseException as error:
             await self._restore(before)
+            await self._keep_trace(request, trace, figures(), error)
             raise
+        await self._keep_trace(request, trace, figures())
         if self.keeper is not None:
             try:
                 await self.keeper(config["configurable"]["thread_id"])

@@ -5,6 +5,9 @@ cannot list a tenant's sessions or say what each turn answered. This index, kept
 it in the same backend, can: `GET /v1/sessions` and `GET /v1/sessions/{id}` read it, the
 runner writes it after each turn that landed, and deleting a session removes both.
 
+Each turn's trace (agent/tracing.py) is kept here too, beside its session: a failed turn's
+trace as well, though the turn itself left nothing behind, since it says why it failed.
+
 Expiry is sliding: a session untouched for `ttl_s` is gone. Redis expires its keys
 itself; the embedded stores (SQLite, memory) expire lazily, so `purge_expired` hands the
 runner the sessions whose checkpointer threads it must delete too.
@@ -17,10 +20,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
-__all__ = ["InMemorySessionStore", "SessionInfo", "SessionStore", "TurnRecord", "session_cutoff"]
+__all__ = [
+    "InMemorySessionStore",
+    "SessionInfo",
+    "SessionStore",
+    "TraceRecord",
+    "TurnRecord",
+    "session_cutoff",
+    "trace_ended_at",
+]
 
 TurnRecord = dict[str, Any]
 """A turn's public result (the runner's TurnResult, no audio) and `at`, when it landed."""
+
+TraceRecord = dict[str, Any]
+"""A turn's span tree (agent.tracing.TraceTree), with `started_at` in epoch seconds."""
 
 Clock = Callable[[], float]
 
@@ -51,8 +65,16 @@ class SessionStore(Protocol):
         """The kept turn records, oldest first; empty for an unknown session."""
         ...
 
+    async def record_trace(self, tenant: str, session_id: str, trace: TraceRecord) -> None:
+        """Keep a turn's trace (landed or failed), and only the last `max_turns` traces."""
+        ...
+
+    async def traces(self, tenant: str, session_id: str) -> list[TraceRecord]:
+        """The kept traces of the session's turns, oldest first; empty for an unknown or expired session."""
+        ...
+
     async def delete_session(self, tenant: str, session_id: str) -> bool:
-        """Forget the session; False when there was none."""
+        """Forget the session and its traces; False when there was nothing to forget."""
         ...
 
     async def purge_expired(self) -> list[tuple[str, str]]:
@@ -71,6 +93,15 @@ class _Session:
     records: list[TurnRecord] = field(default_factory=list)
 
 
+def trace_ended_at(trace: TraceRecord) -> float:
+    """When the traced turn ended (epoch seconds): a session's traces expire with its last turn."""
+    return float(trace.get("started_at", 0.0)) + float(trace.get("duration_ms", 0.0)) / 1000
+
+
+def _trace_cutoff_passed(traces: list[TraceRecord], cutoff: float | None) -> bool:
+    return cutoff is not None and bool(traces) and trace_ended_at(traces[-1]) < cutoff
+
+
 class InMemorySessionStore:
     """For tests and the in-memory checkpointer: lost when the process ends."""
 
@@ -79,6 +110,7 @@ class InMemorySessionStore:
         self.max_turns = max_turns
         self._clock = clock
         self._sessions: dict[tuple[str, str], _Session] = {}
+        self._traces: dict[tuple[str, str], list[TraceRecord]] = {}
 
     def _live(self, key: tuple[str, str]) -> _Session | None:
         session = self._sessions.get(key)
@@ -111,13 +143,27 @@ class InMemorySessionStore:
         session = self._live((tenant, session_id))
         return [dict(r) for r in session.records] if session else []
 
+    async def record_trace(self, tenant: str, session_id: str, trace: TraceRecord) -> None:
+        key = (tenant, session_id)
+        self._traces[key] = [*self._traces.get(key, []), dict(trace)][-self.max_turns :]
+
+    async def traces(self, tenant: str, session_id: str) -> list[TraceRecord]:
+        found = self._traces.get((tenant, session_id), [])
+        if _trace_cutoff_passed(found, session_cutoff(self.ttl_s, self._clock())):
+            return []
+        return [dict(t) for t in found]
+
     async def delete_session(self, tenant: str, session_id: str) -> bool:
         live = self._live((tenant, session_id)) is not None
         self._sessions.pop((tenant, session_id), None)
-        return live
+        traced = bool(self._traces.pop((tenant, session_id), None))
+        return live or traced
 
     async def purge_expired(self) -> list[tuple[str, str]]:
         expired = [key for key in self._sessions if self._live(key) is None]
         for key in expired:
             del self._sessions[key]
+        cutoff = session_cutoff(self.ttl_s, self._clock())
+        for key in [k for k, found in self._traces.items() if _trace_cutoff_passed(found, cutoff)]:
+            del self._traces[key]
         return expired

@@ -5,6 +5,7 @@ Keys (beside the checkpointer's `{prefix}:cp|blob|wr|idx:...`):
     {prefix}:sessions:{tenant}              the tenant's session ids, scored by updated_at (sorted set)
     {prefix}:session:{tenant}:{session}     created_at, updated_at, turns (hash)
     {prefix}:turns:{tenant}:{session}       the turn records, oldest first, JSON (list)
+    {prefix}:traces:{tenant}:{session}      the turns' span trees, oldest first, JSON (list)
 
 Expiry is sliding and Redis's own: every turn sets a fresh TTL on the session's keys and
 on every key of its checkpointer thread. The saver's own `ttl` is not used, as it is set
@@ -21,7 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from langgraph_checkpoint_plainredis import AsyncRedisSaver
 
-from agent.sessions import Clock, SessionInfo, TurnRecord, session_cutoff
+from agent.sessions import Clock, SessionInfo, TraceRecord, TurnRecord, session_cutoff
 
 __all__ = ["RedisSessionStore", "RedisThreadKeeper"]
 
@@ -55,19 +56,28 @@ class RedisSessionStore:
     def _turns(self, tenant: str, session_id: str) -> str:
         return f"{self.prefix}:turns:{tenant}:{session_id}"
 
+    def _traces(self, tenant: str, session_id: str) -> str:
+        return f"{self.prefix}:traces:{tenant}:{session_id}"
+
     async def record_turn(self, tenant: str, session_id: str, record: TurnRecord) -> None:
         now = self._clock()
         info, turns, index = self._info(tenant, session_id), self._turns(tenant, session_id), self._index(tenant)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hsetnx(info, "created_at", now)
             pipe.hset(info, mapping={"updated_at": now, "turns": int(record.get("turn", 0))})
-            pipe.rpush(turns, json.dumps(record))
-            pipe.ltrim(turns, -self.max_turns, -1)
+            self._append(pipe, turns, record)
             pipe.zadd(index, {session_id: now})
             if self.ttl_s:
-                for key in (info, turns, index):
+                for key in (info, index):
                     pipe.expire(key, self.ttl_s)
             await pipe.execute()
+
+    def _append(self, pipe: Any, key: str, record: dict[str, Any]) -> None:
+        """Add a JSON record to a capped list whose expiry slides with the session."""
+        pipe.rpush(key, json.dumps(record))
+        pipe.ltrim(key, -self.max_turns, -1)
+        if self.ttl_s:
+            pipe.expire(key, self.ttl_s)
 
     async def list_sessions(self, tenant: str) -> list[SessionInfo]:
         index = self._index(tenant)
@@ -88,9 +98,18 @@ class RedisSessionStore:
     async def turns(self, tenant: str, session_id: str) -> list[TurnRecord]:
         return [json.loads(r) for r in await self.client.lrange(self._turns(tenant, session_id), 0, -1)]
 
+    async def record_trace(self, tenant: str, session_id: str, trace: TraceRecord) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            self._append(pipe, self._traces(tenant, session_id), trace)
+            await pipe.execute()
+
+    async def traces(self, tenant: str, session_id: str) -> list[TraceRecord]:
+        return [json.loads(r) for r in await self.client.lrange(self._traces(tenant, session_id), 0, -1)]
+
     async def delete_session(self, tenant: str, session_id: str) -> bool:
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(self._info(tenant, session_id), self._turns(tenant, session_id))
+            keys = (self._info(tenant, session_id), self._turns(tenant, session_id), self._traces(tenant, session_id))
+            pipe.delete(*keys)
             pipe.zrem(self._index(tenant), session_id)
             deleted, _ = await pipe.execute()
         return bool(deleted)

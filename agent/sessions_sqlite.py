@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosqlite
 
-from agent.sessions import Clock, SessionInfo, TurnRecord, session_cutoff
+from agent.sessions import Clock, SessionInfo, TraceRecord, TurnRecord, session_cutoff, trace_ended_at
 
 __all__ = ["SqliteSessionStore", "prune_sqlite_thread"]
 
@@ -34,6 +34,18 @@ CREATE TABLE IF NOT EXISTS voicegraph_turns (
     record TEXT NOT NULL,
     PRIMARY KEY (tenant, session_id, seq)
 );
+CREATE TABLE IF NOT EXISTS voicegraph_traces (
+    tenant TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ended_at REAL NOT NULL,
+    trace TEXT NOT NULL,
+    PRIMARY KEY (tenant, session_id, seq)
+);
+"""
+
+_STALE_TRACES = """
+SELECT tenant, session_id FROM voicegraph_traces GROUP BY tenant, session_id HAVING MAX(ended_at) < ?
 """
 
 _PRUNE = """
@@ -140,12 +152,38 @@ class SqliteSessionStore:
         )
         return [json.loads(r[0]) for r in rows]
 
+    async def record_trace(self, tenant: str, session_id: str, trace: TraceRecord) -> None:
+        key = (tenant, session_id)
+        async with self.lock:
+            await self._setup()
+            await self.conn.execute(
+                "INSERT INTO voicegraph_traces VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM voicegraph_traces "
+                "WHERE tenant = ? AND session_id = ?), ?, ?)",
+                (*key, *key, trace_ended_at(trace), json.dumps(trace)),
+            )
+            await self.conn.execute(
+                "DELETE FROM voicegraph_traces WHERE tenant = ? AND session_id = ? AND seq <= "
+                "(SELECT MAX(seq) FROM voicegraph_traces WHERE tenant = ? AND session_id = ?) - ?",
+                (*key, *key, self.max_turns),
+            )
+            await self.conn.commit()
+
+    async def traces(self, tenant: str, session_id: str) -> list[TraceRecord]:
+        rows = await self._rows(
+            "SELECT trace, ended_at FROM voicegraph_traces WHERE tenant = ? AND session_id = ? ORDER BY seq",
+            (tenant, session_id),
+        )
+        if rows and rows[-1][1] < self._cutoff():
+            return []
+        return [json.loads(r[0]) for r in rows]
+
     async def delete_session(self, tenant: str, session_id: str) -> bool:
         live = await self.get_session(tenant, session_id) is not None
         async with self.lock:
-            for table in ("voicegraph_sessions", "voicegraph_turns"):
+            for table in ("voicegraph_sessions", "voicegraph_turns", "voicegraph_traces"):
                 sql = f"DELETE FROM {table} WHERE tenant = ? AND session_id = ?"
-                await self.conn.execute(sql, (tenant, session_id))
+                cursor = await self.conn.execute(sql, (tenant, session_id))
+                live = live or (table == "voicegraph_traces" and cursor.rowcount > 0)
             await self.conn.commit()
         return live
 
@@ -160,4 +198,6 @@ class SqliteSessionStore:
         ]
         for tenant, session_id in expired:
             await self.delete_session(tenant, session_id)
+        for tenant, session_id in await self._rows(_STALE_TRACES, (self._cutoff(),)):
+            await self.delete_session(tenant, session_id)  # the traces of turns that never landed
         return expired

@@ -1,4 +1,4 @@
-"""The command line: `voicegraph ask`, `serve`, `bench`, `models prepare`, `kb ...` and `voices ...`.
+"""The command line: `voicegraph ask`, `serve`, `trace`, `bench`, `models prepare`, `kb ...` and `voices ...`.
 
 Bad input exits with code 2 and a one-line message on stderr; so does a missing model.
 """
@@ -79,6 +79,31 @@ def serve(
 
     settings = load_settings(host=host, port=port)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+
+
+@app.command()
+def trace(
+    session: Annotated[str, typer.Argument(help="The session id.")],
+    turn: Annotated[int | None, typer.Option("--turn", help="Only this turn.")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="The session's tenant (default: the local one).")
+    ] = None,
+    all_attributes: Annotated[bool, typer.Option("--all", help="Print every attribute of every span.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the traces as JSON, as the API returns them.")] = False,
+) -> None:
+    """Print a session's turns as span trees: what was heard, each plan, each tool call, the speech."""
+    from api.trace_cli import load_traces, render_trace
+
+    settings = load_settings()
+    traces = _run(load_traces(settings, tenant or settings.tenant, session))
+    if turn is not None:
+        traces = [t for t in traces if t.get("turn") == turn]
+        if not traces:
+            fail(f"session {session!r} has no trace of turn {turn}")
+    if as_json:
+        typer.echo(json.dumps({"session_id": session, "traces": traces}, indent=2, ensure_ascii=False))
+        return
+    typer.echo("\n\n".join("\n".join(render_trace(t, all_attributes=all_attributes)) for t in traces))
 
 
 @app.command()

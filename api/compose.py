@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 from agent.context import AgentDeps, VoiceActivityDetector
@@ -14,6 +14,7 @@ from agent.memory import Memory, open_memory
 from agent.runner import Agent
 from api.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from api.settings import Settings
+from api.telemetry import Metrics, build_tracing
 from api.tooling import open_tools
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
 from model.step_audio2 import VoiceClip
@@ -25,7 +26,7 @@ from tools.builtin.audio_search import audio_search_tool
 from tools.custom import TenantTools
 from tools.registry import ToolRegistry
 
-__all__ = ["DEFAULT_KB", "Services", "open_knowledge", "open_services"]
+__all__ = ["DEFAULT_KB", "Services", "open_knowledge", "open_services", "open_settings_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class Services:
     """The HTTP tools and MCP servers tenants registered at run time."""
     voices: VoiceLibrary | None = None
     """The voice library (built-ins and tenants' voices); None when `settings.voices` is off."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """Prometheus metrics (GET /metrics), counted from the agent's spans."""
 
 
 def _timed(load_seconds: dict[str, float], name: str, started: float) -> None:
@@ -73,6 +76,18 @@ def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -
     if settings.chroma_url is not None:
         return KnowledgeStore.from_url(str(settings.chroma_url), embedder, **options)
     return KnowledgeStore.from_path(settings.chroma_path, embedder, **options)
+
+
+def open_settings_memory(settings: Settings) -> AbstractAsyncContextManager[Memory]:
+    """The session memory the settings name (also read alone by `voicegraph trace`)."""
+    return open_memory(
+        settings.memory_kind,
+        settings.sqlite_path,
+        redis_url=str(settings.redis_url) if settings.redis_url else None,
+        redis_prefix=settings.redis_prefix,
+        ttl_s=settings.session_ttl_s,
+        max_turns=settings.max_stored_turns,
+    )
 
 
 def build_planner(settings: Settings, *, voice_clip: VoiceClip | None = None) -> Planner:
@@ -165,27 +180,25 @@ async def open_services(
         max_stored_turns=settings.max_stored_turns,
         max_tool_concurrency=settings.tool_concurrency,
     )
-    redis_url = str(settings.redis_url) if settings.redis_url else None
     async with (
-        open_memory(
-            settings.memory_kind,
-            settings.sqlite_path,
-            redis_url=redis_url,
-            redis_prefix=settings.redis_prefix,
-            ttl_s=settings.session_ttl_s,
-            max_turns=settings.max_stored_turns,
-        ) as memory,
+        open_settings_memory(settings) as memory,
         open_tools(settings, knowledge, extra_tools) as tooling,
     ):
         deps = replace(deps, registry=tooling.registry, tenant_tools=tooling.tenant_tools.tools_for)
-        yield Services(
-            settings=settings,
-            agent=Agent.from_memory(deps, memory),
-            knowledge=knowledge,
-            load_seconds=loads,
-            rate_limiter=_rate_limiter(settings, memory),
-            tenant_keys=settings.tenant_keys(),
-            tenant_tools=tooling.tenant_tools,
-            voices=voices,
-        )
+        metrics = Metrics()
+        tracing = build_tracing(settings, metrics)
+        try:
+            yield Services(
+                settings=settings,
+                agent=Agent.from_memory(deps, memory, tracing=tracing),
+                knowledge=knowledge,
+                load_seconds=loads,
+                rate_limiter=_rate_limiter(settings, memory),
+                tenant_keys=settings.tenant_keys(),
+                tenant_tools=tooling.tenant_tools,
+                voices=voices,
+                metrics=metrics,
+            )
+        finally:
+            await asyncio.to_thread(tracing.shutdown)  # sends the spans still batched for OTLP
     await planner.aclose()

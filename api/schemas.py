@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +16,10 @@ __all__ = [
     "SessionSummary",
     "SessionTurnPublic",
     "SessionsPublic",
+    "SpanPublic",
     "ToolCallPublic",
+    "TracePublic",
+    "TracesPublic",
     "TurnCreate",
     "TurnPublic",
 ]
@@ -66,6 +69,8 @@ class TurnFields(BaseModel):
     voice: str | None
     """The session voice after this turn; null: the default voice."""
     timings_ms: dict[str, float]
+    trace_id: str | None = None
+    """The turn's trace: GET /v1/sessions/{id}/traces, `voicegraph trace`, and OTLP when exported."""
 
 
 class TurnPublic(TurnFields):
@@ -111,3 +116,36 @@ class SessionPublic(BaseModel):
     """The session voice now (after its last turn); null: the default voice."""
     turns: list[SessionTurnPublic]
     """Oldest first."""
+
+
+class SpanPublic(BaseModel):
+    name: str
+    """turn, listen, asr, plan, execute_tool NAME, speak, synthesize."""
+    span_id: str
+    start_ms: float
+    """When the span started, after the start of its turn."""
+    duration_ms: float
+    status: Literal["ok", "error"]
+    error: str | None = None
+    attributes: dict[str, Any]
+    """OpenTelemetry GenAI attributes (gen_ai.*, error.type) and voicegraph.* figures."""
+    children: list[SpanPublic]
+    """In the order they started; they may overlap (the answer is spoken while it streams)."""
+
+
+class TracePublic(BaseModel):
+    trace_id: str
+    turn: int | None
+    status: Literal["ok", "error"]
+    """error: the turn failed and left the session as it was; `error` and error.type say why."""
+    error: str | None = None
+    started_at: float
+    """Seconds since the epoch."""
+    duration_ms: float
+    root: SpanPublic
+
+
+class TracesPublic(BaseModel):
+    session_id: str
+    traces: list[TracePublic]
+    """One per turn (failed ones too), oldest first; the last `VOICEGRAPH_MAX_STORED_TURNS` are kept."""

@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     vocoder_url: AnyHttpUrl | None = None
     """A token2wav service (step-audio-2): speech from the model's tokens; None: the local TTS speaks."""
 
+    otlp_endpoint: AnyHttpUrl | None = None
+    """An OTLP/HTTP receiver (OpenTelemetry Collector, Jaeger, Tempo, ...): every span is also
+    sent to `{endpoint}/v1/traces`. Traces are kept and shown without it."""
+    trace_max_chars: int = Field(default=2000, ge=16)
+    """Trace attribute values (tool arguments and results, transcripts, answers) are cut to this length."""
+    trace_content: bool = True
+    """Keep what was said and what tools took and gave in traces; off keeps names, timings and statuses."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

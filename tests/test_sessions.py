@@ -93,6 +93,38 @@ async def test_store_keeps_only_the_last_turns(memory: Memory) -> None:
     assert info is not None and info["turns"] == 5
 
 
+def _trace(turn: int, started_at: float | None = None) -> dict[str, Any]:
+    return {"trace_id": f"{turn:032x}", "turn": turn, "started_at": started_at or time.time(), "duration_ms": 5.0}
+
+
+async def test_store_keeps_the_last_traces_beside_the_session(memory: Memory) -> None:
+    store: SessionStore = memory.sessions
+    for turn in range(1, 6):
+        await store.record_trace("a", "s1", _trace(turn))
+    await store.record_trace("b", "s1", _trace(9))
+    assert [t["turn"] for t in await store.traces("a", "s1")] == [3, 4, 5]  # max_turns=3
+    assert [t["turn"] for t in await store.traces("b", "s1")] == [9]
+    assert await store.get_session("a", "s1") is None  # failed turns leave traces, not sessions
+    assert await store.delete_session("a", "s1") is True  # ... which deleting forgets
+    assert await store.traces("a", "s1") == [] and await store.delete_session("a", "s1") is False
+    assert [t["turn"] for t in await store.traces("b", "s1")] == [9]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_embedded_traces_of_a_session_expire_with_it(kind: MemoryKind, tmp_path: Path) -> None:
+    clock = Clock()
+    async with open_memory(kind, tmp_path / "m.sqlite", ttl_s=60) as memory:
+        memory.sessions._clock = clock  # type: ignore[attr-defined]
+        await memory.sessions.record_trace("a", "failed-only", _trace(1, clock.now))
+        clock.now += 50
+        assert len(await memory.sessions.traces("a", "failed-only")) == 1
+        clock.now += 20
+        assert await memory.sessions.traces("a", "failed-only") == []
+        await memory.sessions.purge_expired()
+        clock.now -= 70  # nothing comes back: the purge deleted them
+        assert await memory.sessions.traces("a", "failed-only") == []
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 async def test_embedded_sessions_expire_lazily_with_their_threads(kind: MemoryKind, tmp_path: Path) -> None:
     clock = Clock()
@@ -134,7 +166,7 @@ async def test_redis_session_and_thread_keys_slide_together(redis_url: str) -> N
             await agent.run_turn(TurnRequest("s", text=f"question {i}", speak=False))
         keys = [k.decode() for k in client.scan_iter(match=f"{prefix}:*")]
         per_session = [k for k in keys if not k.endswith((":threads", ":seq"))]
-        assert {k.split(":")[1] for k in per_session} >= {"cp", "blob", "idx", "session", "turns", "sessions"}
+        assert {k.split(":")[1] for k in per_session} >= {"cp", "blob", "idx", "session", "turns", "sessions", "traces"}
         assert all(0 < client.ttl(k) <= 100 for k in per_session), {k: client.ttl(k) for k in per_session}
         assert sum(k.split(":")[1] == "cp" for k in keys) == 2  # older checkpoints are pruned
         assert client.zcard(f"{prefix}:idx:local:s:") == 2

@@ -59,6 +59,9 @@ class ToolOutcome:
     call: ToolCall
     result: ToolResult
     record: CallRecord
+    started_ns: int = 0
+    """Wall-clock start and end (ns since the epoch), for the call's trace span."""
+    ended_ns: int = 0
 
 
 async def execute_calls(
@@ -94,6 +97,7 @@ class _Retry(Exception):
 
 
 async def _execute(call: ToolCall, registry: ToolRegistry, context: ToolContext) -> ToolOutcome:
+    started_ns = time.time_ns()
     started = time.perf_counter()
     status: CallStatus = "ok"
     attempts = 0
@@ -132,7 +136,7 @@ async def _execute(call: ToolCall, registry: ToolRegistry, context: ToolContext)
         error=None if status == "ok" else result.content,
         attempts=attempts,
     )
-    return ToolOutcome(call=call, result=result, record=record)
+    return ToolOutcome(call=call, result=result, record=record, started_ns=started_ns, ended_ns=time.time_ns())
 
 
 def _validation_problem(schema: Any, arguments: dict[str, Any]) -> str | None:

@@ -1,4 +1,4 @@
-"""GET /v1/sessions, GET and DELETE /v1/sessions/{session_id}: the caller's tenant's sessions.
+"""GET /v1/sessions, GET and DELETE /v1/sessions/{session_id}, GET .../traces: the caller's tenant's sessions.
 
 Another tenant's session answers 404, exactly like one that never existed, so ids leak
 nothing across tenants.
@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 
 from api.deps import AgentDep, TenantDep
 from api.errors import problem
-from api.schemas import SessionPublic, SessionsPublic, SessionSummary, SessionTurnPublic
+from api.schemas import SessionPublic, SessionsPublic, SessionSummary, SessionTurnPublic, TracePublic, TracesPublic
 
 __all__ = ["router"]
 
@@ -45,6 +45,16 @@ async def get_session(session_id: str, agent: AgentDep, tenant: TenantDep) -> Se
         turns=[SessionTurnPublic.model_validate(record) for record in records],
         voice=records[-1].get("voice") if records else None,
     )
+
+
+@router.get("/{session_id}/traces", responses={401: {}, 404: {}, 422: {}, 429: {}, 503: {}})
+async def get_traces(session_id: str, agent: AgentDep, tenant: TenantDep) -> TracesPublic:
+    """Every kept turn's span tree: what was heard, each planning step, each tool call with its
+    arguments and result, and the speech, with their durations."""
+    found = await agent.traces(tenant, session_id)
+    if found is None:
+        raise _not_found(session_id)
+    return TracesPublic(session_id=session_id, traces=[TracePublic.model_validate(t) for t in found])
 
 
 @router.delete(
