@@ -3,26 +3,35 @@
 Prints the load time of each model, then per turn: ASR, plan, act, time to the first
 audio chunk, speak and total, and the process's peak memory. The question is spoken by
 the TTS (or read from --audio), so the whole real path runs: decode -> VAD -> ASR ->
-planner -> tools -> TTS.
+planner -> tools -> TTS. Then what tracing costs: each turn's spans and stored size, and
+scripted tool turns timed traced and untraced in the same run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from langgraph.checkpoint.memory import InMemorySaver
 
-from agent.runner import TurnRequest
+from agent.context import AgentDeps
+from agent.runner import Agent, TurnRequest
+from agent.tracing import Tracing, TurnTrace, untraced
 from api.compose import open_services
 from api.settings import Settings
 from api.turn_cli import read_audio_file
 from model.audio import SAMPLE_RATE, resample
 from model.base import Message, Planner, PlanRequest, ToolSpecDict
 from model.llm import TransformersEngine
+from model.testing import ScriptedPlanner, call, reply
+from tools.builtin.date_time import date_time_tool
+from tools.registry import ToolRegistry
 
 __all__ = ["run_bench"]
 
@@ -48,6 +57,7 @@ async def run_bench(settings: Settings, *, question: str, audio: Path | None, tu
         for index in range(turns):
             output = await services.agent.run_turn(TurnRequest(session_id=f"bench-{index}", audio=samples))
             rows.append((output.result, len(output.audio) / output.sample_rate))
+        traced = [(await services.agent.traces("local", f"bench-{i}") or [{}])[-1] for i in range(turns)]
     lines = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, planner device: {settings.device or 'auto'}",
         f"question audio: {len(samples) / SAMPLE_RATE:.2f} s",
@@ -61,7 +71,10 @@ async def run_bench(settings: Settings, *, question: str, audio: Path | None, tu
         tools = ",".join(call["name"] for call in result["tool_calls"]) or "-"
         lines.append(f"{index:>4}  {cells}  {reply_s:>13.2f}  {tools}")
         lines.append(f"      transcript: {result['transcript']!r}  answer: {result['answer']!r}")
+    for index, trace in enumerate(traced, 1):
+        lines.append(f"trace of turn {index}: {_count_spans(trace.get('root'))} spans, {len(json.dumps(trace))} bytes")
     lines.append(f"peak memory (RSS): {_peak_rss_mib():.0f} MiB")
+    lines.append(await _tracing_cost())
     if ratio := await _prefix_cache_ratio(deps.planner, rows[0][0]["transcript"]):
         lines.append(ratio)
     return "\n".join(lines)
@@ -87,4 +100,34 @@ async def _prefix_cache_ratio(planner: Planner, question: str) -> str | None:
     return (
         f"tool-choice step: {seconds['cached']:.2f} s with the prefix cache, {seconds['uncached']:.2f} s without"
         f" (ratio {seconds['cached'] / seconds['uncached']:.2f})"
+    )
+
+
+def _count_spans(span: dict[str, Any] | None) -> int:
+    return 0 if span is None else 1 + sum(_count_spans(child) for child in span["children"])
+
+
+class _Untraced(Tracing):
+    def start_turn(self, **_: Any) -> TurnTrace:
+        return untraced()
+
+
+async def _tracing_cost(turns: int = 300) -> str:
+    """Scripted tool turns (no models) timed with tracing and without, in this run."""
+    per_turn: dict[str, float] = {}
+    for label, tracing in (("traced", Tracing()), ("untraced", _Untraced())):
+        steps = [
+            step for _ in range(turns + 20) for step in (call("get_date_time", timezone="Asia/Tokyo"), reply("Noon."))
+        ]
+        deps = AgentDeps(planner=ScriptedPlanner(steps), registry=ToolRegistry([date_time_tool()]))
+        agent = Agent(deps, InMemorySaver(), tracing=tracing)
+        for index in range(20):  # warm-up
+            await agent.run_turn(TurnRequest(f"warm-{index}", text="Time in Tokyo?", speak=False))
+        started = time.perf_counter()
+        for index in range(turns):
+            await agent.run_turn(TurnRequest(f"s-{index}", text="Time in Tokyo?", speak=False))
+        per_turn[label] = (time.perf_counter() - started) * 1000 / turns
+    return (
+        f"tracing: {per_turn['traced']:.2f} ms per scripted tool turn traced, {per_turn['untraced']:.2f} ms untraced"
+        f" (ratio {per_turn['traced'] / per_turn['untraced']:.2f}, {turns} turns each)"
     )
