@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.locks import SessionBusyError
 from agent.memory import MemoryUnavailableError
@@ -70,7 +71,36 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": validation_problem(exc.errors())})
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"detail": INTERNAL.format(name=type(exc).__name__)})
+    app.add_middleware(_Unexpected)
+
+
+class _Unexpected:
+    """Any other error answers 500 with its class name, never a stack trace.
+
+    A plain ASGI middleware rather than a handler for Exception: Starlette raises again
+    after such a handler answers, and the server then drops the keep-alive connection, so
+    a client's next request on it would fail.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # too late for a 500: let the server end the response
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            response = JSONResponse(status_code=500, content={"detail": INTERNAL.format(name=type(exc).__name__)})
+            await response(scope, receive, send)
