@@ -65,6 +65,7 @@ def ask(
         typer.echo(f"  [{citation['id']}] {citation['source']}: {citation['title']}")
     if result.get("audio_path"):
         typer.echo(f"audio: {result['audio_path']}")
+    typer.echo(f"trace: voicegraph trace {session} --turn {result['turn']}")
 
 
 @app.command()

@@ -8,7 +8,9 @@ from langchain_core.tools import tool
 
 from tools.base import ToolContext
 
-__all__ = ["LANGCHAIN_TOOLS", "convert", "whoami"]
+__all__ = ["BACKEND_DOWN", "LANGCHAIN_TOOLS", "convert", "out_of_service", "whoami"]
+
+BACKEND_DOWN = "the weather backend is down"
 
 
 def convert(amount: float, unit: Literal["km", "mi"] = "km") -> str:
@@ -24,6 +26,11 @@ def convert(amount: float, unit: Literal["km", "mi"] = "km") -> str:
 async def whoami(context: ToolContext) -> dict[str, str]:
     """Who is asking: the tenant and the session."""
     return {"tenant": context.tenant, "session": context.session_id}
+
+
+def out_of_service(city: str) -> str:
+    """The weather in a city (its backend is always down)."""
+    raise RuntimeError(f"{BACKEND_DOWN} for {city}")
 
 
 @tool
