@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.compose import Services, open_services
 from api.errors import install_error_handlers
-from api.routes import health, knowledge_bases, sessions, tools, turns, voices
+from api.routes import health, knowledge_bases, playground, sessions, tools, turns, voices
 from api.settings import Settings
 
 __all__ = ["create_app"]
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = ope
     app.include_router(knowledge_bases.router)
     app.include_router(tools.router)
     app.include_router(voices.router)
+    app.include_router(playground.router)
 
     install_error_handlers(app)
     return app
