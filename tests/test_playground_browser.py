@@ -8,10 +8,16 @@ it: the real models, a question spoken into the microphone with push-to-talk.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +31,7 @@ from model.errors import PlannerError
 from model.testing import ScriptedPlanner, Step, reply
 from tests.browser import chromium, fake_microphone, open_page, wav_seconds
 from tests.http_server import running_server
+from tests.otlp_receiver import OtlpReceiver, running_otlp_receiver
 from tests.speech import piper_wav
 
 KEY = "playground-key-3e1b7c"
@@ -345,18 +352,59 @@ def test_answers_are_text_not_html(page: Page) -> None:
 # ---- the real thing ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RealService:
+    url: str
+    data_dir: Path
+    otlp: OtlpReceiver
+
+
 @pytest.fixture(scope="module")
-def real_url(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("real-data"), model_dir=data_dir)
-    with running_server(create_app(settings)) as url:
-        yield url
+def real(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[RealService]:
+    data = tmp_path_factory.mktemp("real-data")
+    with running_otlp_receiver() as otlp:
+        settings = Settings(data_dir=data, model_dir=data_dir, otlp_endpoint=otlp.url)
+        with running_server(create_app(settings)) as url:
+            yield RealService(url, data, otlp)
+
+
+def _walk(span: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield span
+    for child in span["children"]:
+        yield from _walk(child)
+
+
+def _same_trace_from_api_cli_and_otlp(real: RealService, session: str) -> None:
+    """The turn's trace, with its GenAI attributes, as the API, `voicegraph trace` and OTLP give it."""
+    [trace] = httpx.get(f"{real.url}/v1/sessions/{session}/traces", timeout=30).json()["traces"]
+    spans = {span["span_id"]: span for span in _walk(trace["root"])}
+    [tool] = [span for span in spans.values() if span["name"] == "execute_tool get_date_time"]
+    assert tool["attributes"]["gen_ai.tool.name"] == "get_date_time"
+    assert "Tokyo" in tool["attributes"]["gen_ai.tool.call.arguments"]
+    assert trace["root"]["attributes"]["gen_ai.conversation.id"] == session
+
+    env = {**os.environ, "VOICEGRAPH_DATA_DIR": str(real.data_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "trace", session, "--json"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["traces"] == [trace]
+    tree = subprocess.run([sys.executable, "-m", "api.cli", "trace", session], capture_output=True, text=True, env=env)
+    assert re.search(r"execute_tool get_date_time\s+[\d.]+ ms", tree.stdout), tree.stdout
+
+    assert real.otlp.wait_for(lambda r: len(r.of_trace(trace["trace_id"])) == len(spans)), real.otlp.spans
+    for received in real.otlp.of_trace(trace["trace_id"]):
+        assert received.name == spans[received.span_id]["name"]
+        assert received.attributes == spans[received.span_id]["attributes"]
 
 
 @pytest.mark.real
 def test_a_new_user_asks_by_voice_and_sees_the_answer_and_its_timeline(
-    browser: Browser, real_url: str, question_wav: bytes, tmp_path: Path
+    browser: Browser, real: RealService, question_wav: bytes, tmp_path: Path
 ) -> None:
-    with open_page(browser, real_url) as page:
+    """The issue's "done when": ask by voice in the playground, hear the answer, see the tool
+    call with its arguments and duration; the same trace comes from the API, the CLI and OTLP."""
+    with open_page(browser, real.url) as page:
         expect(page.get_by_test_id("turn")).to_have_count(0)
         _hold_to_talk(page, wav_seconds(question_wav) + 1.0)
         expect(page.get_by_test_id("status")).to_have_text("thinking…")
@@ -371,3 +419,5 @@ def test_a_new_user_asks_by_voice_and_sees_the_answer_and_its_timeline(
         expect(details).to_contain_text(re.compile(r"lasts \d+(\.\d)? ms"))
         expect(span.get_by_test_id("span-duration")).to_have_text(re.compile(r"^[\d,.]+ ms$"))
         _screenshot(page, "playground-real.png", tmp_path)
+        session = page.get_by_test_id("session-id").inner_text().strip()
+    _same_trace_from_api_cli_and_otlp(real, session)
