@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
 import numpy as np
@@ -94,6 +94,47 @@ class TurnOutput:
     audio: np.ndarray
     """The spoken reply, float32 mono at `sample_rate`; empty when not spoken."""
     sample_rate: int
+
+
+@dataclass
+class _Progress:
+    """What the runner measures of a turn as its events go by, for its result and its trace."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first_audio_ms: float | None = None
+    audio_out_s: float = 0.0
+    values: dict[str, Any] = field(default_factory=dict)
+    """The graph's latest state."""
+
+    def saw(self, event: dict[str, Any]) -> None:
+        if event["type"] == "audio":
+            if self.first_audio_ms is None:
+                self.first_audio_ms = round((time.perf_counter() - self.started) * 1000, 1)
+            self.audio_out_s += len(event["audio"]) / event["sample_rate"]
+
+    def finish(self) -> dict[str, Any]:
+        """The final state, its timings completed with the total and the time to first audio."""
+        timings = dict(self.values["timings_ms"])
+        timings["total"] = round((time.perf_counter() - self.started) * 1000, 1)
+        if self.first_audio_ms is not None:
+            timings["first_audio"] = self.first_audio_ms
+        self.values = {**self.values, "timings_ms": timings}
+        return self.values
+
+    def figures(self, trace: TurnTrace, speaker: SentenceSpeaker | None) -> dict[str, Any]:
+        """What the turn's span reports at its end (and the speech spans, added now)."""
+        if speaker is not None:
+            trace_speech(trace, speaker)
+        values = self.values
+        stages = {k: ms for k, ms in (values.get("timings_ms") or {}).items() if k != "first_audio"}
+        return {
+            TURN: values.get("turn"),
+            VOICE: values.get("voice"),
+            FIRST_AUDIO_MS: self.first_audio_ms,
+            AUDIO_OUT_S: round(self.audio_out_s, 3),
+            ANSWER: trace.content(values.get("answer") or None),
+            **{TIMING_MS.format(stage=stage): ms for stage, ms in stages.items()},
+        }
 
 
 class Agent:
@@ -248,42 +289,18 @@ class Agent:
             voice=request.voice,
             trace=trace,
         )
-        started = time.perf_counter()
-        first_audio_ms: float | None = None
-        audio_out_s = 0.0
-        values: dict[str, Any] = {}
-
-        def figures() -> dict[str, Any]:
-            """What the turn's span reports at its end."""
-            if context.speaker is not None:
-                trace_speech(trace, context.speaker)
-            timings = values.get("timings_ms") or {}
-            return {
-                TURN: values.get("turn"),
-                VOICE: values.get("voice"),
-                FIRST_AUDIO_MS: first_audio_ms,
-                AUDIO_OUT_S: round(audio_out_s, 3),
-                ANSWER: trace.content(values.get("answer") or None),
-                **{TIMING_MS.format(stage=stage): ms for stage, ms in timings.items() if stage != "first_audio"},
-            }
-
+        progress = _Progress()
         try:
             async for mode, data in self.graph.astream(
                 fresh_turn(), config, context=context, stream_mode=["custom", "values"], durability="exit"
             ):
                 event: dict[str, Any] = cast(dict[str, Any], data)
                 if mode == "values":
-                    values = event
+                    progress.values = event
                     continue
-                if event["type"] == "audio":
-                    if first_audio_ms is None:
-                        first_audio_ms = round((time.perf_counter() - started) * 1000, 1)
-                    audio_out_s += len(event["audio"]) / event["sample_rate"]
+                progress.saw(event)
                 yield event
-            timings = dict(values["timings_ms"])
-            timings["total"] = round((time.perf_counter() - started) * 1000, 1)
-            if first_audio_ms is not None:
-                timings["first_audio"] = first_audio_ms
+            values = progress.finish()
             result = TurnResult(
                 session_id=request.session_id,
                 turn=values["turn"],
@@ -292,17 +309,16 @@ class Agent:
                 citations=values["citations"],
                 tool_calls=values["tool_calls"],
                 voice=values.get("voice"),
-                timings_ms=timings,
+                timings_ms=values["timings_ms"],
                 trace_id=trace.trace_id,
             )
-            values["timings_ms"] = timings
             # Inside the try: a turn the index cannot record is rolled back, not half kept.
             await self.sessions.record_turn(request.tenant, request.session_id, {**result, "at": time.time()})
         except BaseException as error:
             await self._restore(before)
-            await self._keep_trace(request, trace, figures(), error)
+            await self._keep_trace(request, trace, progress.figures(trace, context.speaker), error)
             raise
-        await self._keep_trace(request, trace, figures())
+        await self._keep_trace(request, trace, progress.figures(trace, context.speaker))
         if self.keeper is not None:
             try:
                 await self.keeper(config["configurable"]["thread_id"])
