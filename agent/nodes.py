@@ -34,6 +34,7 @@ from agent.tracing import (
     TOOL_CALL_ID,
     TOOL_DESCRIPTION,
     TOOL_NAME,
+    TOOL_OWNER,
     TOOL_RESULT,
     TOOL_STATUS,
     TOOL_TYPE,
@@ -260,6 +261,7 @@ def _trace_call(ctx: TurnContext, outcome: ToolOutcome, content: str) -> None:
         TOOL_RESULT: ctx.trace.content(content),
         TOOL_STATUS: record["status"],
         TOOL_ATTEMPTS: record["attempts"],
+        TOOL_OWNER: "service" if ctx.deps.registry.get(record["name"]) else "tenant",
     }
     failed = record["status"] != "ok"
     ctx.trace.record(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -27,6 +28,7 @@ from agent.tracing import (
     TENANT,
     TIMING_MS,
     TOOL_NAME,
+    TOOL_OWNER,
     TOOL_STATUS,
     Tracing,
 )
@@ -100,7 +102,7 @@ class Metrics(SpanProcessor):
             with self._lock:
                 self._last_turn[(str(attributes.get(TENANT)), str(attributes.get(CONVERSATION)))] = self._clock()
         elif attributes.get(OPERATION) == "execute_tool":
-            tool = str(attributes.get(TOOL_NAME))
+            tool = _tool_label(attributes)
             self.tool_calls.labels(tool, str(attributes.get(TOOL_STATUS, "error" if failed else "ok"))).inc()
             self.tool_seconds.labels(tool).observe(seconds)
         elif attributes.get(OPERATION) == "chat":
@@ -112,6 +114,16 @@ class Metrics(SpanProcessor):
     def exposition(self) -> bytes:
         """The registry in Prometheus's text format."""
         return generate_latest(self.registry)
+
+
+TENANT_TOOL = "tenant-registered"
+"""The `tool` label of every tool a tenant registered: /metrics is open, and those names are the tenant's."""
+
+
+def _tool_label(attributes: Mapping[str, Any]) -> str:
+    """The tool's name for the service's own tools; one label for all of the tenants' tools, so
+    their names do not show on /metrics and the label's values stay bounded."""
+    return TENANT_TOOL if attributes.get(TOOL_OWNER) == "tenant" else str(attributes.get(TOOL_NAME))
 
 
 def otlp_traces_url(endpoint: str) -> str:

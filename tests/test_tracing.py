@@ -241,3 +241,23 @@ def test_concurrent_turns_of_two_sessions_keep_their_spans_apart() -> None:
     for trace, session in ((first, "a"), (second, "b")):
         assert trace["root"]["attributes"]["gen_ai.conversation.id"] == session
         assert [c["name"] for c in trace["root"]["children"]] == ["listen", "plan"]
+
+
+async def test_tenant_tools_are_marked_and_counted_under_one_label_on_metrics() -> None:
+    from api.telemetry import TENANT_TOOL, Metrics
+
+    async def weather(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        return ToolResult(content="Sunny.")
+
+    secret = Tool(ToolSpec("acme_weather_v2", "The weather.", {"type": "object", "properties": {}}), weather)
+    metrics = Metrics()
+    planner = ScriptedPlanner([call("acme_weather_v2"), call("get_date_time", timezone="UTC"), reply("Sunny.")])
+    deps = AgentDeps(planner=planner, registry=ToolRegistry([date_time_tool()]), tenant_tools=lambda t: [secret])
+    agent = Agent(deps, _memory_saver(), tracing=Tracing(processors=[metrics]))
+    _, trace = await _one_trace(agent, TurnRequest("s", text="Weather?", speak=False, tenant="acme"))
+    assert _named(trace, "execute_tool acme_weather_v2")[0]["attributes"]["voicegraph.tool.owner"] == "tenant"
+    assert _named(trace, "execute_tool get_date_time")[0]["attributes"]["voicegraph.tool.owner"] == "service"
+    text = metrics.exposition().decode()
+    assert f'voicegraph_tool_calls_total{{status="ok",tool="{TENANT_TOOL}"}} 1.0' in text
+    assert 'voicegraph_tool_calls_total{status="ok",tool="get_date_time"} 1.0' in text
+    assert "acme_weather_v2" not in text
