@@ -17,6 +17,7 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+import anyio
 import redis.asyncio as aioredis
 
 from model.errors import VoicegraphError
@@ -80,10 +81,11 @@ class RedisSessionLocks:
             yield
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
-            with contextlib.suppress(Exception):  # Redis gone: the lease expires by itself
-                await self.client.eval(_RELEASE, 1, key, token)
+            with anyio.CancelScope(shield=True):  # a cancelled turn (its client left) still lets go
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
+                with contextlib.suppress(Exception):  # Redis gone: the lease expires by itself
+                    await self.client.eval(_RELEASE, 1, key, token)
 
     async def _renew(self, key: str, token: str) -> None:
         while True:

@@ -16,10 +16,11 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
+import anyio
 import numpy as np
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
@@ -38,7 +39,15 @@ from model.errors import InputError
 from tools.base import Citation
 from tools.runtime import CallRecord
 
-__all__ = ["MAX_TEXT_CHARS", "Agent", "TurnOutput", "TurnRequest", "TurnResult", "validate_session_id"]
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "Agent",
+    "ReplyAudio",
+    "TurnOutput",
+    "TurnRequest",
+    "TurnResult",
+    "validate_session_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +103,22 @@ class TurnOutput:
     audio: np.ndarray
     """The spoken reply, float32 mono at `sample_rate`; empty when not spoken."""
     sample_rate: int
+
+
+class ReplyAudio:
+    """A reply's audio events joined into one clip, at the rate of the first."""
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._rate = 0
+
+    def add(self, audio: np.ndarray, sample_rate: int) -> None:
+        self._rate = self._rate or sample_rate
+        self._chunks.append(resample(audio, sample_rate, self._rate))
+
+    def output(self, result: TurnResult) -> TurnOutput:
+        audio = np.concatenate(self._chunks).astype(np.float32) if self._chunks else np.zeros(0, np.float32)
+        return TurnOutput(result=result, audio=audio, sample_rate=self._rate or SAMPLE_RATE)
 
 
 @dataclass
@@ -186,14 +211,17 @@ class Agent:
         validate_session_id(session_id)
         return await self.graph.aget_state(_config(tenant, session_id))
 
-    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[dict[str, Any]]:
+    async def stream_turn(self, request: TurnRequest) -> AsyncGenerator[dict[str, Any], None]:
         """Events as they happen (transcript, text, tool_call, tool_result, audio), then `result`."""
         self.validate(request)
         with _memory_errors():
             async with self.locks.hold(_thread(request.tenant, request.session_id)):
                 await self._forget_expired()
-                async for event in self._run(request):
-                    yield event
+                # Closed here, not whenever it is collected: a turn its client left is rolled
+                # back before the session's lock is let go.
+                async with contextlib.aclosing(self._run(request)) as events:
+                    async for event in events:
+                        yield event
 
     async def list_sessions(self, tenant: str) -> list[SessionInfo]:
         with _memory_errors():
@@ -225,18 +253,15 @@ class Agent:
             await self.checkpointer.adelete_thread(_thread(tenant, session_id))
 
     async def run_turn(self, request: TurnRequest) -> TurnOutput:
-        chunks: list[np.ndarray] = []
-        rate = 0
+        audio = ReplyAudio()
         result: TurnResult | None = None
-        async for event in self.stream_turn(request):
+        async for event in self.stream_turn(request):  # to the end: the session's lock is let go there
             if event["type"] == "audio":
-                rate = rate or event["sample_rate"]
-                chunks.append(resample(event["audio"], event["sample_rate"], rate))
+                audio.add(event["audio"], event["sample_rate"])
             elif event["type"] == "result":
                 result = event["result"]
-        assert result is not None
-        audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-        return TurnOutput(result=result, audio=audio, sample_rate=rate or 16000)
+        assert result is not None, "a turn's events end with its result"
+        return audio.output(result)
 
     async def traces(self, tenant: str, session_id: str) -> list[TraceTree] | None:
         """Every kept turn's span tree, oldest first; None when the tenant has no such session."""
@@ -272,7 +297,7 @@ class Agent:
         except Exception:
             log.warning("could not keep the trace of a turn of %s", request.session_id, exc_info=True)
 
-    async def _run(self, request: TurnRequest) -> AsyncIterator[dict[str, Any]]:
+    async def _run(self, request: TurnRequest) -> AsyncGenerator[dict[str, Any], None]:
         config = _config(request.tenant, request.session_id)
         before = await self.graph.aget_state(config)
         trace = self._start_trace(request, before)
@@ -291,15 +316,20 @@ class Agent:
         )
         progress = _Progress()
         try:
-            async for mode, data in self.graph.astream(
-                fresh_turn(), config, context=context, stream_mode=["custom", "values"], durability="exit"
-            ):
-                event: dict[str, Any] = cast(dict[str, Any], data)
-                if mode == "values":
-                    progress.values = event
-                    continue
-                progress.saw(event)
-                yield event
+            stream = cast(
+                AsyncGenerator[tuple[str, Any], None],  # astream is an async generator, typed as an iterator
+                self.graph.astream(
+                    fresh_turn(), config, context=context, stream_mode=["custom", "values"], durability="exit"
+                ),
+            )
+            async with contextlib.aclosing(stream):  # a turn left midway stops before it is rolled back
+                async for mode, data in stream:
+                    event: dict[str, Any] = cast(dict[str, Any], data)
+                    if mode == "values":
+                        progress.values = event
+                        continue
+                    progress.saw(event)
+                    yield event
             values = progress.finish()
             result = TurnResult(
                 session_id=request.session_id,
@@ -315,8 +345,10 @@ class Agent:
             # Inside the try: a turn the index cannot record is rolled back, not half kept.
             await self.sessions.record_turn(request.tenant, request.session_id, {**result, "at": time.time()})
         except BaseException as error:
-            await self._restore(before)
-            await self._keep_trace(request, trace, progress.figures(trace, context.speaker), error)
+            # Shielded: a turn cancelled because its client left is rolled back all the same.
+            with anyio.CancelScope(shield=True):
+                await self._restore(before)
+                await self._keep_trace(request, trace, progress.figures(trace, context.speaker), error)
             raise
         await self._keep_trace(request, trace, progress.figures(trace, context.speaker))
         if self.keeper is not None:

@@ -23,7 +23,7 @@ from model.errors import AudioTooLongError, InputError, PlannerError, Voicegraph
 from retrieval.errors import BaseExistsError, BaseNotFoundError, DocumentNotFoundError, RetrievalError
 from tools.errors import ToolExistsError, ToolNotFoundError, ToolSourceError
 
-__all__ = ["STATUS_BY_ERROR", "install_error_handlers", "problem", "validation_problem"]
+__all__ = ["STATUS_BY_ERROR", "error_answer", "install_error_handlers", "problem", "validation_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +55,24 @@ def validation_problem(errors: Sequence[Any]) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
 
 
+def error_answer(exc: Exception, where: str) -> tuple[int, str]:
+    """The status and message an error answers with (our typed errors by the table, others 500).
+
+    Failures of ours (5xx) are logged with `where` (the method and path); the message never
+    holds a stack trace, and an unexpected error's says only its class.
+    """
+    code = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
+    if code >= 500:
+        log.error("%s failed: %s", where, exc, exc_info=exc)
+    if code == 500 or not isinstance(exc, VoicegraphError):
+        return 500, INTERNAL.format(name=type(exc).__name__)
+    return code, PLANNER_FAILED.format(error=exc) if isinstance(exc, PlannerError) else str(exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VoicegraphError)
     async def _ours(request: Request, exc: VoicegraphError) -> JSONResponse:
-        code = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
-        if code >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
-        if code == 500:
-            message = INTERNAL.format(name=type(exc).__name__)
-        else:
-            message = PLANNER_FAILED.format(error=exc) if isinstance(exc, PlannerError) else str(exc)
+        code, message = error_answer(exc, f"{request.method} {request.url.path}")
         return JSONResponse(status_code=code, content={"detail": message})
 
     @app.exception_handler(RequestValidationError)
@@ -101,6 +109,5 @@ class _Unexpected:
         except Exception as exc:
             if started:  # too late for a 500: let the server end the response
                 raise
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            response = JSONResponse(status_code=500, content={"detail": INTERNAL.format(name=type(exc).__name__)})
-            await response(scope, receive, send)
+            code, message = error_answer(exc, f"{scope.get('method')} {scope.get('path')}")
+            await JSONResponse(status_code=code, content={"detail": message})(scope, receive, send)

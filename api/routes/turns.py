@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-from typing import Any
 
 from fastapi import APIRouter, Request, status
+from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
-from agent.runner import TurnOutput, TurnRequest, validate_session_id
+from agent.runner import TurnRequest, validate_session_id
 from api.bodies import json_body, media_type
 from api.deps import AgentDep, SettingsDep, TenantDep
 from api.errors import problem
 from api.schemas import TurnCreate, TurnPublic
 from api.settings import Settings
-from model.audio import decode_audio, encode_wav
+from api.streaming import EVENT_STREAM, public_turn, stream_turn
+from model.audio import decode_audio
 from model.voices import parse_voice_id
 
 router = APIRouter(prefix="/v1/sessions", tags=["turns"])
@@ -65,23 +65,26 @@ def _voice(voice: str | None) -> str | None:
     return voice
 
 
-def _public(output: TurnOutput) -> TurnPublic:
-    result: dict[str, Any] = dict(output.result)
-    if output.audio.size:
-        result["audio_wav_b64"] = base64.b64encode(encode_wav(output.audio, output.sample_rate)).decode("ascii")
-        result["sample_rate"] = output.sample_rate
-    return TurnPublic.model_validate(result)
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {EVENT_STREAM: {"schema": {"type": "string", "description": "see api/streaming.py"}}}},
+    **{code: {} for code in (400, 401, 409, 413, 415, 422, 429, 503)},
+}
 
 
-@router.post("/{session_id}/turns", responses={400: {}, 401: {}, 409: {}, 413: {}, 415: {}, 422: {}, 429: {}, 503: {}})
+@router.post("/{session_id}/turns", response_model=TurnPublic, responses=_RESPONSES)
 async def create_turn(
     session_id: str, request: Request, agent: AgentDep, settings: SettingsDep, tenant: TenantDep
-) -> TurnPublic:
-    """Run one turn: the answer, its citations and tool calls, and the spoken reply."""
+) -> TurnPublic | StreamingResponse:
+    """Run one turn: the answer, its citations and tool calls, and the spoken reply.
+
+    With `Accept: text/event-stream` the turn streams as server-sent events while it runs
+    (transcript, tool calls and results, text, audio chunks, then the result).
+    """
     validate_session_id(session_id)
     turn = await _parse(request, session_id, tenant, settings)
-    output = await agent.run_turn(turn)
-    return _public(output)
+    if EVENT_STREAM in request.headers.get("accept", ""):
+        return await stream_turn(agent, turn, f"{request.method} {request.url.path}")
+    return public_turn(await agent.run_turn(turn))
 
 
 __all__ = ["router"]

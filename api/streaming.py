@@ -1,0 +1,85 @@
+"""A turn as server-sent events: what the agent hears, calls, writes and says, as it happens.
+
+    event: transcript   {"text"}                         what was heard (or typed)
+    event: tool_call    {"id", "name", "arguments"}      a call the planner made
+    event: tool_result  {"id", "name", ..., "status"}    how it went (as in `tool_calls`)
+    event: text         {"text"}                         the answer as the planner writes it
+    event: audio        {"audio_wav_b64", "sample_rate"} the spoken answer, chunk by chunk
+    event: result       the turn, exactly as the JSON endpoint answers it (whole audio included)
+    event: error        {"status", "detail"}             instead of `result` when the turn failed
+
+Everything that can be refused before the turn starts (bad input, a busy session, a
+wrong key) is refused with an ordinary HTTP error, not a stream: the first event is
+awaited before the response begins. A client that goes away mid-turn cancels it, and the
+session is left as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi.responses import StreamingResponse
+
+from agent.runner import Agent, ReplyAudio, TurnOutput, TurnRequest
+from api.errors import error_answer
+from api.schemas import TurnPublic
+from model.audio import encode_wav
+
+__all__ = ["EVENT_STREAM", "public_turn", "stream_turn"]
+
+EVENT_STREAM = "text/event-stream"
+
+
+def public_turn(output: TurnOutput) -> TurnPublic:
+    """The turn's answer over HTTP: its result and the spoken reply as a base64 WAV."""
+    result: dict[str, Any] = dict(output.result)
+    if output.audio.size:
+        result["audio_wav_b64"] = base64.b64encode(encode_wav(output.audio, output.sample_rate)).decode("ascii")
+        result["sample_rate"] = output.sample_rate
+    return TurnPublic.model_validate(result)
+
+
+def _event(name: str, data: Any) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _encode(event: dict[str, Any], audio: ReplyAudio) -> bytes:
+    kind = event["type"]
+    if kind == "audio":
+        audio.add(event["audio"], event["sample_rate"])
+        wav = base64.b64encode(encode_wav(event["audio"], event["sample_rate"])).decode("ascii")
+        return _event("audio", {"audio_wav_b64": wav, "sample_rate": event["sample_rate"]})
+    if kind == "result":
+        return _event("result", public_turn(audio.output(event["result"])).model_dump(mode="json"))
+    if kind == "tool_call":
+        return _event("tool_call", dict(event["call"]))
+    if kind == "tool_result":
+        return _event("tool_result", dict(event["record"]))
+    return _event(kind, {"text": event["text"]})
+
+
+async def stream_turn(agent: Agent, turn: TurnRequest, where: str) -> StreamingResponse:
+    """The turn's events as a text/event-stream response; raises, as the JSON endpoint does,
+    whatever refuses the turn before its first event."""
+    events = agent.stream_turn(turn)
+    first = await anext(events)
+
+    async def body() -> AsyncIterator[bytes]:
+        audio = ReplyAudio()
+        try:
+            yield _encode(first, audio)
+            async for event in events:
+                yield _encode(event, audio)
+        except Exception as exc:
+            status, detail = error_answer(exc, where)
+            yield _event("error", {"status": status, "detail": detail})
+        finally:
+            with anyio.CancelScope(shield=True):  # a client gone mid-turn still gets its session rolled back
+                await events.aclose()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(body(), media_type=EVENT_STREAM, headers=headers)
