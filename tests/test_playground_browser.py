@@ -2,8 +2,10 @@
 
 The fast tests run the scripted planner behind the real ASR and TTS: every question gets
 the clock in Tokyo, a place that is no timezone (a failed tool call) and the knowledge
-base, then an answer citing it. The `real` test is the whole product as a new user meets
-it: the real models, a question spoken into the microphone with push-to-talk.
+base, then an answer citing it. Turns stream (server-sent events): a live card fills in as
+the turn runs and its speech plays chunk by chunk, then the turn's card replaces it. The
+`real` test is the whole product as a new user meets it: the real models, a question
+spoken into the microphone with push-to-talk.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
@@ -29,6 +33,7 @@ from api.settings import Settings
 from model.base import PlanRequest, ToolCall
 from model.errors import PlannerError
 from model.testing import ScriptedPlanner, Step, reply
+from model.voices import VoiceSynthesizer
 from tests.browser import chromium, fake_microphone, open_page, wav_seconds
 from tests.http_server import running_server
 from tests.otlp_receiver import OtlpReceiver, running_otlp_receiver
@@ -40,6 +45,7 @@ OFFICE = "The Tokyo office opens at nine in the morning, Monday to Friday."
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
 TURN_TIMEOUT_MS = 60_000
 OUTAGE = "planner outage"
+LAST_SENTENCE = "The Tokyo office opens at nine [1]."
 
 
 def _script(request: PlanRequest) -> Step:
@@ -51,7 +57,7 @@ def _script(request: PlanRequest) -> Step:
         raise PlannerError("the planner server is unreachable")
     results = {m.get("tool_call_id"): str(m["content"]) for m in request.messages if m["role"] == "tool"}
     if request.messages[-1]["role"] == "tool":
-        return reply(f"{results.get('call_tokyo', '')} The Tokyo office opens at nine [1].")
+        return reply(f"{results.get('call_tokyo', '')} {LAST_SENTENCE}")
     calls = (
         ToolCall(id="call_tokyo", name="get_date_time", arguments={"timezone": "Asia/Tokyo"}),
         ToolCall(id="call_nowhere", name="get_date_time", arguments={"timezone": "Atlantis/Nowhere"}),
@@ -60,13 +66,40 @@ def _script(request: PlanRequest) -> Step:
     return Step(calls=calls)
 
 
+class GatedVoices(VoiceSynthesizer):
+    """The real voices; while `gate` is clear, the answer's last sentence waits for it to be set.
+
+    The scripted planner answers in a blink, so a test could not otherwise be sure to see a
+    turn in the middle of its stream: holding the last sentence's speech back holds the turn
+    there (its text, tool calls and first sentence's audio already sent) for as long as the
+    test needs, and setting the gate lets it finish.
+    """
+
+    def __init__(self, piper: Any, espeak: Any = None) -> None:
+        super().__init__(piper, espeak)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def synthesize(self, text: str, voice: str | None = None) -> Iterator[np.ndarray]:
+        if LAST_SENTENCE in text:
+            self.gate.wait(TURN_TIMEOUT_MS / 1000)
+        yield from super().synthesize(text, voice)
+
+
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def voices() -> GatedVoices:
+    synthesizer = GatedVoices.default()
+    assert isinstance(synthesizer, GatedVoices)
+    return synthesizer
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory, voices: GatedVoices) -> Iterator[str]:
     kb = tmp_path_factory.mktemp("kb")
     (kb / "office.md").write_text(f"# Office hours\n\n{OFFICE}\n")
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), kb_dir=kb, api_keys=f"{KEY}:local")  # type: ignore[arg-type]
     planner = ScriptedPlanner([_script] * 200)
-    with running_server(create_app(settings, lambda s: open_services(s, planner=planner))) as url:
+    with running_server(create_app(settings, lambda s: open_services(s, planner=planner, tts=voices))) as url:
         yield url
 
 
@@ -104,7 +137,8 @@ def _assert_audio_plays(turn: Locator) -> None:
     expect(audio).to_have_count(1)
     audio.evaluate("a => a.readyState >= 1 || new Promise(r => a.addEventListener('loadedmetadata', r))")
     assert audio.evaluate("a => a.duration") > 0
-    audio.evaluate("a => a.played.length > 0 || a.play()")  # the newest answer autoplays; this only ensures it
+    # A streamed answer was heard chunk by chunk, so its player waits to replay it: play it here.
+    audio.evaluate("a => a.played.length > 0 || a.play()")
     audio.page.wait_for_function("a => a.played.length > 0 && a.currentTime > 0", arg=audio.element_handle())
 
 
@@ -125,6 +159,17 @@ def _hold_to_talk(page: Page, seconds: float) -> None:
     time.sleep(seconds)  # holding the button is the user's part: the clip has to play into it
     page.mouse.up()
     expect(page.get_by_test_id("recording")).to_be_hidden()
+
+
+_RECORD_AUDIO_STARTS = """() => {
+    window.audioStarts = [];
+    const start = AudioBufferSourceNode.prototype.start;
+    AudioBufferSourceNode.prototype.start = function (when = 0, ...rest) {
+        window.audioStarts.push({when, duration: this.buffer.duration, now: this.context.currentTime});
+        window.audioContext = this.context;
+        return start.call(this, when, ...rest);
+    };
+}"""
 
 
 def _screenshot(page: Page, name: str, tmp_path: Path) -> None:
@@ -214,6 +259,76 @@ def test_text_turn_shows_answer_citations_audio_and_timeline(page: Page, tmp_pat
     _screenshot(page, "playground.png", tmp_path)
 
 
+def test_a_turn_streams_into_a_live_card_and_speaks_as_it_goes(page: Page, voices: GatedVoices, tmp_path: Path) -> None:
+    """While the turn runs, a live card shows what is heard, the tool calls and the answer as
+    they come, and the first sentence's speech plays before the last one is even said; then
+    the turn's card replaces it. The last sentence's speech is held (GatedVoices) so the test
+    sees the turn mid-stream for certain, however fast the scripted planner is."""
+    page.evaluate(_RECORD_AUDIO_STARTS)  # when and for how long each chunk was set to play
+    voices.gate.clear()
+    try:
+        page.get_by_test_id("text-input").fill(QUESTION)
+        page.get_by_test_id("text-input").press("Enter")
+        live = page.get_by_test_id("pending-turn")
+        expect(live).to_be_visible(timeout=TURN_TIMEOUT_MS)
+        expect(live.get_by_test_id("transcript")).to_have_text(QUESTION)
+        expect(live.get_by_test_id("tool-call")).to_have_count(3)
+        expect(live.locator("[data-testid='tool-call'][data-status='ok']")).to_have_count(2)
+        expect(live.locator("[data-testid='tool-call'][data-status='error']")).to_have_count(1)
+        expect(live.get_by_test_id("answer")).to_contain_text(
+            re.compile(r"^It is .* in Tokyo .*opens at nine \[1\]\.$")
+        )
+        expect(live).to_have_attribute("data-audio-chunks", "1")  # the first sentence, and no more yet
+        expect(page.get_by_test_id("turn")).to_have_count(0)
+        expect(page.get_by_test_id("status")).to_have_text("thinking…")
+        _screenshot(page, "playground-streaming.png", tmp_path)
+    finally:
+        voices.gate.set()
+
+    turn = _last_turn(page, 1)
+    expect(live).to_have_count(0)
+    expect(turn.get_by_test_id("answer")).to_contain_text(LAST_SENTENCE)
+    expect(turn.get_by_test_id("tool-call")).to_have_count(3)
+    expect(turn).to_have_attribute("data-audio-chunks", "2")  # counted on the turn's card from here on
+    audio = turn.get_by_test_id("audio")
+    expect(audio).to_have_count(1)  # the whole answer, to hear again, but not played twice
+    assert audio.evaluate("a => a.paused && a.played.length === 0")
+
+    first, second = page.evaluate("window.audioStarts")
+    first_ends = first["when"] + first["duration"]
+    assert second["when"] >= first_ends - 1e-6, "the chunks overlap"
+    if second["now"] < first_ends:  # it came while the first still played: it starts right where that ends
+        assert second["when"] == pytest.approx(first_ends, abs=1e-6)
+    clock = page.evaluate("window.audioContext.currentTime")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.audioContext.state") == "running"
+    assert page.evaluate("window.audioContext.currentTime") > clock + 0.1  # it plays, in real time
+    expect(turn.locator("[data-testid='span'][data-span-name='speak']")).to_have_count(1, timeout=TURN_TIMEOUT_MS)
+
+
+def test_a_server_that_answers_json_is_waited_for_as_before(page: Page) -> None:
+    """A server that does not stream answers the turn as JSON: the page shows it when it comes."""
+    asked: list[str] = []
+
+    def without_streaming(route: Route) -> None:  # as a server from before streaming answers
+        headers = route.request.all_headers()
+        asked.append(headers.get("accept", ""))
+        route.fulfill(response=route.fetch(headers={**headers, "accept": "application/json"}))
+
+    page.route("**/turns", without_streaming)
+    page.get_by_test_id("text-input").fill(QUESTION)
+    page.get_by_test_id("text-input").press("Enter")
+    turn = _last_turn(page, 1)
+    assert asked == ["text/event-stream"]
+    expect(page.get_by_test_id("pending-turn")).to_have_count(0)
+    expect(turn.get_by_test_id("answer")).to_contain_text(LAST_SENTENCE)
+    assert turn.get_attribute("data-audio-chunks") is None
+    audio = turn.get_by_test_id("audio")
+    expect(audio).to_have_count(1)
+    page.wait_for_function("a => a.played.length > 0", arg=audio.element_handle())  # it autoplays, as before
+    _tool_span(turn)
+
+
 def test_file_upload_turn(page: Page, question_wav: bytes) -> None:
     expect(page.get_by_test_id("file-send")).to_be_disabled()
     page.get_by_test_id("file-input").set_input_files(
@@ -279,7 +394,8 @@ def test_server_errors_are_shown(page: Page) -> None:
 def test_a_failed_turn_shows_why_in_its_timeline(page: Page) -> None:
     page.get_by_test_id("text-input").fill(f"Pretend there is a {OUTAGE}.")
     page.get_by_test_id("send").click()
-    expect(page.get_by_test_id("error")).to_contain_text("Error 503")
+    expect(page.get_by_test_id("error")).to_contain_text("Error 503")  # an `error` event, mid-stream
+    expect(page.get_by_test_id("pending-turn")).to_have_count(0)
     failed = page.get_by_test_id("failed-turn")
     expect(failed).to_have_count(1, timeout=TURN_TIMEOUT_MS)
     expect(failed.get_by_test_id("failure")).to_contain_text("the planner server is unreachable")
@@ -412,6 +528,7 @@ def test_a_new_user_asks_by_voice_and_sees_the_answer_and_its_timeline(
         expect(page.get_by_test_id("error")).to_be_hidden()
         expect(turn.get_by_test_id("transcript")).to_contain_text("Tokyo")
         expect(turn.get_by_test_id("answer")).not_to_be_empty()
+        expect(turn).to_have_attribute("data-audio-chunks", re.compile(r"^[1-9]\d*$"))  # spoken as it streamed
         _assert_audio_plays(turn)
         span = _tool_span(turn)
         details = span.get_by_test_id("span-details")

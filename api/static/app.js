@@ -1,6 +1,10 @@
 // The voicegraph playground: talk to the agent, read its answers and see each turn's spans.
 // Plain browser JavaScript, no build step. Server text only ever reaches the page as text
 // (textContent, text nodes, attributes), never as HTML.
+//
+// A turn streams (Accept: text/event-stream): a live card shows the transcript, the tool
+// calls and the answer as they come, and the spoken answer plays chunk by chunk through Web
+// Audio; the `result` event then replaces the live card with the turn's card.
 "use strict";
 
 (() => {
@@ -12,6 +16,8 @@
     ["first_audio", "first audio"], ["total", "total"]];
   const TOOL_ARGUMENTS = "gen_ai.tool.call.arguments";
   const TOOL_RESULT = "gen_ai.tool.call.result";
+  const EVENT_STREAM = "text/event-stream";
+  const AUDIO_LEAD_S = 0.05;  // the first chunk starts this far ahead, so its start is not clipped
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -24,7 +30,7 @@
   };
   const state = {
     session: "", busy: false, mic: false, voices: new Map(), voicesLoaded: false, views: [], seq: 0,
-    knownTraces: new Set(),
+    knownTraces: new Set(), audio: null, player: null,
   };
 
   // ---- small helpers -------------------------------------------------------------------
@@ -75,8 +81,21 @@
     }
   }
 
+  function parseJson(text) {
+    try {
+      return text ? JSON.parse(text) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function errorDetail(body, fallback) {
+    const detail = body && body.detail !== undefined ? body.detail : fallback;
+    return typeof detail === "string" ? detail : JSON.stringify(detail);
+  }
+
   /** fetch with the API key; a non-2xx answer throws ApiError carrying the server's `detail`. */
-  async function api(path, options = {}) {
+  async function send(path, options = {}) {
     const headers = new Headers(options.headers || {});
     const key = ui.apiKey.value.trim();
     if (key) headers.set("Authorization", `Bearer ${key}`);
@@ -86,19 +105,26 @@
     } catch (err) {
       throw new ApiError(0, `cannot reach the server (${err.message})`);
     }
-    const text = await response.text();
-    let body = null;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      body = null;
-    }
     if (!response.ok) {
-      let detail = body && body.detail !== undefined ? body.detail : text || response.statusText;
-      if (typeof detail !== "string") detail = JSON.stringify(detail);
-      throw new ApiError(response.status, detail);
+      const text = await response.text().catch(() => "");
+      throw new ApiError(response.status, errorDetail(parseJson(text), text || response.statusText));
     }
-    return body;
+    return response;
+  }
+
+  /** The JSON body of a 2xx answer (null when there is none). */
+  async function jsonBody(response) {
+    let text;
+    try {
+      text = await response.text();
+    } catch (err) {
+      throw new ApiError(0, `the answer was cut off (${err.message})`);
+    }
+    return parseJson(text);
+  }
+
+  async function api(path, options = {}) {
+    return jsonBody(await send(path, options));
   }
 
   const sessionPath = (suffix = "") => `/v1/sessions/${encodeURIComponent(state.session)}${suffix}`;
@@ -154,6 +180,7 @@
     state.views = [];
     ui.sessionId.textContent = id;
     history.replaceState(null, "", `#session=${encodeURIComponent(id)}`);
+    stopStreamedAudio();  // a turn still streaming into the old session goes on unseen and unheard
     for (const audio of ui.turns.querySelectorAll("audio")) URL.revokeObjectURL(audio.src);
     ui.turns.replaceChildren();
     ui.empty.hidden = false;
@@ -230,26 +257,297 @@
     return ui.voicePick.hidden || value === "keep" ? null : value;
   }
 
+  /** Ask for the turn as a stream; an older server answers JSON, and the page waits for it. */
   async function runTurn(init, source) {
     if (state.busy) return false;
     clearError();
     hint("");
     setBusy(true);
     const session = state.session;
+    let live = null;
     try {
-      const result = await api(sessionPath("/turns"), { method: "POST", ...init });
+      const headers = new Headers(init.headers || {});
+      headers.set("Accept", EVENT_STREAM);
+      const response = await send(sessionPath("/turns"), { method: "POST", ...init, headers });
+      const type = response.headers.get("Content-Type") || "";
+      let result;
+      if (type.startsWith(EVENT_STREAM) && response.body) {
+        live = pendingTurn(source, session);
+        result = await readTurnStream(response, live);
+      } else {
+        result = await jsonBody(response);
+      }
       if (session !== state.session) return true;
-      addTurn(result, { autoplay: true, source });
+      if (live) live.node.remove();
+      // Chunks already played (or playing): the turn's player stays for replay, without autoplay.
+      const streamed = Boolean(live && live.player.heard && live.player.context.state === "running");
+      if (live && !streamed) live.player.stop();
+      const card = addTurn(result, { autoplay: !streamed, source });
+      if (live) live.player.show(card);
       setCurrentVoice(result.voice);
       if (!state.voicesLoaded) loadVoices();
       refreshTraces();
       return true;
     } catch (err) {
+      if (live) {
+        live.player.stop();  // the turn was not kept: its answer stops too
+        live.node.remove();
+      }
       showError(err);
       if (session === state.session) await showFailedTurn();
       return false;
     } finally {
       setBusy(false);
+    }
+  }
+
+  // ---- the streamed turn ---------------------------------------------------------------
+
+  /** Server-sent events from a fetch body: {event, data} for each event, as it completes. */
+  async function* sseEvents(body) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let done = false;
+    try {
+      while (!done) {
+        let chunk;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          throw new ApiError(0, `the answer was cut off (${err.message})`);
+        }
+        done = chunk.done;
+        buffer += done ? decoder.decode() : decoder.decode(chunk.value, { stream: true });
+        // Lines end in \n, \r\n or \r; a \r last in a chunk waits: the next chunk may start with \n.
+        const held = !done && buffer.endsWith("\r");
+        let text = (held ? buffer.slice(0, -1) : buffer).replace(/\r\n?/g, "\n");
+        let cut;
+        while ((cut = text.indexOf("\n\n")) >= 0) {  // a blank line ends an event
+          const event = parseEvent(text.slice(0, cut));
+          text = text.slice(cut + 2);
+          if (event) yield event;
+        }
+        buffer = held ? `${text}\r` : text;  // the start of an event still on its way
+      }
+      // An event the stream ended in the middle of is dropped, as EventSource drops it.
+    } finally {
+      if (!done) reader.cancel().catch(() => { /* closed already */ });  // the page gave up on it
+    }
+  }
+
+  /** One event's lines: `event: NAME` and `data: ...` (joined by newlines); `:` lines are comments. */
+  function parseEvent(block) {
+    let event = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+    }
+    return data.length ? { event, data: data.join("\n") } : null;
+  }
+
+  /** Feed the live card from the stream; the turn's result, or ApiError for an `error` event. */
+  async function readTurnStream(response, live) {
+    let result = null;
+    let failure = null;
+    for await (const { event, data } of sseEvents(response.body)) {
+      const body = parseJson(data);
+      if (body === null || typeof body !== "object") continue;
+      if (result || failure) continue;  // read to the end, so the server finishes the turn undisturbed
+      if (event === "result") result = body;
+      else if (event === "error") {
+        failure = new ApiError(Number(body.status) || 0, errorDetail(body, "the turn failed"));
+      } else live.on(event, body);
+    }
+    if (failure) throw failure;
+    if (!result) throw new ApiError(0, "the answer was cut off before the turn finished");
+    return result;
+  }
+
+  /** The card a turn streams into, until its result replaces it. */
+  function pendingTurn(source, session) {
+    const transcript = el("p", { class: "text muted", "data-testid": "transcript" }, "…");
+    const answer = el("p", { class: "text streaming", "data-testid": "answer" });
+    const chips = el("ul", { class: "chips", "data-testid": "tool-calls", hidden: true });
+    const stage = el("span", { class: "stage muted", "data-testid": "stage" },
+      source === "typed" ? "thinking…" : "listening…");
+    const node = el("li", {
+      class: "turn pending", "data-testid": "pending-turn", "aria-busy": "true", "data-audio-chunks": 0,
+      "data-audio-played": 0,
+    },
+    el("div", { class: "turn-head" },
+      el("span", { class: "turn-no" }, "New turn"),
+      source ? el("span", { class: "tag" }, source) : null,
+      stage),
+    el("div", { class: "msg you" }, el("span", { class: "who" }, "You"), transcript),
+    el("div", { class: "msg agent" }, el("span", { class: "who" }, "Agent"),
+      el("div", { class: "body" }, answer, chips)));
+    ui.turns.append(node);
+    ui.empty.hidden = true;
+    node.scrollIntoView({ block: "end" });
+
+    const player = new StreamPlayer(state.audio, node, () => session === state.session);
+    const calls = new Map();
+    const chip = (call) => {
+      let found = calls.get(call.id);
+      if (!found) {
+        found = el("li", { class: "chip running", "data-testid": "tool-call", "data-status": "running" });
+        calls.set(call.id, found);
+        chips.append(found);
+        chips.hidden = false;
+      }
+      return found;
+    };
+    const handlers = {
+      transcript(body) {
+        transcript.textContent = body.text || "…";
+        transcript.classList.toggle("muted", !body.text);
+        stage.textContent = "thinking…";
+      },
+      tool_call(body) {
+        chip(body).textContent = `${body.name} · running`;
+        stage.textContent = `calling ${body.name}…`;
+      },
+      tool_result(body) {
+        const node = chip(body);
+        const ok = body.status === "ok";
+        node.className = `chip${ok ? "" : " failed"}`;
+        node.setAttribute("data-status", String(body.status));
+        node.title = body.error || "";
+        node.textContent = `${body.name} · ${body.status} · ${fmtMs(body.duration_ms)}`;
+        stage.textContent = "thinking…";
+      },
+      text(body) {
+        if (typeof body.text !== "string") return;
+        answer.append(body.text);
+        stage.textContent = "answering…";
+      },
+      audio(body) {
+        if (typeof body.audio_wav_b64 === "string") player.add(body.audio_wav_b64);
+      },
+    };
+    return {
+      node,
+      player,
+      on(event, body) {
+        if (session !== state.session || !Object.hasOwn(handlers, event)) return;
+        const follow = nearBottom();
+        handlers[event](body);
+        if (follow) node.scrollIntoView({ block: "end" });
+      },
+    };
+  }
+
+  function nearBottom() {
+    const root = document.documentElement;
+    return root.scrollHeight - (window.scrollY + window.innerHeight) < 120;
+  }
+
+  // ---- streamed audio ------------------------------------------------------------------
+
+  /** Make (or wake) the page's AudioContext; called in a click or key handler, which lets it play. */
+  function unlockAudio() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    try {
+      if (!state.audio) state.audio = new Context();
+      if (state.audio.state === "suspended") state.audio.resume().catch(() => { /* stays silent */ });
+    } catch {
+      state.audio = null;  // no Web Audio: the answer's <audio> player plays it instead
+    }
+  }
+
+  function stopStreamedAudio() {
+    if (state.player) state.player.stop();
+    state.player = null;
+  }
+
+  /**
+   * Plays a turn's audio chunks in order and back to back: each WAV is decoded (in order, one
+   * after the other) and started exactly where the one before it ends on the AudioContext's
+   * clock, so there is no gap and no overlap. Counts what it scheduled and what finished in
+   * `data-audio-chunks` and `data-audio-played` on the card it shows (the live card, then the
+   * turn's card).
+   */
+  class StreamPlayer {
+    constructor(context, node, current) {
+      this.context = context;
+      this.node = node;
+      this.current = current;
+      this.queue = Promise.resolve();
+      this.nextTime = 0;
+      this.sources = new Set();
+      this.scheduled = 0;
+      this.played = 0;
+      this.stopped = !context;
+      this.heard = false;  // whether any chunk was given to the speakers
+    }
+
+    add(b64) {
+      if (this.stopped || !this.current()) return;
+      let bytes;
+      try {
+        bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      } catch {
+        return;
+      }
+      if (state.player !== this) {
+        stopStreamedAudio();  // a new answer cuts the one before it short
+        state.player = this;
+        for (const audio of document.querySelectorAll("audio")) audio.pause();
+      }
+      this.heard = true;
+      this.queue = this.queue
+        .then(() => this.context.decodeAudioData(bytes.buffer))
+        .then((buffer) => this.schedule(buffer))
+        .catch(() => { /* a chunk that cannot be decoded is skipped */ });
+    }
+
+    schedule(buffer) {
+      if (this.stopped) return;
+      const source = this.context.createBufferSource();
+      source.buffer = buffer;
+      source.connect(this.context.destination);
+      const at = Math.max(this.nextTime, this.context.currentTime + AUDIO_LEAD_S);
+      source.addEventListener("ended", () => {
+        this.sources.delete(source);
+        if (this.stopped) return;
+        this.played += 1;
+        this.count();
+      });
+      source.start(at);
+      this.sources.add(source);
+      this.nextTime = at + buffer.duration;
+      this.scheduled += 1;
+      this.count();
+    }
+
+    count() {
+      this.node.setAttribute("data-audio-chunks", String(this.scheduled));
+      this.node.setAttribute("data-audio-played", String(this.played));
+    }
+
+    /** Count on `node` from now on (the turn's card, once the result replaced the live card). */
+    show(node) {
+      this.node = node;
+      this.count();
+    }
+
+    stop() {
+      this.stopped = true;
+      for (const source of this.sources) {
+        try {
+          source.stop();
+        } catch { /* not started yet */ }
+      }
+      this.sources.clear();
+      if (state.player === this) state.player = null;
     }
   }
 
@@ -340,6 +638,7 @@
     const audio = el("audio", { controls: true, preload: "auto", "data-testid": "audio" });
     audio.src = URL.createObjectURL(new Blob([bytes], { type: "audio/wav" }));
     audio.addEventListener("play", () => {
+      stopStreamedAudio();
       for (const other of document.querySelectorAll("audio")) if (other !== audio) other.pause();
     });
     return audio;
@@ -374,6 +673,7 @@
     state.views.push({ turn: turn.turn, traceId: turn.trace_id || null, timeline, done: false });
     li.scrollIntoView({ block: "end" });
     if (autoplay && audio) audio.play().catch(() => { /* autoplay refused: the controls are there */ });
+    return li;
   }
 
   // ---- timelines -----------------------------------------------------------------------
@@ -467,6 +767,7 @@
   async function startRecording() {
     if (state.busy || rec.pressing || rec.recorder) return;
     rec.pressing = true;
+    unlockAudio();  // in the press itself: the answer plays after the release, outside any gesture
     clearError();
     hint("");
     let stream;
@@ -569,6 +870,7 @@
     });
     ui.textForm.addEventListener("submit", async (event) => {
       event.preventDefault();
+      unlockAudio();
       const text = ui.textInput.value;
       if (!text.trim()) {
         hint("Type a question first.");
@@ -584,6 +886,7 @@
       event.preventDefault();
       const file = ui.fileInput.files[0];
       if (!file) return;
+      unlockAudio();
       if (await sendAudio(file, file.name || "audio", `file: ${file.name}`)) ui.fileInput.value = "";
       ui.fileSend.disabled = state.busy || !ui.fileInput.files.length;
     });
