@@ -115,17 +115,22 @@ class SqliteSessionStore:
                 "DO UPDATE SET updated_at = excluded.updated_at, turns = excluded.turns",
                 (*key, now, now, int(record.get("turn", 0))),
             )
-            await self.conn.execute(
-                "INSERT INTO voicegraph_turns VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM voicegraph_turns "
-                "WHERE tenant = ? AND session_id = ?), ?)",
-                (*key, *key, json.dumps(record)),
-            )
-            await self.conn.execute(
-                "DELETE FROM voicegraph_turns WHERE tenant = ? AND session_id = ? AND seq <= "
-                "(SELECT MAX(seq) FROM voicegraph_turns WHERE tenant = ? AND session_id = ?) - ?",
-                (*key, *key, self.max_turns),
-            )
+            await self._append("voicegraph_turns", key, json.dumps(record))
             await self.conn.commit()
+
+    async def _append(self, table: str, key: tuple[str, str], *values: Any) -> None:
+        """Add a row after the session's last in `table`, keeping only its last `max_turns` rows."""
+        marks = ", ".join("?" * len(values))
+        await self.conn.execute(
+            f"INSERT INTO {table} VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM {table} "
+            f"WHERE tenant = ? AND session_id = ?), {marks})",
+            (*key, *key, *values),
+        )
+        await self.conn.execute(
+            f"DELETE FROM {table} WHERE tenant = ? AND session_id = ? AND seq <= "
+            f"(SELECT MAX(seq) FROM {table} WHERE tenant = ? AND session_id = ?) - ?",
+            (*key, *key, self.max_turns),
+        )
 
     async def list_sessions(self, tenant: str) -> list[SessionInfo]:
         rows = await self._rows(
@@ -153,19 +158,9 @@ class SqliteSessionStore:
         return [json.loads(r[0]) for r in rows]
 
     async def record_trace(self, tenant: str, session_id: str, trace: TraceRecord) -> None:
-        key = (tenant, session_id)
         async with self.lock:
             await self._setup()
-            await self.conn.execute(
-                "INSERT INTO voicegraph_traces VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM voicegraph_traces "
-                "WHERE tenant = ? AND session_id = ?), ?, ?)",
-                (*key, *key, trace_ended_at(trace), json.dumps(trace)),
-            )
-            await self.conn.execute(
-                "DELETE FROM voicegraph_traces WHERE tenant = ? AND session_id = ? AND seq <= "
-                "(SELECT MAX(seq) FROM voicegraph_traces WHERE tenant = ? AND session_id = ?) - ?",
-                (*key, *key, self.max_turns),
-            )
+            await self._append("voicegraph_traces", (tenant, session_id), trace_ended_at(trace), json.dumps(trace))
             await self.conn.commit()
 
     async def traces(self, tenant: str, session_id: str) -> list[TraceRecord]:
@@ -180,12 +175,13 @@ class SqliteSessionStore:
     async def delete_session(self, tenant: str, session_id: str) -> bool:
         live = await self.get_session(tenant, session_id) is not None
         async with self.lock:
-            for table in ("voicegraph_sessions", "voicegraph_turns", "voicegraph_traces"):
-                sql = f"DELETE FROM {table} WHERE tenant = ? AND session_id = ?"
-                cursor = await self.conn.execute(sql, (tenant, session_id))
-                live = live or (table == "voicegraph_traces" and cursor.rowcount > 0)
+            key = (tenant, session_id)
+            for table in ("voicegraph_sessions", "voicegraph_turns"):
+                await self.conn.execute(f"DELETE FROM {table} WHERE tenant = ? AND session_id = ?", key)
+            cursor = await self.conn.execute("DELETE FROM voicegraph_traces WHERE tenant = ? AND session_id = ?", key)
+            traced = cursor.rowcount > 0  # a session whose turns all failed has only traces
             await self.conn.commit()
-        return live
+        return live or traced
 
     async def purge_expired(self) -> list[tuple[str, str]]:
         if not self.ttl_s:
