@@ -146,10 +146,8 @@ class _Progress:
         self.values = {**self.values, "timings_ms": timings}
         return self.values
 
-    def figures(self, trace: TurnTrace, speaker: SentenceSpeaker | None) -> dict[str, Any]:
-        """What the turn's span reports at its end (and the speech spans, added now)."""
-        if speaker is not None:
-            trace_speech(trace, speaker)
+    def figures(self, trace: TurnTrace) -> dict[str, Any]:
+        """What the turn's span reports at its end."""
         values = self.values
         stages = {k: ms for k, ms in (values.get("timings_ms") or {}).items() if k != "first_audio"}
         return {
@@ -285,13 +283,16 @@ class Agent:
         )
 
     async def _keep_trace(
-        self, request: TurnRequest, trace: TurnTrace, figures: dict[str, Any], error: BaseException | None = None
+        self, request: TurnRequest, context: TurnContext, progress: _Progress, error: BaseException | None = None
     ) -> None:
         """End the turn's trace and keep it: a failed turn's trace too, it says why it failed.
 
         Tracing never fails a turn: a trace that cannot be stored is logged and dropped.
         """
-        tree = trace.finish(figures, error)
+        trace = context.trace
+        if context.speaker is not None:
+            trace_speech(trace, context.speaker)
+        tree = trace.finish(progress.figures(trace), error)
         try:
             await self.sessions.record_trace(request.tenant, request.session_id, tree)
         except Exception:
@@ -348,9 +349,9 @@ class Agent:
             # Shielded: a turn cancelled because its client left is rolled back all the same.
             with anyio.CancelScope(shield=True):
                 await self._restore(before)
-                await self._keep_trace(request, trace, progress.figures(trace, context.speaker), error)
+                await self._keep_trace(request, context, progress, error)
             raise
-        await self._keep_trace(request, trace, progress.figures(trace, context.speaker))
+        await self._keep_trace(request, context, progress)
         if self.keeper is not None:
             try:
                 await self.keeper(config["configurable"]["thread_id"])
