@@ -39,6 +39,7 @@ __all__ = [
     "TraceTree",
     "Tracing",
     "TurnTrace",
+    "iter_spans",
     "untraced",
 ]
 
@@ -306,6 +307,13 @@ def build_tree(spans: Sequence[ReadableSpan]) -> TraceTree:
         "duration_ms": tree["duration_ms"],
         "root": tree,
     }
+
+
+def iter_spans(span: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A span of a TraceTree and all below it, depth first, in the order they started."""
+    yield span
+    for child in span["children"]:
+        yield from iter_spans(child)
 
 
 def untraced() -> TurnTrace:

@@ -22,7 +22,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
 from agent.runner import Agent, TurnRequest
-from agent.tracing import Tracing, TurnTrace, untraced
+from agent.tracing import Tracing, TurnTrace, iter_spans, untraced
 from api.compose import open_services
 from api.settings import Settings
 from api.turn_cli import read_audio_file
@@ -72,7 +72,8 @@ async def run_bench(settings: Settings, *, question: str, audio: Path | None, tu
         lines.append(f"{index:>4}  {cells}  {reply_s:>13.2f}  {tools}")
         lines.append(f"      transcript: {result['transcript']!r}  answer: {result['answer']!r}")
     for index, trace in enumerate(traced, 1):
-        lines.append(f"trace of turn {index}: {_count_spans(trace.get('root'))} spans, {len(json.dumps(trace))} bytes")
+        spans = sum(1 for _ in iter_spans(trace["root"])) if trace else 0
+        lines.append(f"trace of turn {index}: {spans} spans, {len(json.dumps(trace))} bytes")
     lines.append(f"peak memory (RSS): {_peak_rss_mib():.0f} MiB")
     lines.append(await _tracing_cost())
     if ratio := await _prefix_cache_ratio(deps.planner, rows[0][0]["transcript"]):
@@ -101,10 +102,6 @@ async def _prefix_cache_ratio(planner: Planner, question: str) -> str | None:
         f"tool-choice step: {seconds['cached']:.2f} s with the prefix cache, {seconds['uncached']:.2f} s without"
         f" (ratio {seconds['cached'] / seconds['uncached']:.2f})"
     )
-
-
-def _count_spans(span: dict[str, Any] | None) -> int:
-    return 0 if span is None else 1 + sum(_count_spans(child) for child in span["children"])
 
 
 class _Untraced(Tracing):

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
+from agent.tracing import iter_spans
 from api.app import create_app
 from api.compose import open_services
 from api.settings import Settings
@@ -484,16 +485,10 @@ def real(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[R
             yield RealService(url, data, otlp)
 
 
-def _walk(span: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield span
-    for child in span["children"]:
-        yield from _walk(child)
-
-
 def _same_trace_from_api_cli_and_otlp(real: RealService, session: str) -> None:
     """The turn's trace, with its GenAI attributes, as the API, `voicegraph trace` and OTLP give it."""
     [trace] = httpx.get(f"{real.url}/v1/sessions/{session}/traces", timeout=30).json()["traces"]
-    spans = {span["span_id"]: span for span in _walk(trace["root"])}
+    spans = {span["span_id"]: span for span in iter_spans(trace["root"])}
     [tool] = [span for span in spans.values() if span["name"] == "execute_tool get_date_time"]
     assert tool["attributes"]["gen_ai.tool.name"] == "get_date_time"
     assert "Tokyo" in tool["attributes"]["gen_ai.tool.call.arguments"]

@@ -26,6 +26,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.tracing import iter_spans
 from api.app import create_app
 from api.compose import open_services
 from api.settings import Settings
@@ -94,14 +95,8 @@ def _traces(client: httpx.Client, session: str, headers: dict[str, str] | None =
     return traces
 
 
-def _walk(span: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield span
-    for child in span["children"]:
-        yield from _walk(child)
-
-
 def _span(trace: dict[str, Any], name: str) -> dict[str, Any]:
-    [found] = [span for span in _walk(trace["root"]) if span["name"] == name]
+    [found] = [span for span in iter_spans(trace["root"]) if span["name"] == name]
     return found
 
 
@@ -167,10 +162,10 @@ def test_a_tool_turn_has_one_trace_in_genai_terms(client: httpx.Client, tokyo: d
     assert "Tokyo" in attributes["gen_ai.tool.call.result"] and attributes["voicegraph.tool.status"] == "ok"
     assert tool["status"] == "ok" and "error.type" not in attributes and tool["children"] == []
     assert tool["duration_ms"] >= 0 and 0 <= tool["start_ms"] <= root["duration_ms"]
-    for span in _walk(root):  # every span lies within its turn (times are rounded to 0.1 ms)
+    for span in iter_spans(root):  # every span lies within its turn (times are rounded to 0.1 ms)
         assert span["start_ms"] >= 0 and span["start_ms"] + span["duration_ms"] <= root["duration_ms"] + 0.2
         assert re.fullmatch(r"[0-9a-f]{16}", span["span_id"])
-    assert len({span["span_id"] for span in _walk(root)}) == len(list(_walk(root)))
+    assert len({span["span_id"] for span in iter_spans(root)}) == len(list(iter_spans(root)))
 
     first_plan, second_plan = (c for c in root["children"] if c["name"] == "plan")
     assert first_plan["attributes"]["gen_ai.operation.name"] == "chat"
@@ -367,7 +362,7 @@ def test_spans_are_exported_over_otlp_as_the_api_shows_them(
     [trace] = _traces(client, "exported", A)
     trace_id = trace["trace_id"]
     assert trace_id == result["trace_id"]
-    stored = {span["span_id"]: span for span in _walk(trace["root"])}
+    stored = {span["span_id"]: span for span in iter_spans(trace["root"])}
 
     assert receiver.wait_for(lambda r: len(r.of_trace(trace_id)) >= len(stored), timeout_s=15), (
         f"the receiver got {[s.name for s in receiver.of_trace(trace_id)]} of {trace_id}"
@@ -423,7 +418,7 @@ def test_attribute_values_are_cut_to_trace_max_chars(tmp_path: Path) -> None:
     assert 0 < len(result) <= 40 and result.startswith("It is ")
     assert len(tool["gen_ai.tool.description"]) <= 40
     assert _span(trace, "listen")["attributes"]["voicegraph.transcript"] == long_text[:40]
-    for span in _walk(trace["root"]):
+    for span in iter_spans(trace["root"]):
         assert all(len(v) <= 40 for v in span["attributes"].values() if isinstance(v, str)), span["name"]
     assert trace["root"]["attributes"]["gen_ai.conversation.id"] == "cut"
 
@@ -433,7 +428,7 @@ def test_without_trace_content_nothing_said_or_passed_is_kept(tmp_path: Path) ->
     with _service(_settings(tmp_path, trace_content=False), planner) as client:
         result = _tool_turn(client, planner, "private")
         [trace] = _traces(client, "private")
-    kept = {key for span in _walk(trace["root"]) for key in span["attributes"]}
+    kept = {key for span in iter_spans(trace["root"]) for key in span["attributes"]}
     assert not kept & CONTENT_KEYS and "voicegraph.tts.text" not in kept
     dumped = json.dumps(trace)
     for said in ("What time is it", "noon", "Have a nice day", "UTC+09:00"):  # asked, answered, the tool's result

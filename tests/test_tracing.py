@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from agent import tracing
 from agent.context import AgentDeps
 from agent.memory import open_memory
 from agent.runner import Agent, TurnRequest
-from agent.tracing import Tracing
+from agent.tracing import Tracing, iter_spans
 from model.base import PlanRequest, SpeechRecognizer
 from model.testing import RecordingSynthesizer, ScriptedPlanner, Step, call, reply
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec
@@ -56,14 +55,8 @@ def _memory_saver() -> Any:
     return InMemorySaver()
 
 
-def _walk(span: dict[str, Any], depth: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-    yield depth, span
-    for child in span["children"]:
-        yield from _walk(child, depth + 1)
-
-
 def _named(trace: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    return [span for _, span in _walk(trace["root"]) if span["name"] == name]
+    return [span for span in iter_spans(trace["root"]) if span["name"] == name]
 
 
 async def _one_trace(agent: Agent, request: TurnRequest) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -100,7 +93,7 @@ async def test_a_tool_turn_is_one_tree_in_genai_terms() -> None:
     assert [p["attributes"]["gen_ai.operation.name"] for p in plans] == ["chat", "chat"]
     assert plans[0]["attributes"]["gen_ai.response.finish_reasons"] == ["tool_calls"]
     assert plans[1]["attributes"]["gen_ai.response.finish_reasons"] == ["stop"]
-    for _, span in _walk(root):  # every span lies within its turn
+    for span in iter_spans(root):  # every span lies within its turn
         assert span["start_ms"] >= 0 and span["start_ms"] + span["duration_ms"] <= root["duration_ms"] + 0.2
 
 
@@ -160,7 +153,7 @@ async def test_long_values_are_cut_and_content_can_be_left_out() -> None:
     assert len(result) == 24
     bare = Tracing(capture_content=False)
     _, trace = await _one_trace(_agent(ScriptedPlanner(steps), bare), TurnRequest("s", text="Tokyo time?"))
-    kept = {key for _, span in _walk(trace["root"]) for key in span["attributes"]}
+    kept = {key for span in iter_spans(trace["root"]) for key in span["attributes"]}
     content = {"gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "voicegraph.transcript", "voicegraph.answer"}
     assert not kept & content and "gen_ai.tool.name" in kept and "voicegraph.tts.text" not in kept
 
@@ -171,7 +164,7 @@ async def test_processors_see_the_same_spans_as_the_store() -> None:
     steps = [call("get_date_time", timezone="Asia/Tokyo"), reply(ANSWER)]
     _, trace = await _one_trace(_agent(ScriptedPlanner(steps), tracer), TurnRequest("s", text="Tokyo?"))
     exported = exporter.get_finished_spans()
-    stored = {span["span_id"] for _, span in _walk(trace["root"])}
+    stored = {span["span_id"] for span in iter_spans(trace["root"])}
     assert {f"{s.context.span_id:016x}" for s in exported if s.context} == stored
     assert {f"{s.context.trace_id:032x}" for s in exported if s.context} == {trace["trace_id"]}
     assert all(s.resource.attributes["service.name"] == "voicegraph" for s in exported)
