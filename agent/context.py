@@ -48,6 +48,9 @@ class AgentDeps:
     """The tools a tenant registered itself (HTTP, MCP), added to `registry` for its turns."""
     max_tool_concurrency: int = DEFAULT_MAX_CONCURRENCY
     """Calls of one planning step that may run at the same time."""
+    announce_tools: bool = True
+    """While tools run, say the line their specs give ("Let me check the time in Tokyo."), unless
+    the planner already said something before calling them."""
 
     def registry_for(self, tenant: str) -> ToolRegistry:
         """`registry` plus the tenant's own tools, fixed for the length of a turn."""

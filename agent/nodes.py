@@ -123,11 +123,21 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
     return update
 
 
-def _recent(messages: list[Message], earlier_turns: int) -> list[Message]:
-    """This turn and the `earlier_turns` before it, cut at a user message so no tool result loses its call."""
+def _recent(messages: list[Message], earlier_turns: int, turn: int) -> list[Message]:
+    """This turn (the `turn`-th) and the earlier turns the planner sees, cut at a user message so
+    no tool result loses its call.
+
+    At most `earlier_turns` are shown, and the oldest go half a window at a time, not one per
+    turn: a planner that keeps its KV cache then re-reads the conversation once every few
+    turns instead of every turn. The window is counted from the session's first turn, so
+    turns dropped from storage (compaction) do not move it.
+    """
+    earlier = turn - 1
+    step = max(1, (earlier_turns + 1) // 2)
+    dropped = ((earlier - earlier_turns - 1) // step + 1) * step if earlier > earlier_turns else 0
+    shown = earlier - dropped
     starts = [i for i, message in enumerate(messages) if message["role"] == "user"]
-    keep = earlier_turns + 1
-    return messages if len(starts) <= keep else messages[starts[-keep] :]
+    return messages if len(starts) <= shown + 1 else messages[starts[-(shown + 1)] :]
 
 
 async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
@@ -137,10 +147,11 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     started = time.perf_counter()
     can_call = state["rounds"] < deps.max_tool_rounds
     request = PlanRequest(
-        messages=_recent(state["messages"], deps.history_turns),
-        tools=ctx.tools.declarations() if can_call else [],
+        messages=_recent(state["messages"], deps.history_turns, state["turn"]),
+        tools=ctx.tools.declarations(),
         speak=ctx.speak,
         voice=state.get("voice"),
+        tool_choice="auto" if can_call else "none",
     )
     text: list[str] = []
     calls: list[ToolCall] = []

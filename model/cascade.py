@@ -4,17 +4,31 @@ The default model (Qwen2.5-Coder-1.5B) seldom writes a tool call on its own, and
 does the format drifts. What makes it choose well is to leave it no format to drift in:
 the tools are listed with a `reply(text)` pseudo-tool, so answering directly is a call
 like any other, and its answer is started for it as `<tool_call>\\n{"name": "` so that all
-it writes is a tool name and arguments. Whatever it writes is still parsed leniently, and
-a step that yields neither a known call nor a reply falls back to a plain answer, so bad
-output costs a second generation, never a crash or a loop.
+it writes is a tool name and arguments.
+
+Every step renders the same prompt: one system block with every tool, then the
+conversation, earlier answers shown as the `reply` calls they were written as. So the
+prompt of a step begins with the whole prompt of the step before (and of the turn before),
+and an engine that keeps its KV cache prefills only what is new. A step that must answer
+(after a tool result, or when no more calls are allowed) is started as a `reply` call.
+
+On an engine that can constrain its output (llama.cpp, model/llama_engine.py) the call is
+written in pieces under grammars (model/grammar.py): a name on offer, then the reply's
+text or arguments that fit the tool's schema; the JSON between the pieces is appended, not
+decoded. Every call parses, names a tool on offer and fits its schema. On other engines
+(transformers, served models) the output is parsed leniently, and a step that yields
+neither a known call nor a reply falls back to a plain answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -24,36 +38,38 @@ from model.base import (
     Planner,
     PlanRequest,
     TextDelta,
+    ToolCall,
     ToolCallEvent,
     ToolSpecDict,
     Usage,
     message_text,
 )
-from model.llm import ChatEngine, Completion
-from model.toolcalls import REPLY_OPENING, JsonStringReader, parse_tool_calls
+from model.errors import PlannerError
+from model.grammar import JSON_STRING_BODY, arguments_grammar, name_grammar
+from model.llm import ChatEngine, Completion, SteppingEngine
+from model.toolcalls import REPLY_OPENING, JsonStringReader, loads_lenient, new_call_id, parse_tool_calls
 
-__all__ = ["FORCED_PREFIX", "REPLY_TOOL", "CascadePlanner"]
+__all__ = ["FORCED_PREFIX", "REPLY_PREFIX", "REPLY_TOOL", "CascadePlanner"]
 
 REPLY_TOOL = "reply"
 FORCED_PREFIX = '<tool_call>\n{"name": "'
+REPLY_PREFIX = f'{FORCED_PREFIX}{REPLY_TOOL}", "arguments": {{"text": "'
+"""How an answer begins when the step must answer: a `reply` call up to its text."""
+_ARGUMENTS = ', "arguments": '
 NO_ANSWER = "Sorry, I don't have an answer to that."
 
-_PERSONA = (
+_SYSTEM = (
     "You are a concise voice assistant. Your answers are spoken aloud, so use one to three short, "
-    "plain sentences: no markdown, no lists, no code, no emoji. Today is {today}."
-)
-_TOOL_RULES = (
+    "plain sentences: no markdown, no lists, no code, no emoji. Today is {today}. "
     "Call a tool when the user asks for the current time or date somewhere, asks about their own "
     "documents, notes, handbook or knowledge base, asks to search the web or for news, or asks for "
     "something another tool does. "
     "For greetings, thanks, small talk, jokes, maths "
-    "and general questions, call reply with your answer. Call exactly one function."
-)
-_ANSWER_RULES = (
-    "Answer from the tool results in this conversation. Say the fact the user asked for. "
-    "When the results number their passages, put the number of the passage you used in brackets "
-    "right after the fact it supports. "
-    "If the tools found nothing useful, say you don't know."
+    "and general questions, call reply with your answer. "
+    "After a tool result, call reply with the answer taken from it: say the fact the user asked for; "
+    "when the result numbers its passages, put the number of the passage you used in brackets "
+    "right after the fact it supports; if the tools found nothing useful, say you don't know. "
+    "Call exactly one function."
 )
 _NUMBERED = re.compile(r"^\s*\[\d+\]", re.MULTILINE)
 _CITE_HINT = "\n\nAnswer the question from these passages and cite the passage number in brackets, like [1]."
@@ -80,38 +96,30 @@ def _declaration(spec: ToolSpecDict) -> dict[str, Any]:
     return {"type": "function", "function": dict(spec)}
 
 
-def _chat_messages(messages: Sequence[Message], *, replies_as_calls: bool = False) -> list[dict[str, Any]]:
-    """Our message shape in the form Qwen's chat template renders (calls and tool turns).
+def _tool_text(text: str) -> str:
+    """A tool result as the model reads it. Numbered passages get the citation rule after them,
+    where a 1.5B model heeds it (said only in the system prompt, it was ignored); the same in
+    every step, so the prompt stays the one the model has read."""
+    return text + _CITE_HINT if _NUMBERED.search(text) else text
 
-    With `replies_as_calls`, earlier plain answers are shown as `reply` calls, so that in a
-    forced tool-choice step the history shows the model the very format it must continue.
-    """
+
+def _chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Our message shape in the form Qwen's chat template renders; answers as `reply` calls, so
+    that the history shows the model the very format it must continue."""
     out: list[dict[str, Any]] = []
     for m in messages:
         text = message_text(m)
         if m["role"] == "assistant" and m.get("tool_calls"):
             calls = [{"name": c["name"], "arguments": c["arguments"]} for c in m["tool_calls"]]
             out.append({"role": "assistant", "content": text, "tool_calls": calls})
-        elif m["role"] == "assistant" and replies_as_calls:
-            calls = [{"name": REPLY_TOOL, "arguments": {"text": text}}]
-            out.append({"role": "assistant", "content": "", "tool_calls": calls})
+        elif m["role"] == "assistant":
+            reply = {"name": REPLY_TOOL, "arguments": {"text": text}}
+            out.append({"role": "assistant", "content": "", "tool_calls": [reply]})
         elif m["role"] == "tool":
-            out.append({"role": "tool", "name": m.get("name", ""), "content": text})
+            out.append({"role": "tool", "name": m.get("name", ""), "content": _tool_text(text)})
         else:
             out.append({"role": m["role"], "content": text})
     return out
-
-
-def _with_citation_hint(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Repeat the citation rule right after numbered passages, where a 1.5B model heeds it.
-
-    Said only in the system prompt, the rule was ignored; said at the end of the tool
-    result, the model cites.
-    """
-    last = history[-1]
-    if last["role"] != "tool" or not _NUMBERED.search(last["content"]):
-        return history
-    return [*history[:-1], {**last, "content": last["content"] + _CITE_HINT}]
 
 
 def _reply_text(arguments: dict[str, Any]) -> str:
@@ -138,6 +146,43 @@ def _parse_choice(written: str, names: set[str]) -> list[PlanEvent]:
     return [TextDelta(text)] if text else []
 
 
+_DONE = object()
+_DECODER = json.JSONDecoder()
+
+
+async def _from_thread(produce: Callable[[Callable[[PlanEvent], None], threading.Event], None]) -> AsyncIterator[Any]:
+    """Run `produce(emit, cancel)` in a worker thread and yield what it emits, as it emits it.
+
+    A consumer that stops early (a client left, a barge-in) sets `cancel`; the thread stops at
+    its next token and lets the model go, without anyone waiting for it.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def put(item: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: nobody is listening
+            cancel.set()
+
+    def work() -> None:
+        try:
+            produce(put, cancel)
+            put(_DONE)
+        except BaseException as error:  # handed to the consumer, raised there
+            put(error)
+
+    loop.run_in_executor(None, work)
+    try:
+        while (item := await queue.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        cancel.set()
+
+
 class CascadePlanner(Planner):
     """Tool choice and answers from a text LLM; the graph adds ASR before and TTS after."""
 
@@ -145,82 +190,127 @@ class CascadePlanner(Planner):
 
     def __init__(
         self,
-        engine: ChatEngine,
+        engine: ChatEngine | SteppingEngine,
         *,
         today: Callable[[], datetime] | None = None,
         answer_after_tools: bool = True,
         name: str | None = None,
     ) -> None:
-        """`answer_after_tools`: once the last message is a tool result, answer in plain text
-        rather than offering the tools again; on the 1.5B model this gives fuller, better
-        grounded answers and no repeated calls (see the module's measurements)."""
+        """`answer_after_tools`: once the last message is a tool result, answer rather than
+        offering the tools again; on the 1.5B model this gives fuller, better grounded
+        answers and no repeated calls."""
         self.engine = engine
         self.today = today or _now
         self.answer_after_tools = answer_after_tools
         self.name = name or f"cascade:{engine.name}"
 
-    def _system(self, *rules: str) -> dict[str, Any]:
-        today = self.today().strftime("%A %d %B %Y")
-        return {"role": "system", "content": " ".join((_PERSONA.format(today=today), *rules))}
+    def _system(self) -> dict[str, Any]:
+        return {"role": "system", "content": _SYSTEM.format(today=self.today().strftime("%A %d %B %Y"))}
 
     async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
         start = time.perf_counter()
         history = _chat_messages(request.messages)
+        callable_names = {spec["name"] for spec in request.callable_tools} - {REPLY_TOOL}
         after_tools = bool(history) and history[-1]["role"] == "tool"
+        must_answer = not callable_names or (self.answer_after_tools and after_tools)
+        tools = [_declaration(spec) for spec in request.tools if spec["name"] != REPLY_TOOL] + [_REPLY_DECLARATION]
+        messages = [self._system(), *history]
+        names = set() if must_answer else callable_names | {REPLY_TOOL}
         completions: list[Completion] = []
-        mode = "answer"
-        if request.tools and not (after_tools and self.answer_after_tools):
-            mode = "tool_choice"
-            chose = False
-            async for event in self._choose(request, completions):
-                chose = True
-                yield event
-            if chose:
-                yield self._usage(completions, start, mode)
-                return
-            mode = "fallback_answer"
-        rules = _ANSWER_RULES if after_tools else ""
-        if after_tools:
-            history = _with_citation_hint(history)
+        mode = "answer" if must_answer else "tool_choice"
+        if isinstance(self.engine, SteppingEngine):
+            steps = self._constrained(messages, tools, names, request, completions)
+        else:
+            steps = self._forced(messages, tools, names, request, completions)
         said = False
-        async for piece in self._answer(history, request.max_new_tokens, rules, completions):
+        async for event in steps:
             said = True
-            yield TextDelta(piece)
+            yield event
+        if not said:
+            mode = "fallback_answer"
+            async for piece in self._plain(messages, tools, request.max_new_tokens, completions):
+                said = True
+                yield TextDelta(piece)
         if not said:
             yield TextDelta(NO_ANSWER)
         yield self._usage(completions, start, mode)
 
-    async def _choose(self, request: PlanRequest, completions: list[Completion]) -> AsyncIterator[PlanEvent]:
-        """One forced tool-choice step; yields nothing when it produced nothing usable.
+    def _constrained(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        names: set[str],
+        request: PlanRequest,
+        completions: list[Completion],
+    ) -> AsyncIterator[PlanEvent]:
+        """One step in constrained pieces (see the module's notes), in a worker thread."""
+        engine = self.engine
+        assert isinstance(engine, SteppingEngine)
+        schemas = {spec["name"]: spec["parameters"] for spec in request.tools}
+
+        def produce(emit: Callable[[PlanEvent], None], cancel: threading.Event) -> None:
+            with engine.step(messages, tools=tools) as step:
+                step.append(FORCED_PREFIX)
+                if names:
+                    name = _read_until(step, name_grammar(names), _closes_string, 32, cancel)[:-1]
+                else:
+                    name = REPLY_TOOL
+                    step.append(f'{REPLY_TOOL}"')
+                if cancel.is_set():
+                    pass
+                elif name == REPLY_TOOL:
+                    step.append(_ARGUMENTS + '{"text": "')
+                    _stream_reply(step, request.max_new_tokens, emit, cancel)
+                elif name in schemas:
+                    step.append(_ARGUMENTS)
+                    grammar = arguments_grammar(schemas[name])
+                    raw = _read_until(step, grammar, _is_object, request.max_new_tokens, cancel)
+                    if not cancel.is_set():
+                        emit(ToolCallEvent(ToolCall(id=new_call_id(), name=name, arguments=_arguments(raw))))
+                else:
+                    raise PlannerError(f"the model wrote no tool name it was offered: {name[:64]!r}")
+            if step.completion is not None:
+                completions.append(step.completion)
+
+        return _from_thread(produce)
+
+    async def _forced(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        names: set[str],
+        request: PlanRequest,
+        completions: list[Completion],
+    ) -> AsyncIterator[PlanEvent]:
+        """One step as free text after a forced opening, parsed leniently; nothing when unusable.
 
         With a streaming engine a `reply` is passed on as it is written, so its first
         sentence can be spoken before the model has finished the call.
         """
-        tools = [_declaration(spec) for spec in request.tools if spec["name"] != REPLY_TOOL]
-        tools.append(_REPLY_DECLARATION)
-        names = {t["function"]["name"] for t in tools}
-        messages = [self._system(_TOOL_RULES), *_chat_messages(request.messages, replies_as_calls=True)]
-        stream_fn = getattr(self.engine, "stream", None)
+        engine = self.engine
+        assert not isinstance(engine, SteppingEngine)
+        prefix = FORCED_PREFIX if names else REPLY_PREFIX
+        stream_fn = getattr(engine, "stream", None)
         if stream_fn is None:
             completion = await asyncio.to_thread(
-                self.engine.generate, messages, tools=tools, prefix=FORCED_PREFIX, max_new_tokens=request.max_new_tokens
+                engine.generate, messages, tools=tools, prefix=prefix, max_new_tokens=request.max_new_tokens
             )
             completions.append(completion)
-            for event in _parse_choice(completion.text, names):
+            for event in _parse_choice(prefix[len(FORCED_PREFIX) :] + completion.text, names | {REPLY_TOOL}):
                 yield event
             return
-        stream = stream_fn(messages, tools=tools, prefix=FORCED_PREFIX, max_new_tokens=request.max_new_tokens)
+        stream = stream_fn(messages, tools=tools, prefix=prefix, max_new_tokens=request.max_new_tokens)
         chunks: Iterator[str] = iter(stream)
-        written = ""
-        reader: JsonStringReader | None = None
+        written = prefix
+        reader = JsonStringReader() if prefix == REPLY_PREFIX else None
         try:
             while (piece := await asyncio.to_thread(next, chunks, None)) is not None:
                 written += piece
                 if reader is None:
-                    opening = REPLY_OPENING.match(FORCED_PREFIX + written)
+                    opening = REPLY_OPENING.match(written)
                     if opening is None:
                         continue
-                    reader, piece = JsonStringReader(), (FORCED_PREFIX + written)[opening.end() :]
+                    reader, piece = JsonStringReader(), written[opening.end() :]
                 if text := _strip_markup(reader.feed(piece)):
                     yield TextDelta(text)
                 if reader.done:
@@ -230,33 +320,25 @@ class CascadePlanner(Planner):
             if stream.completion is not None:
                 completions.append(stream.completion)
         if reader is None:
-            for event in _parse_choice(written, names):
+            for event in _parse_choice(written[len(FORCED_PREFIX) :], names | {REPLY_TOOL}):
                 yield event
 
-    async def _answer(
-        self, history: list[dict[str, Any]], max_new_tokens: int, rules: str, completions: list[Completion]
+    async def _plain(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        max_new_tokens: int,
+        completions: list[Completion],
     ) -> AsyncIterator[str]:
-        """A plain, unforced answer, streamed when the engine can stream."""
-        messages = [self._system(rules) if rules else self._system(), *history]
-        stream_fn = getattr(self.engine, "stream", None)
-        if stream_fn is None:
-            completion = await asyncio.to_thread(self.engine.generate, messages, max_new_tokens=max_new_tokens)
-            completions.append(completion)
-            text = _strip_markup(parse_tool_calls(completion.text, ()).text).strip()
-            if text:
-                yield text
+        """A plain, unforced answer, for when a forced step gave nothing usable."""
+        engine = self.engine
+        if isinstance(engine, SteppingEngine):
             return
-        stream = stream_fn(messages, max_new_tokens=max_new_tokens)
-        chunks: Iterator[str] = iter(stream)
-        try:
-            while (piece := await asyncio.to_thread(next, chunks, None)) is not None:
-                piece = _strip_markup(piece)
-                if piece:
-                    yield piece
-        finally:
-            stream.close()
-            if stream.completion is not None:
-                completions.append(stream.completion)
+        completion = await asyncio.to_thread(engine.generate, messages, tools=tools, max_new_tokens=max_new_tokens)
+        completions.append(completion)
+        text = _strip_markup(parse_tool_calls(completion.text, ()).text).strip()
+        if text:
+            yield text
 
     def _usage(self, completions: list[Completion], start: float, mode: str) -> Usage:
         return Usage(
@@ -265,4 +347,50 @@ class CascadePlanner(Planner):
             completion_tokens=sum(c.completion_tokens for c in completions),
             duration_ms=(time.perf_counter() - start) * 1000,
             extra={"mode": mode, "generations": len(completions), "raw": [c.text for c in completions]},
+            reused_tokens=sum(c.reused_tokens for c in completions),
+            queue_ms=sum(c.queue_ms for c in completions),
         )
+
+
+def _read_until(step: Any, grammar: str, done: Callable[[str], bool], max_tokens: int, cancel: threading.Event) -> str:
+    """Sample under `grammar` until `done(text so far)`; the text."""
+    text = ""
+    with closing(step.sample(grammar=grammar, max_tokens=max_tokens)) as pieces:
+        for piece in pieces:
+            text += piece
+            if done(text) or cancel.is_set():
+                break
+    return text
+
+
+def _stream_reply(step: Any, max_tokens: int, emit: Callable[[PlanEvent], None], cancel: threading.Event) -> None:
+    reader = JsonStringReader()
+    with closing(step.sample(grammar=JSON_STRING_BODY, max_tokens=max_tokens)) as pieces:
+        for piece in pieces:
+            if text := _strip_markup(reader.feed(piece)):
+                emit(TextDelta(text))
+            if reader.done or cancel.is_set():
+                break
+
+
+def _closes_string(text: str) -> bool:
+    return text.endswith('"')
+
+
+def _is_object(text: str) -> bool:
+    """Whether `text` begins with a whole JSON object already (the arguments end there)."""
+    if "}" not in text:
+        return False
+    try:
+        _DECODER.raw_decode(text.lstrip())
+    except ValueError:
+        return False
+    return True
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        value = loads_lenient(raw)
+    except ValueError as error:
+        raise PlannerError(f"the model's arguments could not be read: {raw[:80]!r}") from error
+    return value if isinstance(value, dict) else {}

@@ -14,14 +14,24 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from model.errors import ModelAssetError, PlannerError
 from model.prefix_cache import PrefixCache
 
-__all__ = ["ChatEngine", "Completion", "TextStream", "TransformersEngine", "load_engine"]
+__all__ = [
+    "ChatEngine",
+    "Completion",
+    "Step",
+    "SteppingEngine",
+    "TextStream",
+    "TransformersEngine",
+    "default_threads",
+    "load_engine",
+]
 
 TOOL_CALL_END = "</tool_call>"
 _END_OF_TURN = "<|im_end|>"
@@ -35,6 +45,10 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     duration_ms: float
+    reused_tokens: int = 0
+    """Prompt tokens whose KV state was already there (not prefilled again)."""
+    queue_ms: float = 0.0
+    """How long the generation waited for the model (other sessions' steps)."""
 
 
 class ChatEngine(Protocol):
@@ -52,7 +66,31 @@ class ChatEngine(Protocol):
     ) -> Completion: ...
 
 
-def _default_threads() -> int:
+class Step(Protocol):
+    """One planning step on a local model that holds its KV cache (see model/llama_engine.py)."""
+
+    completion: Completion | None
+    """What the step read and wrote; set when the step ends."""
+
+    def append(self, text: str) -> None:
+        """Literal text that follows; prefilled, not decoded."""
+
+    def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
+        """Greedy text as it is written, within `grammar` (GBNF); stop reading whenever you like."""
+
+
+@runtime_checkable
+class SteppingEngine(Protocol):
+    """An engine that runs a step in pieces, each constrained by a grammar (llama.cpp)."""
+
+    name: str
+
+    def step(
+        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> AbstractContextManager[Step]: ...
+
+
+def default_threads() -> int:
     """The cores this process may use; torch's own default can count hyper-threads."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -97,7 +135,7 @@ class TransformersEngine:
             raise ModelAssetError(f"no model at {model_dir}: run prepare_planner_model first")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if self.device == "cpu":
-            torch.set_num_threads(threads or _default_threads())
+            torch.set_num_threads(threads or default_threads())
         self.name = name or model_dir.name
         # Typed loosely: transformers' stubs disagree with its own chat-template and .to() usage.
         self.tokenizer: Any = AutoTokenizer.from_pretrained(model_dir)

@@ -80,8 +80,8 @@ class OpenAIPlanner(Planner):
             "stream_options": {"include_usage": True},
             **self._extra,
         }
-        if request.tools:
-            payload["tools"] = declarations(request.tools)
+        if request.callable_tools:
+            payload["tools"] = declarations(request.callable_tools)
             payload["tool_choice"] = "auto"
         return payload
 
@@ -106,9 +106,9 @@ class OpenAIPlanner(Planner):
             raise PlannerError(UNREACHABLE.format(url=self.url, error=error)) from error
         if rest := splitter.finish():
             yield TextDelta(rest)
-        names = {spec["name"] for spec in request.tools}
+        names = {spec["name"] for spec in request.callable_tools}
         calls = assembler.calls() + parse_call_bodies(splitter.bodies, names).calls
-        for call in calls if request.tools else []:
+        for call in calls if request.callable_tools else []:
             yield ToolCallEvent(call)
         yield Usage(
             model=self.name,

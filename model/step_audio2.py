@@ -140,7 +140,7 @@ class StepAudio2Planner(Planner):
         messages = build_messages(
             request.messages,
             system=system_prompt(self.today(), request.voice),
-            tools=request.tools,
+            tools=request.callable_tools,
             speak=continued,
             voice_clip=clip,
             tools_as_message=self.tools_as_message,
@@ -158,8 +158,8 @@ class StepAudio2Planner(Planner):
             body["tts_output"] = True
         if self.stream:
             body["stream_options"] = {"include_usage": True}
-        if request.tools and not self.tools_as_message:
-            body["tools"] = declarations(request.tools)
+        if request.callable_tools and not self.tools_as_message:
+            body["tools"] = declarations(request.callable_tools)
             body["tool_choice"] = "auto"
         return body
 
@@ -184,13 +184,13 @@ class StepAudio2Planner(Planner):
             audio = await self.vocoder.vocode(sound, clip)
             vocoded_ms = (time.perf_counter() - vocoding) * 1000
             yield SpeechChunk(audio=audio, sample_rate=self.vocoder.sample_rate)
-        names = {spec["name"] for spec in request.tools}
+        names = {spec["name"] for spec in request.callable_tools}
         calls = state.calls.calls()
         seen = {(c["name"], repr(c["arguments"])) for c in calls}
         for body_call in parse_call_bodies([*state.spoken.bodies, *state.aside.bodies], names).calls:
             if (body_call["name"], repr(body_call["arguments"])) not in seen:
                 calls.append(body_call)
-        for call in calls if request.tools else []:
+        for call in calls if request.callable_tools else []:
             yield ToolCallEvent(call)
         extra = {"speech_tokens": len(state.tokens), "vocoded_ms": round(vocoded_ms, 1)}
         yield Usage(self.name, *state.usage, duration_ms=(time.perf_counter() - started) * 1000, extra=extra)

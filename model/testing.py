@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,17 @@ import numpy as np
 from model.base import PlanEvent, Planner, PlanRequest, SpeechSynthesizer, TextDelta, ToolCall, ToolCallEvent, Usage
 from model.llm import Completion, TextStream
 
-__all__ = ["RecordingSynthesizer", "ScriptedEngine", "ScriptedPlanner", "Step", "call", "reply"]
+__all__ = [
+    "RecordingSynthesizer",
+    "ScriptedEngine",
+    "ScriptedPlanner",
+    "ScriptedSteps",
+    "Step",
+    "call",
+    "reply",
+    "step_call",
+    "step_reply",
+]
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,7 @@ class ScriptedPlanner(Planner):
         step = self.steps[index] if index < len(self.steps) else reply(self.fallback)
         if callable(step):
             step = step(request)
-        if step.calls and request.tools:
+        if step.calls and request.callable_tools:
             for tool_call in step.calls:
                 yield ToolCallEvent(tool_call)
         else:  # word by word, as a model streams
@@ -131,3 +143,65 @@ class ScriptedEngine:
 
         stream = TextStream(chunks(), cancel)
         return stream
+
+
+def step_call(name: str, arguments: dict[str, Any]) -> list[str]:
+    """What a stepping engine samples for a call: the name with its closing quote, then the arguments."""
+    return [f'{name}"', json.dumps(arguments)]
+
+
+def step_reply(text: str, *, chosen: bool = True) -> list[str]:
+    """What a stepping engine samples for a reply: the name (unless the step had to answer) and the
+    text as the rest of a JSON string, closing quote included."""
+    return (['reply"'] if chosen else []) + [json.dumps(text)[1:]]
+
+
+@dataclass
+class _ScriptedStep:
+    engine: ScriptedSteps
+    record: dict[str, Any]
+    completion: Completion | None = None
+
+    def append(self, text: str) -> None:
+        self.record["appended"].append(text)
+
+    def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
+        self.record["grammars"].append(grammar)
+        text = self.engine.samples.pop(0) if self.engine.samples else ""
+        size = self.engine.piece_chars
+        sent = ""
+        try:
+            for start in range(0, min(len(text), max_tokens * size), size):
+                sent += text[start : start + size]
+                yield text[start : start + size]
+        finally:
+            self.record["sampled"].append(sent)
+
+
+@dataclass
+class ScriptedSteps:
+    """A stepping engine (model.llm.SteppingEngine): each `sample` writes the next of `samples`
+    in small pieces (whatever grammar it is given); every step records its prompt, the text
+    appended, the grammars asked for and what was read of each sample."""
+
+    samples: list[str]
+    piece_chars: int = 3
+    name: str = "scripted-steps"
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, messages: Sequence[Any], *, tools: Sequence[Any] | None = None) -> Iterator[_ScriptedStep]:
+        record: dict[str, Any] = {
+            "messages": list(messages),
+            "tools": list(tools or []),
+            "appended": [],
+            "grammars": [],
+            "sampled": [],
+        }
+        self.steps.append(record)
+        step = _ScriptedStep(self, record)
+        try:
+            yield step
+        finally:
+            text = "".join(record["sampled"])
+            step.completion = Completion(text, len(messages), len(text), 0.0)

@@ -18,7 +18,7 @@ from typing import Any
 
 from model.base import ToolCall
 
-__all__ = ["REPLY_OPENING", "JsonStringReader", "ParsedCalls", "new_call_id", "parse_tool_calls"]
+__all__ = ["REPLY_OPENING", "JsonStringReader", "ParsedCalls", "loads_lenient", "new_call_id", "parse_tool_calls"]
 
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCE_RE = re.compile(r"```[ \t]*(?:json|JSON|tool_call)?[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
@@ -62,7 +62,7 @@ def _close_json(fragment: str) -> str:
     return fragment + tail + "".join(reversed(stack))
 
 
-def _loads_lenient(raw: str) -> Any:
+def loads_lenient(raw: str) -> Any:
     """Parse JSON that may be truncated or followed by junk; raise ValueError if hopeless."""
     raw = raw.strip()
     start = min((i for i in (raw.find("{"), raw.find("[")) if i >= 0), default=-1)
@@ -121,7 +121,7 @@ class _Collector:
         args = obj.get("arguments", obj.get("parameters", {}))
         if isinstance(args, str):
             try:
-                args = _loads_lenient(args) if args.strip() else {}
+                args = loads_lenient(args) if args.strip() else {}
             except ValueError:
                 args = None
         if args is None:
@@ -133,7 +133,7 @@ class _Collector:
 
     def add_raw(self, raw: str) -> None:
         try:
-            self.add(_loads_lenient(raw))
+            self.add(loads_lenient(raw))
         except ValueError as exc:
             self.result.errors.append(_BAD_JSON.format(snippet=_shorten(raw), error=exc))
 
@@ -183,7 +183,7 @@ def parse_tool_calls(text: str, valid_names: Collection[str]) -> ParsedCalls:
     def fenced(match: re.Match[str]) -> str:
         body = match.group(1)
         try:
-            obj = _loads_lenient(body)
+            obj = loads_lenient(body)
         except ValueError:
             return match.group(0)
         if not _looks_like_call(obj, strict=False):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
-from model.cascade import FORCED_PREFIX, NO_ANSWER, CascadePlanner
+from model.cascade import FORCED_PREFIX, NO_ANSWER, REPLY_PREFIX, CascadePlanner
 from model.testing import ScriptedEngine
 from model.toolcalls import JsonStringReader
 
@@ -65,30 +65,44 @@ def test_an_unusable_choice_falls_back_to_a_plain_answer(choice: str) -> None:
     engine = ScriptedEngine([choice, "Hi, nice to meet you."])
     events = _plan(engine, USER)
     assert _said(events) == "Hi, nice to meet you." and not any(isinstance(e, ToolCallEvent) for e in events)
-    assert engine.prompts[1]["tools"] == [] and engine.prompts[1]["prefix"] == ""
+    assert engine.prompts[1]["prefix"] == "" and engine.prompts[1]["messages"] == engine.prompts[0]["messages"]
+    assert engine.prompts[1]["tools"] == engine.prompts[0]["tools"]  # one system block for every step
 
 
 def test_nothing_at_all_still_answers() -> None:
     assert _said(_plan(ScriptedEngine(["", ""]), USER)) == NO_ANSWER
 
 
-def test_after_a_tool_result_it_answers_without_tools_and_is_asked_to_cite() -> None:
+def test_after_a_tool_result_it_must_reply_and_is_asked_to_cite() -> None:
     history = [
         Message(role="user", content="What is the wifi password?"),
         Message(role="assistant", content="", tool_calls=[{"id": "c1", "name": "knowledge_search", "arguments": {}}]),
         Message(role="tool", tool_call_id="c1", name="knowledge_search", content="[1] (notes.md) It is tulip-42."),
     ]
-    engine = ScriptedEngine(["The password is tulip-42 [1]."])
+    engine = ScriptedEngine(['The password is tulip-42 [1]."}}\n</tool_call>'])
     assert _said(_plan(engine, history)) == "The password is tulip-42 [1]."
     prompt = engine.prompts[0]
-    assert prompt["tools"] == [] and prompt["prefix"] == ""
+    assert prompt["prefix"] == REPLY_PREFIX
+    assert [t["function"]["name"] for t in prompt["tools"]] == ["get_date_time", "reply"]
     assert "[1]" in prompt["messages"][-1]["content"] and "bracket" in prompt["messages"][0]["content"].lower()
 
 
-def test_no_tools_offered_means_a_plain_answer() -> None:
+def test_with_no_tools_on_offer_it_must_reply() -> None:
     engine = ScriptedEngine(["Four."])
     assert _said(_plan(engine, [Message(role="user", content="2+2?")], tools=[])) == "Four."
-    assert engine.prompts[0]["prefix"] == ""
+    assert engine.prompts[0]["prefix"] == REPLY_PREFIX
+
+
+def test_earlier_answers_are_shown_as_the_reply_calls_they_were_written_as() -> None:
+    history = [
+        Message(role="user", content="Hi!"),
+        Message(role="assistant", content="Hello."),
+        Message(role="user", content="Time in Tokyo?"),
+    ]
+    engine = ScriptedEngine(['get_date_time", "arguments": {"timezone": "Asia/Tokyo"}}\n</tool_call>'])
+    _plan(engine, history)
+    shown = engine.prompts[0]["messages"][2]
+    assert shown["tool_calls"] == [{"name": "reply", "arguments": {"text": "Hello."}}] and shown["content"] == ""
 
 
 @pytest.mark.parametrize("literal", ["plain", 'say \\"hi\\"\\n\\tok\\\\', "caf\\u00e9 \\ud83d\\ude00 x", ""])

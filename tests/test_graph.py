@@ -134,7 +134,9 @@ async def test_round_limit_stops_offering_tools() -> None:
     planner = ScriptedPlanner([call("echo", word="a"), call("echo", word="b"), call("echo", word="c")], fallback="done")
     result = await _ask(_agent(planner, rounds=2), "loop forever")
     assert len(result["tool_calls"]) == 2
-    assert [len(r.tools) for r in planner.requests] == [1, 1, 0]
+    assert [len(r.callable_tools) for r in planner.requests] == [1, 1, 0]
+    assert [r.tool_choice for r in planner.requests] == ["auto", "auto", "none"]
+    assert [len(r.tools) for r in planner.requests] == [1, 1, 1]  # declared all along: the prompt stays the same
     assert result["answer"] == "done"
 
 

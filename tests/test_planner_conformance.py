@@ -22,7 +22,7 @@ from model.cascade import CascadePlanner
 from model.openai_engine import OpenAIEngine
 from model.openai_planner import OpenAIPlanner
 from model.step_audio2 import StepAudio2Planner
-from model.testing import ScriptedEngine
+from model.testing import ScriptedEngine, ScriptedSteps, step_call, step_reply
 from tests.openai_fake import FakeServer, Reply, serving
 from tests.planner_tools import TOOLS
 
@@ -55,20 +55,30 @@ def server() -> Iterator[tuple[FakeServer, str]]:
         yield pair
 
 
-def _forced(step: Say | Call) -> str:
-    """What the model writes after the cascade's forced `<tool_call>\\n{"name": "`."""
+def _forced(step: Say | Call, tools: bool) -> str:
+    """What the model writes after the cascade's forced opening: `<tool_call>\\n{"name": "` when it
+    may choose a tool, the opening of a `reply` call's text when it must answer."""
+    if not tools:
+        return json.dumps(step.text)[1:] + "}}\n</tool_call>" if isinstance(step, Say) else ""
     name, args = (step.name, step.arguments) if isinstance(step, Call) else ("reply", {"text": step.text})
     return f'{name}", "arguments": {json.dumps(args)}}}\n</tool_call>'
 
 
 def _cascade_scripted() -> Backend:
     engine = ScriptedEngine([])
-    return Backend(
-        CascadePlanner(engine),
-        lambda step, tools: engine.completions.append(
-            _forced(step) if tools else step.text if isinstance(step, Say) else ""
-        ),
-    )
+    return Backend(CascadePlanner(engine), lambda step, tools: engine.completions.append(_forced(step, tools)))
+
+
+def _cascade_steps() -> Backend:
+    engine = ScriptedSteps([])
+
+    def script(step: Say | Call, tools: bool) -> None:
+        if isinstance(step, Call):
+            engine.samples.extend(step_call(step.name, step.arguments))
+        else:
+            engine.samples.extend(step_reply(step.text, chosen=tools))
+
+    return Backend(CascadePlanner(engine), script)
 
 
 def _served(fake: FakeServer, url: str, kind: str) -> Backend:
@@ -77,7 +87,7 @@ def _served(fake: FakeServer, url: str, kind: str) -> Backend:
     if kind == "cascade-openai-engine":
 
         def forced(step: Say | Call, tools: bool) -> None:
-            fake.replies.append(Reply(text=_forced(step) if tools else getattr(step, "text", "")))
+            fake.replies.append(Reply(text=_forced(step, tools)))
 
         return Backend(CascadePlanner(OpenAIEngine(base, "qwen")), forced)
 
@@ -96,21 +106,26 @@ def _served(fake: FakeServer, url: str, kind: str) -> Backend:
 @pytest.fixture(
     params=[
         "cascade-scripted",
+        "cascade-steps",
         "cascade-openai-engine",
         "openai-planner",
         "step-audio-2",
         pytest.param("cascade-real", marks=pytest.mark.real),
+        pytest.param("cascade-real-transformers", marks=pytest.mark.real),
     ]
 )
 def backend(request: pytest.FixtureRequest, server: tuple[FakeServer, str], data_dir: Path) -> Backend:
     if request.param == "cascade-scripted":
         return _cascade_scripted()
-    if request.param == "cascade-real":
-        from model.assets import prepare_planner_model
-        from model.llm import load_engine
+    if request.param == "cascade-steps":
+        return _cascade_steps()
+    if request.param.startswith("cascade-real"):
+        from api.compose import build_engine
+        from api.settings import Settings
 
-        engine = load_engine(prepare_planner_model(data_dir))
-        return Backend(CascadePlanner(engine), lambda step, tools: None, scripted=False)
+        engine = "transformers" if request.param.endswith("transformers") else "llama"
+        settings = Settings(data_dir=data_dir, engine=engine, device="cpu" if engine == "transformers" else None)
+        return Backend(CascadePlanner(build_engine(settings)), lambda step, tools: None, scripted=False)
     return _served(*server, request.param)
 
 

@@ -1,0 +1,62 @@
+"""Grammars (GBNF, llama.cpp's format) that leave a small model no way to write a bad call.
+
+The cascade writes a tool call in three constrained pieces: the tool's name (one of the
+names on offer, `reply` included), then either the reply's text (a JSON string body) or
+the arguments (JSON that fits the tool's schema). Between the pieces the planner appends
+the fixed JSON around them itself, so that text is prefilled rather than decoded.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from model.llama_lib import load_llama
+
+__all__ = ["JSON_STRING_BODY", "arguments_grammar", "name_grammar"]
+
+log = logging.getLogger(__name__)
+
+JSON_STRING_BODY = r"""root ::= first char* "\""
+first ::= [^"\\\x7F\x00-\x20] | escape
+char ::= [^"\\\x7F\x00-\x1F] | escape
+escape ::= "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+"""
+"""The rest of a JSON string after its opening quote, closing quote included; at least one
+character, and not a blank first (the text is spoken as soon as it comes)."""
+
+_ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text)  # a JSON string literal is a GBNF literal (names hold no control characters)
+
+
+def name_grammar(names: Iterable[str]) -> str:
+    """One of `names`, then the closing quote of the `"name"` value."""
+    choices = " | ".join(_literal(name) for name in sorted(set(names)))
+    return f'root ::= ({choices}) "\\""\n'
+
+
+def arguments_grammar(schema: Mapping[str, Any]) -> str:
+    """A JSON object that fits the tool's parameter schema.
+
+    A schema the converter cannot express (rare keywords) falls back to any JSON object:
+    the tool runtime still validates the arguments before the tool runs.
+    """
+    return _arguments_grammar(json.dumps(schema, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _arguments_grammar(schema: str) -> str:
+    load_llama()
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return json_schema_to_gbnf(schema)
+    except Exception as error:  # the converter raises bare Exceptions and asserts on what it cannot express
+        log.warning("tool schema cannot be turned into a grammar (%s); any JSON object is allowed", error)
+        return json_schema_to_gbnf(json.dumps(_ANY_OBJECT))

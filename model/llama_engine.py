@@ -1,0 +1,293 @@
+"""The packaged GGUF run as it is by llama.cpp: the cascade's engine on a CPU.
+
+transformers de-quantizes the Q4_K_M weights to bf16 and decodes at ~7.5 tokens/s on two
+cores; llama.cpp runs the quantized weights directly, about four times faster, in less than
+half the memory. On top of that, this engine never prefills the same tokens twice:
+
+- A planning step is a `LlamaStep`: the rendered conversation, then literal text the
+  planner appends (a forced `<tool_call>` opening, the `"arguments"` key) and text it
+  samples, each piece under a grammar of its choosing. Literal text is prefilled in one
+  batch instead of being decoded token by token ("jump-forward").
+- The context keeps what it has read (model/kv_state.py). A step that continues the
+  conversation in the context prefills only its new text; one from another session first
+  puts the context's conversation aside and takes up the kept state nearest its own.
+
+One context serves the process, so steps take turns on it (a lock); the time a step waits
+for its turn is reported as `queue_ms`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import functools
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model.chat_template import ChatTemplate
+from model.errors import ModelAssetError, PlannerError
+from model.kv_state import KVStates
+from model.kv_state import Sequence as TokenSequence
+from model.llama_lib import load_llama
+from model.llama_sampling import GreedySampler
+from model.llm import Completion, default_threads
+
+__all__ = ["DEFAULT_CONTEXT_TOKENS", "DEFAULT_KV_BUDGET_BYTES", "LlamaCppEngine", "LlamaStep", "load_llama_engine"]
+
+DEFAULT_CONTEXT_TOKENS = 8192
+DEFAULT_KV_BUDGET_BYTES = 512 << 20
+_BATCH = 512
+_SWITCH_MIN_TOKENS = 16
+"""Take up a kept state only when it shares this many more tokens than the context does."""
+_STASH_MIN_TOKENS = 64
+"""Put the context's conversation aside only when a step would discard this many of its tokens."""
+_TOO_LONG = "the conversation needs {needed} tokens, more than the model's context of {limit}"
+
+
+@dataclass
+class _Counts:
+    prompt: int = 0
+    reused: int = 0
+    completion: int = 0
+
+
+class LlamaStep:
+    """One planning step holding the model: append literal text, sample text under a grammar.
+
+    Tokens are evaluated lazily: appended text waits until the next `sample`, and the last
+    sampled token waits too, so a planner that stops reading once it has what it needs
+    (a closing quote) pays for no token after it.
+    """
+
+    def __init__(self, engine: LlamaCppEngine, text: bytes, counts: _Counts) -> None:
+        self._engine = engine
+        self._counts = counts
+        self._pending: list[int] = []
+        self._parts: list[str] = []
+        self.completion: Completion | None = None
+        """What the step read and wrote, set when it ends."""
+        self._add(text)
+
+    def append(self, text: str) -> None:
+        self._add(text.encode("utf-8"))
+
+    def _add(self, text: bytes) -> None:
+        tokens = self._engine.tokenize(text)
+        self._counts.prompt += len(tokens)
+        self._pending.extend(tokens)
+
+    def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
+        """Greedy text, as it is decoded, until the grammar is complete, an end of turn, or
+        `max_tokens`; stop reading whenever you like."""
+        engine = self._engine
+        pending, self._pending = self._pending, []
+        engine.evaluate(pending)
+        sampler = engine.sampler(grammar)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        try:
+            for _ in range(max_tokens):
+                token = sampler.sample(engine.context.ctx)
+                if engine.is_end(token):
+                    return
+                self._counts.completion += 1
+                self._pending = [token]
+                text = decoder.decode(engine.piece(token))
+                self._parts.append(text)
+                if text:
+                    yield text
+                engine.evaluate(self._pending)
+                self._pending = []
+        finally:
+            sampler.close()
+
+    @property
+    def text(self) -> str:
+        """Everything sampled in this step so far."""
+        return "".join(self._parts)
+
+
+class LlamaCppEngine:
+    """A GGUF chat model on llama.cpp, greedy, with its KV cache kept across steps and sessions."""
+
+    def __init__(
+        self,
+        gguf: Path,
+        *,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        threads: int | None = None,
+        kv_budget_bytes: int = DEFAULT_KV_BUDGET_BYTES,
+        name: str | None = None,
+    ) -> None:
+        llama_cpp = load_llama()
+        from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
+
+        if not Path(gguf).is_file():
+            raise ModelAssetError(f"no model at {gguf}: run `voicegraph models prepare`")
+        self._c = llama_cpp
+        llama_cpp.llama_backend_init()
+        self._model = LlamaModel(path_model=str(gguf), params=llama_cpp.llama_model_default_params(), verbose=False)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = context_tokens
+        params.n_batch = params.n_ubatch = _BATCH
+        params.n_seq_max = 1
+        params.n_threads = params.n_threads_batch = threads or default_threads()
+        params.no_perf = True
+        self.context = LlamaContext(model=self._model, params=params, verbose=False)
+        self._batch = LlamaBatch(n_tokens=_BATCH, embd=0, n_seq_max=1, verbose=False)
+        self._vocab = self._model.vocab
+        self._pieces: dict[int, bytes] = {}
+        metadata = self._model.metadata()
+        self.template = ChatTemplate(
+            metadata["tokenizer.chat_template"],
+            bos_token=self._token_text(llama_cpp.llama_vocab_bos(self._vocab)),
+            eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
+        )
+        self.name = name or Path(gguf).stem
+        self.context_tokens = self.context.n_ctx()
+        self.states = KVStates(kv_budget_bytes)
+        """Conversations put aside when another session took the context."""
+        self._live = TokenSequence()
+        self._lock = threading.Lock()
+
+    # --- tokens -------------------------------------------------------------------------
+
+    def tokenize(self, text: bytes) -> list[int]:
+        """Tokens of `text`, control tokens such as `<|im_start|>` included."""
+        if not text:
+            return []
+        tokens: list[int] = self._model.tokenize(text, add_bos=False, special=True)
+        return tokens
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for (control tokens as their text)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            size = 64
+            buffer = ctypes.create_string_buffer(size)
+            n = self._c.llama_token_to_piece(self._vocab, token, buffer, size, 0, True)
+            piece = self._pieces[token] = buffer.raw[: max(n, 0)]
+        return piece
+
+    def _token_text(self, token: int) -> str:
+        return self.piece(token).decode("utf-8", "replace") if token >= 0 else ""
+
+    def is_end(self, token: int) -> bool:
+        return bool(self._c.llama_vocab_is_eog(self._vocab, token))
+
+    def sampler(self, grammar: str | None) -> GreedySampler:
+        """Greedy decoding, limited to what `grammar` (GBNF) allows when one is given."""
+        return GreedySampler(self._c, self._vocab, self._model.n_vocab(), grammar)
+
+    # --- the context --------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+        return self.template.render(messages, tools=tools)
+
+    @contextmanager
+    def step(
+        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> Iterator[LlamaStep]:
+        """Hold the model for one planning step on this conversation (rendered with `tools`);
+        the step's `completion` is set when the block ends."""
+        prompt = self.render(messages, tools).encode("utf-8")
+        queued = time.perf_counter()
+        with self._lock:
+            started = time.perf_counter()
+            counts = _Counts()
+            counts.reused = counts.prompt = self._resume(prompt)
+            step = LlamaStep(self, prompt[len(self._live.text) :], counts)
+            try:
+                yield step
+            finally:
+                step.completion = Completion(
+                    text=step.text,
+                    prompt_tokens=counts.prompt,
+                    completion_tokens=counts.completion,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    reused_tokens=counts.reused,
+                    queue_ms=(started - queued) * 1000,
+                )
+
+    def forget(self) -> None:
+        """Drop every KV state: the context's and the kept ones (the next step prefills all)."""
+        with self._lock:
+            self._truncate(0)
+            self.states = KVStates(self.states.budget_bytes)
+
+    def evaluate(self, tokens: list[int]) -> None:
+        """Feed tokens to the model, in batches; with none, read the last one again (for its logits)."""
+        if not tokens:
+            if not self._live.tokens:
+                raise PlannerError("nothing to generate from: the prompt is empty")
+            tokens = self._live.tokens[-1:]
+            self._truncate(len(self._live) - 1)
+        needed = len(self._live) + len(tokens)
+        if needed > self.context_tokens:
+            raise PlannerError(_TOO_LONG.format(needed=needed, limit=self.context_tokens))
+        for start in range(0, len(tokens), _BATCH):
+            chunk = tokens[start : start + _BATCH]
+            self._batch.set_batch(chunk, n_past=len(self._live), logits_all=False)
+            try:
+                self.context.decode(self._batch)
+            except RuntimeError as error:
+                self._truncate(len(self._live))  # what the failed batch wrote is not ours
+                raise PlannerError(f"llama.cpp could not decode: {error}") from error
+            self._live.extend(chunk, [self.piece(t) for t in chunk])
+
+    def _resume(self, prompt: bytes) -> int:
+        """Make the context hold the longest known beginning of `prompt`; the tokens it holds."""
+        shared = self._live.shared_tokens(prompt)
+        kept = self.states.best(prompt)
+        if kept is not None and kept[2] >= shared + _SWITCH_MIN_TOKENS:
+            self._stash(shared)
+            sequence, state, kept_shared = kept
+            shared = kept_shared if self._restore(sequence, state) else 0
+        elif len(self._live) - shared >= _STASH_MIN_TOKENS:
+            self._stash(shared)
+        self._truncate(shared)
+        return shared
+
+    def _stash(self, shared: int) -> None:
+        """Put the context's conversation aside, unless the new one shares nearly all of it."""
+        if len(self._live) - shared < _STASH_MIN_TOKENS:
+            return
+        size = self._c.llama_state_seq_get_size(self.context.ctx, 0)
+        state = bytearray(size)
+        written = self._c.llama_state_seq_get_data(
+            self.context.ctx, (ctypes.c_uint8 * size).from_buffer(state), size, 0
+        )
+        self.states.put(self._live, bytes(state[:written]) if written != size else bytes(state))
+
+    def _restore(self, sequence: TokenSequence, state: bytes) -> bool:
+        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if not self._c.llama_state_seq_set_data(self.context.ctx, buffer, len(state), 0):
+            self._truncate(0)
+            return False
+        self._live = sequence
+        return True
+
+    def _truncate(self, n_tokens: int) -> None:
+        self._c.llama_memory_seq_rm(self.context.memory, 0, n_tokens, -1)
+        self._live.truncate(n_tokens)
+
+
+@functools.cache
+def _cached_engine(gguf: str, context_tokens: int, threads: int | None, kv_budget_bytes: int) -> LlamaCppEngine:
+    return LlamaCppEngine(Path(gguf), context_tokens=context_tokens, threads=threads, kv_budget_bytes=kv_budget_bytes)
+
+
+def load_llama_engine(
+    gguf: Path,
+    *,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    threads: int | None = None,
+    kv_budget_bytes: int = DEFAULT_KV_BUDGET_BYTES,
+) -> LlamaCppEngine:
+    """The process-wide engine for these settings: loaded on first call, shared after (the
+    weights are mapped once, and the kept sessions' states serve every caller)."""
+    return _cached_engine(str(Path(gguf).resolve()), context_tokens, threads, kv_budget_bytes)

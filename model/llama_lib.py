@@ -1,0 +1,35 @@
+"""Importing llama-cpp-python, set up to share two cores with the rest of the service.
+
+llama.cpp's CPU backend runs each token's graph on OpenMP threads. With the OpenMP
+runtime's default ("active") wait policy, idle threads spin; when anything else in the
+process or on the machine wants a core (the recognizer, the voice, another session's
+step), decoding on two cores fell from ~11 to 0.4 tokens/s. With the passive policy it
+kept 6.5 tokens/s under the same load. The runtime reads the policy once, when it is
+loaded, so it is set (unless the user set it) before the library is first imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from model.errors import ModelAssetError
+
+__all__ = ["load_llama"]
+
+_MISSING = (
+    "llama-cpp-python is not installed: run deploy/bootstrap.sh, which builds it "
+    "(or set VOICEGRAPH_ENGINE=transformers)"
+)
+
+
+def load_llama() -> Any:
+    """The `llama_cpp` module, or a ModelAssetError that says how to install it."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import llama_cpp
+    except ImportError as error:
+        raise ModelAssetError(_MISSING) from error
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's chatter on load
+    return llama_cpp

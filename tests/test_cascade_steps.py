@@ -1,0 +1,92 @@
+"""The cascade on a stepping engine (llama.cpp's shape, scripted): each step is written in
+constrained pieces, the JSON between them appended, and every step shows the same prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, Usage
+from model.cascade import FORCED_PREFIX, CascadePlanner
+from model.grammar import JSON_STRING_BODY, arguments_grammar, name_grammar
+from model.testing import ScriptedSteps, step_call, step_reply
+from tests.planner_tools import CLOCK, TOOLS
+
+HELLO = [Message(role="user", content="Hello there!")]
+TOKYO = [Message(role="user", content="What time is it in Tokyo?")]
+
+
+def _plan(engine: ScriptedSteps, messages: list[Message], **options: object) -> list[PlanEvent]:
+    planner = CascadePlanner(engine)
+
+    async def collect() -> list[PlanEvent]:
+        request = PlanRequest(messages=messages, tools=TOOLS, **options)  # type: ignore[arg-type]
+        return [event async for event in planner.plan(request)]
+
+    events = asyncio.run(collect())
+    assert isinstance(events[-1], Usage)
+    return events
+
+
+def _said(events: list[PlanEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def test_a_reply_is_streamed_from_its_constrained_text() -> None:
+    engine = ScriptedSteps(step_reply('Hello! I\'m "Vox".\nHow can I help?'))
+    events = _plan(engine, HELLO)
+    assert _said(events) == 'Hello! I\'m "Vox".\nHow can I help?'
+    assert len([e for e in events if isinstance(e, TextDelta)]) > 3  # as it is written, not at the end
+    [step] = engine.steps
+    assert step["appended"] == [FORCED_PREFIX, ', "arguments": {"text": "']
+    assert step["grammars"] == [name_grammar(["get_date_time", "knowledge_search", "reply"]), JSON_STRING_BODY]
+
+
+def test_a_call_is_read_under_its_schema_grammar() -> None:
+    engine = ScriptedSteps(step_call("get_date_time", {"timezone": "Asia/Tokyo"}))
+    events = _plan(engine, TOKYO)
+    [call] = [e.call for e in events if isinstance(e, ToolCallEvent)]
+    assert (call["name"], call["arguments"]) == ("get_date_time", {"timezone": "Asia/Tokyo"}) and call["id"]
+    [step] = engine.steps
+    assert step["appended"] == [FORCED_PREFIX, ', "arguments": ']
+    assert step["grammars"][1] == arguments_grammar(CLOCK["parameters"])
+
+
+def test_reading_stops_at_the_end_of_what_is_needed() -> None:
+    engine = ScriptedSteps(['reply" and more', 'Hi."}}\n</tool_call>', 'get_date_time"', '{"timezone": "UTC"} junk'])
+    assert _said(_plan(engine, HELLO)) == "Hi."
+    _plan(engine, TOKYO)
+    name, reply, _, arguments = [s for step in engine.steps for s in step["sampled"]]
+    assert name.startswith('reply"') and len(name) < len('reply" and more')
+    assert reply.startswith('Hi."') and len(reply) < len('Hi."}}\n</tool_call>')
+    assert arguments.startswith('{"timezone": "UTC"}') and len(arguments) < len('{"timezone": "UTC"} junk')
+
+
+def test_after_a_tool_result_it_must_reply_and_the_prompt_only_grows() -> None:
+    clock = step_call("get_date_time", {"timezone": "Asia/Tokyo"})
+    engine = ScriptedSteps([*clock, *step_reply("Noon.", chosen=False)])
+    [call] = [e.call for e in _plan(engine, TOKYO) if isinstance(e, ToolCallEvent)]
+    after = [
+        *TOKYO,
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(role="tool", tool_call_id=call["id"], name=call["name"], content="It is 12:00 in Tokyo."),
+    ]
+    assert _said(_plan(engine, after)) == "Noon."
+    first, second = engine.steps
+    assert second["appended"] == [FORCED_PREFIX, 'reply"', ', "arguments": {"text": "']
+    assert second["grammars"] == [JSON_STRING_BODY]
+    assert second["tools"] == first["tools"] and second["messages"][: len(first["messages"])] == first["messages"]
+
+
+def test_with_tool_choice_none_it_replies_with_the_tools_still_declared() -> None:
+    engine = ScriptedSteps(step_reply("I can't look that up now.", chosen=False))
+    assert _said(_plan(engine, TOKYO, tool_choice="none")) == "I can't look that up now."
+    [step] = engine.steps
+    assert [t["function"]["name"] for t in step["tools"]] == ["get_date_time", "knowledge_search", "reply"]
+
+
+def test_usage_counts_what_the_steps_reused() -> None:
+    engine = ScriptedSteps(step_reply("Hi."))
+    usage = _plan(engine, HELLO)[-1]
+    assert isinstance(usage, Usage) and usage.extra["mode"] == "tool_choice" and usage.extra["generations"] == 1
+    assert json.loads('"' + usage.extra["raw"][0].split('"', 1)[1]) == "Hi."

@@ -1,0 +1,193 @@
+"""The llama.cpp engine on the packaged GGUF: the prompt it renders, the tokens it does not
+prefill again, sessions taking turns, and calls that always fit their tools' schemas.
+
+Tool choice and grounded answers on this engine are checked by the planner conformance suite
+(backend `cascade-real`) and the end-to-end tests, which run on it by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from model.assets import assemble_planner_gguf, prepare_planner_model
+from model.base import Message, PlanRequest, ToolCallEvent, ToolSpecDict, Usage
+from model.cascade import CascadePlanner
+from model.errors import PlannerError
+from model.llama_engine import LlamaCppEngine
+from tests.planner_tools import TOOLS
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def engine(data_dir: Path) -> Iterator[LlamaCppEngine]:
+    """An engine of the module's own, so that what it keeps is what these tests put there."""
+    yield LlamaCppEngine(assemble_planner_gguf(data_dir), context_tokens=4096, kv_budget_bytes=256 << 20)
+
+
+@pytest.fixture
+def planner(engine: LlamaCppEngine) -> CascadePlanner:
+    engine.forget()
+    return CascadePlanner(engine, today=lambda: datetime(2026, 11, 24, 14, 0))
+
+
+def _plan(planner: CascadePlanner, messages: list[Message], tools: list[ToolSpecDict] = TOOLS) -> tuple[list, Usage]:
+    async def collect() -> list:
+        return [event async for event in planner.plan(PlanRequest(messages=messages, tools=tools))]
+
+    events = asyncio.run(collect())
+    assert isinstance(events[-1], Usage)
+    return events[:-1], events[-1]
+
+
+def _tool_turn(planner: CascadePlanner, question: str, history: list[Message] | None = None) -> list[Message]:
+    """A question, the call it makes, a result: the conversation as the next step sees it."""
+    messages = [*(history or []), Message(role="user", content=question)]
+    events, _ = _plan(planner, messages)
+    [call] = [e.call for e in events if isinstance(e, ToolCallEvent)]
+    return [
+        *messages,
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(role="tool", tool_call_id=call["id"], name=call["name"], content="It is 14:00 (2:00 PM) there."),
+    ]
+
+
+def test_the_chat_template_renders_as_transformers_does(engine: LlamaCppEngine, data_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(prepare_planner_model(data_dir))
+    tools = [{"type": "function", "function": dict(spec)} for spec in TOOLS]
+    messages = [
+        {"role": "system", "content": "Be brief. <b>&'</b> ünïcödé"},
+        {"role": "user", "content": "Time in Tokyo?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"name": "get_date_time", "arguments": {"timezone": "é"}}]},
+        {"role": "tool", "name": "get_date_time", "content": "It is noon."},
+        {"role": "assistant", "content": "", "tool_calls": [{"name": "reply", "arguments": {"text": 'Noon "now".'}}]},
+        {"role": "user", "content": "Thanks!"},
+    ]
+    expected = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
+    assert engine.render(messages, tools) == expected
+    assert engine.render(messages[1:2]) == tokenizer.apply_chat_template(
+        messages[1:2], add_generation_prompt=True, tokenize=False
+    )
+
+
+def test_each_step_and_turn_prefills_only_what_is_new(planner: CascadePlanner) -> None:
+    _, choice = _plan(planner, [Message(role="user", content="What time is it in Tokyo?")])
+    assert choice.reused_tokens == 0 and choice.prefilled_tokens == choice.prompt_tokens > 300  # the system block
+    conversation = _tool_turn(planner, "What time is it in Tokyo?")
+    _, answer = _plan(planner, conversation)
+    assert answer.reused_tokens >= choice.prompt_tokens  # all of the step before, and what it wrote
+    assert answer.prefilled_tokens < 80, answer  # the call's end, the tool's result and the reply's opening
+    follow_up = _tool_turn(planner, "And in Paris?", [*conversation, Message(role="assistant", content="2 PM.")])
+    _, next_turn = _plan(planner, follow_up)
+    assert next_turn.reused_tokens >= answer.prompt_tokens and next_turn.prefilled_tokens < 80, next_turn
+
+
+def test_sessions_take_turns_and_each_resumes_its_own_state(planner: CascadePlanner, engine: LlamaCppEngine) -> None:
+    ada = _tool_turn(planner, "What time is it in Tokyo?")
+    _, ada_step = _plan(planner, ada)
+    _, bob_step = _plan(planner, [Message(role="user", content="Tell me a joke about penguins.")])
+    assert bob_step.reused_tokens > 300  # the system block, from Ada's state
+    assert len(engine.states) == 1  # Ada's conversation, put aside
+    thanks = [*ada, Message(role="assistant", content="2 PM."), Message(role="user", content="Thanks!")]
+    _, ada_again = _plan(planner, thanks)
+    assert ada_again.reused_tokens >= ada_step.prompt_tokens and ada_again.prefilled_tokens < 80, ada_again
+
+
+def test_reusing_the_kv_state_changes_nothing_but_time(planner: CascadePlanner, engine: LlamaCppEngine) -> None:
+    question = [Message(role="user", content="What time is it in New York?")]
+    fresh, fresh_usage = _plan(planner, question)
+    again, again_usage = _plan(planner, question)
+    assert fresh_usage.reused_tokens == 0 and again_usage.reused_tokens > 300
+
+    def calls(events: list) -> list[tuple[str, dict[str, object]]]:
+        return [(e.call["name"], e.call["arguments"]) for e in events if isinstance(e, ToolCallEvent)]
+
+    assert calls(fresh) == calls(again) == [("get_date_time", {"timezone": "America/New_York"})]
+
+
+FIDDLY = [
+    ToolSpecDict(
+        name="set_alarm",
+        description="Set an alarm on the user's phone.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+                "minute": {"type": "integer", "minimum": 0, "maximum": 59},
+                "repeat": {"type": "string", "enum": ["once", "daily", "weekdays"]},
+                "label": {"type": "string"},
+            },
+            "required": ["hour", "minute", "repeat"],
+            "additionalProperties": False,
+        },
+    ),
+    ToolSpecDict(
+        name="order_pizza",
+        description="Order pizzas for delivery.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "properties": {"size": {"enum": ["small", "large"]}, "topping": {"type": "string"}},
+                        "required": ["size", "topping"],
+                    },
+                },
+                "express": {"type": "boolean"},
+            },
+            "required": ["items"],
+        },
+    ),
+    *TOOLS,
+]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Wake me up at half past six every weekday.",
+        "Set an alarm for seven in the evening, just once, and call it gym.",
+        "Order two large pepperoni pizzas and a small margherita, as fast as possible.",
+        "I want a pizza.",
+    ],
+)
+def test_every_call_names_a_tool_on_offer_and_fits_its_schema(planner: CascadePlanner, question: str) -> None:
+    events, _ = _plan(planner, [Message(role="user", content=question)], FIDDLY)
+    schemas = {spec["name"]: spec["parameters"] for spec in FIDDLY}
+    for call in [e.call for e in events if isinstance(e, ToolCallEvent)]:
+        assert call["name"] in schemas
+        errors = list(Draft202012Validator(schemas[call["name"]]).iter_errors(call["arguments"]))
+        assert not errors, (call, errors)
+
+
+def test_steps_of_two_sessions_at_once_take_turns(planner: CascadePlanner) -> None:
+    usages: list[Usage] = []
+
+    def ask(question: str) -> None:
+        usages.append(_plan(planner, [Message(role="user", content=question)])[1])
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in ("Hello there!", "What is two plus two?")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(usages) == 2 and max(u.queue_ms for u in usages) > 50  # one waited for the other
+
+
+def test_a_conversation_longer_than_the_context_is_a_clear_error(planner: CascadePlanner) -> None:
+    with pytest.raises(PlannerError, match="more than the model's context of 4096"):
+        _plan(planner, [Message(role="user", content="word " * 5000)])
+    events, _ = _plan(planner, [Message(role="user", content="Hello there!")])  # the engine is fine after it
+    assert events
