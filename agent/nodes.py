@@ -54,6 +54,7 @@ from model.base import (
     ToolCall,
     ToolCallEvent,
     Usage,
+    message_text,
 )
 from model.errors import InputError, PlannerError
 from tools.base import CITATION_MARKER, Citation
@@ -188,9 +189,10 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         message["tool_calls"] = calls
     if speech_tokens:  # the model hears its own speech in later steps (Step-Audio 2's history)
         message["speech_tokens"] = speech_tokens
-    if calls and answer and not spoke and deps.planner.speech_native and ctx.speaker:
+    if calls and answer and not spoke and ctx.speaker:
         # The line it says before a call ("Let me check.") is heard while the tool runs.
-        await ctx.speaker.feed(answer, state.get("voice"), runtime.stream_writer)
+        if deps.planner.speech_native:  # a cascade's text was fed as it streamed
+            await ctx.speaker.feed(answer, state.get("voice"), runtime.stream_writer)
         await ctx.speaker.flush(state.get("voice"), runtime.stream_writer)
     speaking_ms = ctx.speaker.busy_ms - speaking_before if ctx.speaker else 0.0  # counted under "speak"
     update: dict[str, Any] = {
@@ -233,8 +235,9 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
     """Run the pending calls concurrently; their results become tool messages."""
     ctx = runtime.context
     started = time.perf_counter()
-    outcomes = await execute_calls(
-        state["pending"], ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency
+    outcomes, _ = await asyncio.gather(
+        execute_calls(state["pending"], ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency),
+        _announce(state, runtime),
     )
     citations = list(state["citations"])
     messages: list[Message] = []
@@ -257,6 +260,23 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
         "voice": voice,
         "timings_ms": _add_time(state, "act", _ms(started)),
     }
+
+
+async def _announce(state: AgentState, runtime: Runtime[TurnContext]) -> None:
+    """Say what is being done while the calls run, so the user hears something within a second.
+
+    Only the first call's line is said, and nothing when the planner already spoke before
+    calling (a speech-native planner's "Let me check."). A line says what is done, never a
+    result, so it can never claim what the tools have not found.
+    """
+    ctx = runtime.context
+    calls, speaker = state["pending"], ctx.speaker
+    said_before = bool(state["messages"] and message_text(state["messages"][-1]).strip())
+    if not (ctx.deps.announce_tools and ctx.speak and speaker and calls) or said_before or state["spoke"]:
+        return
+    tool = ctx.tools.get(calls[0]["name"])
+    line = tool.spec.announcement(calls[0]["arguments"]) if tool else ""
+    await speaker.say(line, state.get("voice"), runtime.stream_writer)
 
 
 def _trace_call(ctx: TurnContext, outcome: ToolOutcome, content: str) -> None:

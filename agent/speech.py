@@ -66,6 +66,11 @@ class SentenceSpeaker:
         if text:
             await self._say(text, voice, emit)
 
+    async def say(self, text: str, voice: str | None, emit: Emit) -> None:
+        """Speak a whole line now, apart from the answer being fed (a line said while tools run)."""
+        if text.strip():
+            await self._say(text.strip(), voice, emit)
+
     async def _say(self, text: str, voice: str | None, emit: Emit) -> None:
         started, started_ns = time.perf_counter(), time.time_ns()
         samples = 0

@@ -17,7 +17,7 @@ from agent.runner import Agent, TurnRequest
 from model.base import PlanRequest
 from model.errors import InputError, PlannerError
 from model.testing import RecordingSynthesizer, ScriptedPlanner, Step, call, reply
-from tools.base import Citation, Tool, ToolContext, ToolError, ToolResult, ToolSpec
+from tools.base import GENERIC_ANNOUNCEMENT, Citation, Tool, ToolContext, ToolError, ToolResult, ToolSpec
 from tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.anyio
@@ -244,7 +244,7 @@ async def test_reply_is_spoken_in_the_voice_a_tool_chose_this_turn() -> None:
     tts = RecordingSynthesizer()
     agent = _agent(ScriptedPlanner([call("choose"), reply("Och aye.")]), _registry(_tool("choose", choose)), tts=tts)
     await agent.run_turn(TurnRequest("s1", text="deep voice"))
-    assert tts.said == [("Och aye.", "deep-scottish")]
+    assert tts.said == [(GENERIC_ANNOUNCEMENT, None), ("Och aye.", "deep-scottish")]  # said while it ran, then
 
 
 async def test_fallback_answer_is_spoken_and_unspoken_turns_stay_silent() -> None:

@@ -10,6 +10,7 @@ spoken into the microphone with push-to-talk.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -279,7 +280,8 @@ def test_a_turn_streams_into_a_live_card_and_speaks_as_it_goes(page: Page, voice
         expect(live.get_by_test_id("answer")).to_contain_text(
             re.compile(r"^It is .* in Tokyo .*opens at nine \[1\]\.$")
         )
-        expect(live).to_have_attribute("data-audio-chunks", "1")  # the first sentence, and no more yet
+        # the line said while the tools ran, and the first sentence, and no more yet
+        expect(live).to_have_attribute("data-audio-chunks", "2")
         expect(page.get_by_test_id("turn")).to_have_count(0)
         expect(page.get_by_test_id("status")).to_have_text("thinking…")
         _screenshot(page, "playground-streaming.png", tmp_path)
@@ -290,16 +292,18 @@ def test_a_turn_streams_into_a_live_card_and_speaks_as_it_goes(page: Page, voice
     expect(live).to_have_count(0)
     expect(turn.get_by_test_id("answer")).to_contain_text(LAST_SENTENCE)
     expect(turn.get_by_test_id("tool-call")).to_have_count(3)
-    expect(turn).to_have_attribute("data-audio-chunks", "2")  # counted on the turn's card from here on
+    expect(turn).to_have_attribute("data-audio-chunks", "3")  # counted on the turn's card from here on
     audio = turn.get_by_test_id("audio")
     expect(audio).to_have_count(1)  # the whole answer, to hear again, but not played twice
     assert audio.evaluate("a => a.paused && a.played.length === 0")
 
-    first, second = page.evaluate("window.audioStarts")
-    first_ends = first["when"] + first["duration"]
-    assert second["when"] >= first_ends - 1e-6, "the chunks overlap"
-    if second["now"] < first_ends:  # it came while the first still played: it starts right where that ends
-        assert second["when"] == pytest.approx(first_ends, abs=1e-6)
+    starts = page.evaluate("window.audioStarts")
+    assert len(starts) == 3
+    for first, second in itertools.pairwise(starts):
+        first_ends = first["when"] + first["duration"]
+        assert second["when"] >= first_ends - 1e-6, "the chunks overlap"
+        if second["now"] < first_ends:  # it came while the first still played: it starts right where that ends
+            assert second["when"] == pytest.approx(first_ends, abs=1e-6)
     clock = page.evaluate("window.audioContext.currentTime")
     page.wait_for_timeout(300)
     assert page.evaluate("window.audioContext.state") == "running"

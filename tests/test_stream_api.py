@@ -91,14 +91,16 @@ def test_a_turn_streams_as_it_happens_and_ends_with_the_json_answer(
     _script(planner, call("get_date_time", timezone="Asia/Tokyo"), reply(ANSWER))
     events = _stream(client, "streamed", "What time is it in Tokyo?")
     names = [name for name, _ in events]
-    assert names[:3] == ["transcript", "tool_call", "tool_result"] and names[-1] == "result"
+    # the line said while the tool runs comes before the tool's result, and the answer after it
+    assert names[:4] == ["transcript", "tool_call", "audio", "tool_result"] and names[-1] == "result"
     assert events[0][1] == {"text": "What time is it in Tokyo?"}
     assert events[1][1]["name"] == "get_date_time" and events[1][1]["arguments"] == {"timezone": "Asia/Tokyo"}
-    assert events[2][1]["status"] == "ok" and events[2][1]["id"] == events[1][1]["id"]
+    assert events[3][1]["status"] == "ok" and events[3][1]["id"] == events[1][1]["id"]
     assert "".join(data["text"] for name, data in events if name == "text").strip() == ANSWER
     chunks = [data for name, data in events if name == "audio"]
-    assert len(chunks) == 3  # a chunk per sentence, spoken as the answer streams
-    assert names.index("audio") < len(names) - 1 - names[::-1].index("text")  # the first, before the last text
+    assert len(chunks) == 4  # the line said while the tool ran, then a chunk per sentence as the answer streams
+    answer_audio = names.index("audio", names.index("tool_result"))
+    assert answer_audio < len(names) - 1 - names[::-1].index("text")  # the answer's first, before its last text
     result = events[-1][1]
     assert result["answer"] == ANSWER and result["turn"] == 1 and len(result["trace_id"]) == 32
     assert _seconds(result["audio_wav_b64"]) == pytest.approx(sum(_seconds(c["audio_wav_b64"]) for c in chunks))

@@ -17,6 +17,7 @@ from model.errors import VoicegraphError
 
 __all__ = [
     "CITATION_MARKER",
+    "GENERIC_ANNOUNCEMENT",
     "Citation",
     "Tool",
     "ToolContext",
@@ -38,6 +39,13 @@ CITATION_MARKER = re.compile(r"\[(\d+)\]")
 
 class TransientToolError(ToolError):
     """A failure that may pass if tried again (a refused connection, a 5xx): read-only tools get one retry."""
+
+
+GENERIC_ANNOUNCEMENT = "One moment."
+"""Said while a tool with no announcement of its own runs."""
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+"""`{name}` in an announcement: the argument's value (plain substitution, no format spec)."""
+_MAX_SAID_ARGUMENT = 60
 
 
 class Citation(TypedDict):
@@ -81,6 +89,23 @@ class ToolSpec:
     timeout_s: float = 15.0
     read_only: bool = False
     """The call changes nothing anywhere, so a transient failure may be retried once."""
+    announce: str | Callable[[Mapping[str, Any]], str | None] | None = None
+    """What the agent says while the call runs, so the user is not left in silence: a template
+    over the arguments ("Let me look up {city}."), a function of them, or None for
+    `GENERIC_ANNOUNCEMENT`; "" says nothing. It says what is being done, never a result."""
+
+    def announcement(self, arguments: Mapping[str, Any]) -> str:
+        """The line to say while a call with these arguments runs ("" for none)."""
+        if self.announce is None:
+            return GENERIC_ANNOUNCEMENT
+        if callable(self.announce):
+            return (self.announce(arguments) or "").strip()
+        said = (str, int, float)
+        values = {k: str(v) for k, v in arguments.items() if isinstance(v, said) and not isinstance(v, bool)}
+        names = _PLACEHOLDER.findall(self.announce)
+        if any(name not in values or len(values[name]) > _MAX_SAID_ARGUMENT for name in names):
+            return GENERIC_ANNOUNCEMENT  # an argument it names is missing, or too long to say
+        return _PLACEHOLDER.sub(lambda match: values[match.group(1)], self.announce)
 
     def declaration(self) -> ToolSpecDict:
         """The spec as a planner sees it."""

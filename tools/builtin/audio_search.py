@@ -18,6 +18,7 @@ from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec
 __all__ = ["NAME", "audio_search_tool"]
 
 NAME = "audio_search"
+_ANNOUNCE = "Let me find a voice like that."
 _DESCRIPTION = (
     "Choose the voice you speak in: search the voice library by a description of the voice "
     "(accent, pitch, deep or high, slow or fast, whisper, male or female). Use when the user asks "
@@ -56,5 +57,7 @@ def audio_search_tool(library: VoiceLibrary) -> Tool:
     async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         return await asyncio.to_thread(choose, arguments, context)
 
-    spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=30.0, read_only=True)
+    spec = ToolSpec(
+        name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=30.0, announce=_ANNOUNCE, read_only=True
+    )
     return Tool(spec=spec, handler=handler)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import cache
 from typing import Any
@@ -218,5 +218,16 @@ def date_time_tool(now: Callable[[], datetime] | None = None) -> Tool:
             current = current.replace(tzinfo=UTC)
         return ToolResult(content=_describe(current.astimezone(zone), place, name))
 
-    spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=5.0)
+    spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=5.0, announce=_announce)
     return Tool(spec=spec, handler=handler)
+
+
+def _announce(arguments: Mapping[str, Any]) -> str:
+    """ "Let me check the time in Tokyo.", naming the place as the resolver understood it."""
+    try:
+        _zone, place, _name = resolve_timezone(str(arguments.get("timezone", "")))
+    except ToolError:
+        return "Let me check the time."
+    if "/" in place or any(c.isdigit() for c in place):  # no name worth saying, only an offset
+        return "Let me check the time."
+    return f"Let me check the time in {place}."

@@ -18,6 +18,7 @@ from tools.base import Citation, Tool, ToolContext, ToolResult, ToolSpec
 __all__ = ["MAX_TOP_K", "NAME", "format_hits", "knowledge_search_tool"]
 
 NAME = "knowledge_search"
+_ANNOUNCE = "Let me look that up in your documents."
 _DESCRIPTION = (
     "Search the user's private documents (knowledge base) for facts; use for questions about their notes, "
     "files, policies or projects."
@@ -90,5 +91,5 @@ def knowledge_search_tool(store: KnowledgeStore, top_k: int = 4) -> Tool:
         return await asyncio.to_thread(search, arguments, context)
 
     # 30 s: the first search in a process may still be loading the embedding model.
-    spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=30.0)
+    spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=30.0, announce=_ANNOUNCE)
     return Tool(spec=spec, handler=handler)

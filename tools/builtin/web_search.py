@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 NAME = "web_search"
+_ANNOUNCE = "Let me search the web for that."
 _DESCRIPTION = "Search the web for current facts, news and anything not in the user's documents."
 MAX_RESULTS = 8
 _PARAMETERS = {
@@ -209,5 +210,7 @@ def web_search_tool(
             cache.put(key, results)
         return format_results(query, results)
 
-    spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=20.0, read_only=True)
+    spec = ToolSpec(
+        name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=20.0, announce=_ANNOUNCE, read_only=True
+    )
     return Tool(spec=spec, handler=handler)

@@ -1,0 +1,112 @@
+"""A short line is said while tools run: from the tool's template, before the tool's result,
+never as part of the answer; off by setting, for unspoken turns, and when the planner spoke."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from agent.context import AgentDeps
+from agent.runner import Agent, TurnRequest
+from model.base import PlanEvent, Planner, PlanRequest, TextDelta, ToolCall, ToolCallEvent, Usage
+from model.testing import RecordingSynthesizer, ScriptedPlanner, call, reply
+from tools.base import GENERIC_ANNOUNCEMENT, Tool, ToolContext, ToolResult, ToolSpec
+from tools.builtin.date_time import date_time_tool
+from tools.registry import ToolRegistry
+
+pytestmark = pytest.mark.anyio
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}
+
+
+def _tool(announce: Any, gate: asyncio.Event | None = None) -> Tool:
+    async def forecast(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        if gate is not None:
+            await gate.wait()
+        return ToolResult(f"Sunny in {arguments.get('city')}.")
+
+    return Tool(ToolSpec("forecast", "the weather", SCHEMA, 5.0, announce=announce), forecast)
+
+
+def _agent(planner: Planner, tool: Tool, tts: RecordingSynthesizer, *, announce: bool = True) -> Agent:
+    deps = AgentDeps(planner=planner, registry=ToolRegistry([tool]), tts=tts, announce_tools=announce)
+    return Agent(deps, InMemorySaver())
+
+
+@pytest.mark.parametrize(
+    ("announce", "arguments", "said"),
+    [
+        ("Let me look up the weather in {city}.", {"city": "Oslo"}, "Let me look up the weather in Oslo."),
+        ("Checking {days} days for {city}.", {"city": "Oslo", "days": 3}, "Checking 3 days for Oslo."),
+        ("Let me look up {city}.", {"days": 3}, GENERIC_ANNOUNCEMENT),  # an argument it names is missing
+        ("Let me look up {city}.", {"city": "x" * 200}, GENERIC_ANNOUNCEMENT),  # too long to say
+        ("{city.__class__}", {"city": "Oslo"}, "{city.__class__}"),  # no format-string attributes
+        (None, {"city": "Oslo"}, GENERIC_ANNOUNCEMENT),
+        (lambda args: f"Weather for {args['city']}, one moment.", {"city": "Oslo"}, "Weather for Oslo, one moment."),
+    ],
+)
+def test_the_line_comes_from_the_tools_template(announce: Any, arguments: dict[str, Any], said: str) -> None:
+    assert _tool(announce).spec.announcement(arguments) == said
+
+
+def test_the_clock_names_the_place_it_understood() -> None:
+    spec = date_time_tool().spec
+    assert spec.announcement({"timezone": "Asia/Tokyo"}) == "Let me check the time in Tokyo."
+    assert spec.announcement({"timezone": "new york"}) == "Let me check the time in New York."
+    assert spec.announcement({"timezone": "UTC+3"}) == "Let me check the time."
+    assert spec.announcement({"timezone": "nowhere at all"}) == "Let me check the time."
+
+
+async def test_it_is_said_while_the_tool_runs_and_before_its_result() -> None:
+    gate, tts = asyncio.Event(), RecordingSynthesizer()
+    planner = ScriptedPlanner([call("forecast", city="Oslo"), reply("It is sunny in Oslo.")])
+    agent = _agent(planner, _tool("Let me look up the weather in {city}.", gate), tts)
+    events: list[dict[str, Any]] = []
+    async for event in agent.stream_turn(TurnRequest("s", text="Weather in Oslo?")):
+        events.append(event)
+        if event["type"] == "audio" and not gate.is_set():
+            assert tts.said == [("Let me look up the weather in Oslo.", None)]  # the tool is still running
+            gate.set()
+    kinds = [e["type"] for e in events]
+    assert kinds.index("tool_call") < kinds.index("audio") < kinds.index("tool_result") < kinds.index("text")
+    assert [text for text, _ in tts.said] == ["Let me look up the weather in Oslo.", "It is sunny in Oslo."]
+    result = events[-1]["result"]
+    assert result["answer"] == "It is sunny in Oslo." and "look up" not in result["answer"]
+
+
+@pytest.mark.parametrize("case", ["setting off", "unspoken turn", "empty template"])
+async def test_it_is_not_said(case: str) -> None:
+    tts = RecordingSynthesizer()
+    planner = ScriptedPlanner([call("forecast", city="Oslo"), reply("Sunny.")])
+    agent = _agent(planner, _tool("" if case == "empty template" else None), tts, announce=case != "setting off")
+    output = await agent.run_turn(TurnRequest("s", text="Weather?", speak=case != "unspoken turn"))
+    assert output.result["answer"] == "Sunny."
+    assert [text for text, _ in tts.said] == ([] if case == "unspoken turn" else ["Sunny."])
+
+
+class _SaysBeforeCalling(Planner):
+    """A speech-native-like planner that says its own line before calling, as Step-Audio 2 does."""
+
+    name = "talkative"
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
+        self.steps += 1
+        if self.steps == 1:
+            yield TextDelta("Let me see.")
+            yield ToolCallEvent(ToolCall(id="c1", name="forecast", arguments={"city": "Oslo"}))
+        else:
+            yield TextDelta("Sunny.")
+        yield Usage(model=self.name)
+
+
+async def test_a_planner_that_spoke_before_calling_is_not_talked_over() -> None:
+    tts = RecordingSynthesizer()
+    await _agent(_SaysBeforeCalling(), _tool("Let me look up {city}."), tts).run_turn(TurnRequest("s", text="Weather?"))
+    assert [text for text, _ in tts.said] == ["Let me see.", "Sunny."]  # its own line, heard while the tool ran
