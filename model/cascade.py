@@ -55,7 +55,8 @@ REPLY_TOOL = "reply"
 FORCED_PREFIX = '<tool_call>\n{"name": "'
 REPLY_PREFIX = f'{FORCED_PREFIX}{REPLY_TOOL}", "arguments": {{"text": "'
 """How an answer begins when the step must answer: a `reply` call up to its text."""
-_ARGUMENTS = ', "arguments": '
+_ARGUMENTS = ', "arguments":'
+"""What follows the name; the space before the arguments is the model's (` {"` is one token)."""
 NO_ANSWER = "Sorry, I don't have an answer to that."
 
 _SYSTEM = (
@@ -204,6 +205,25 @@ class CascadePlanner(Planner):
         self.answer_after_tools = answer_after_tools
         self.name = name or f"cascade:{engine.name}"
 
+    async def warm_up(self, tools: Sequence[ToolSpecDict]) -> None:
+        """Read the system block with these tools now: every conversation begins with it, and
+        on two cores it takes seconds to read."""
+        engine = self.engine
+        if not isinstance(engine, SteppingEngine):
+            return
+        declared = self._declarations(tools)
+
+        def read() -> None:
+            with engine.step([self._system()], tools=declared) as step:
+                step.prefill()
+
+        await asyncio.to_thread(read)
+
+    @staticmethod
+    def _declarations(tools: Sequence[ToolSpecDict]) -> list[dict[str, Any]]:
+        """Every tool, and `reply`, as the system block declares them (the same in every step)."""
+        return [_declaration(spec) for spec in tools if spec["name"] != REPLY_TOOL] + [_REPLY_DECLARATION]
+
     def _system(self) -> dict[str, Any]:
         return {"role": "system", "content": _SYSTEM.format(today=self.today().strftime("%A %d %B %Y"))}
 
@@ -213,7 +233,7 @@ class CascadePlanner(Planner):
         callable_names = {spec["name"] for spec in request.callable_tools} - {REPLY_TOOL}
         after_tools = bool(history) and history[-1]["role"] == "tool"
         must_answer = not callable_names or (self.answer_after_tools and after_tools)
-        tools = [_declaration(spec) for spec in request.tools if spec["name"] != REPLY_TOOL] + [_REPLY_DECLARATION]
+        tools = self._declarations(request.tools)
         messages = [self._system(), *history]
         names = set() if must_answer else callable_names | {REPLY_TOOL}
         completions: list[Completion] = []
@@ -252,17 +272,20 @@ class CascadePlanner(Planner):
             with engine.step(messages, tools=tools) as step:
                 step.append(FORCED_PREFIX)
                 if names:
-                    name = _read_until(step, name_grammar(names), _closes_string, 32, cancel)[:-1]
+                    name = _read_until(step, name_grammar(names), _closes_name, 32, cancel)
                 else:
-                    name = REPLY_TOOL
-                    step.append(f'{REPLY_TOOL}"')
+                    name = f'{REPLY_TOOL}"'
+                    step.append(name)
+                # what closes the name may have come with the comma after it
+                arguments = _ARGUMENTS[1:] if name.endswith(",") else _ARGUMENTS
+                name = name.rstrip(",").removesuffix('"')
                 if cancel.is_set():
                     pass
                 elif name == REPLY_TOOL:
-                    step.append(_ARGUMENTS + '{"text": "')
+                    step.append(arguments + ' {"text": "')
                     _stream_reply(step, request.max_new_tokens, emit, cancel)
                 elif name in schemas:
-                    step.append(_ARGUMENTS)
+                    step.append(arguments)
                     grammar = arguments_grammar(schemas[name])
                     raw = _read_until(step, grammar, _is_object, request.max_new_tokens, cancel)
                     if not cancel.is_set():
@@ -373,8 +396,8 @@ def _stream_reply(step: Any, max_tokens: int, emit: Callable[[PlanEvent], None],
                 break
 
 
-def _closes_string(text: str) -> bool:
-    return text.endswith('"')
+def _closes_name(text: str) -> bool:
+    return text.endswith(('"', '",'))
 
 
 def _is_object(text: str) -> bool:

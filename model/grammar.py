@@ -20,13 +20,14 @@ __all__ = ["JSON_STRING_BODY", "arguments_grammar", "name_grammar"]
 
 log = logging.getLogger(__name__)
 
-JSON_STRING_BODY = r"""root ::= first char* "\""
+JSON_STRING_BODY = r"""root ::= first char* "\"" ("}" "}"?)?
 first ::= [^"\\\x7F\x00-\x20] | escape
 char ::= [^"\\\x7F\x00-\x1F] | escape
 escape ::= "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
 """
-"""The rest of a JSON string after its opening quote, closing quote included; at least one
-character, and not a blank first (the text is spoken as soon as it comes)."""
+"""The rest of a reply's text after its opening quote: at least one character, not a blank
+first (the text is spoken as soon as it comes), then the closing quote, which may come with
+the braces that close the call in the same token (`."}}`), as the model likes to write it."""
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
@@ -36,13 +37,18 @@ def _literal(text: str) -> str:
 
 
 def name_grammar(names: Iterable[str]) -> str:
-    """One of `names`, then the closing quote of the `"name"` value."""
+    """One of `names`, then the closing quote of the `"name"` value (and the comma after it,
+    when the model writes them as one token)."""
     choices = " | ".join(_literal(name) for name in sorted(set(names)))
-    return f'root ::= ({choices}) "\\""\n'
+    return f'root ::= ({choices}) "\\"" ","?\n'
 
 
 def arguments_grammar(schema: Mapping[str, Any]) -> str:
-    """A JSON object that fits the tool's parameter schema.
+    """A JSON object that fits the tool's parameter schema, and the brace that closes the call.
+
+    Without that brace, the token the model likes best at the end (`"}}`) would be refused,
+    and the second best is a comma: the model would go on to fill optional arguments it had
+    no use for.
 
     A schema the converter cannot express (rare keywords) falls back to any JSON object:
     the tool runtime still validates the arguments before the tool runs.
@@ -56,7 +62,10 @@ def _arguments_grammar(schema: str) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return json_schema_to_gbnf(schema)
+        grammar = json_schema_to_gbnf(schema)
     except Exception as error:  # the converter raises bare Exceptions and asserts on what it cannot express
         log.warning("tool schema cannot be turned into a grammar (%s); any JSON object is allowed", error)
-        return json_schema_to_gbnf(json.dumps(_ANY_OBJECT))
+        grammar = json_schema_to_gbnf(json.dumps(_ANY_OBJECT))
+    root = "root ::= "
+    rules = [f"arguments ::= {line[len(root) :]}" if line.startswith(root) else line for line in grammar.splitlines()]
+    return "\n".join([f'{root}" "? arguments "}}"?', *rules]) + "\n"

@@ -48,7 +48,7 @@ def test_a_call_is_read_under_its_schema_grammar() -> None:
     [call] = [e.call for e in events if isinstance(e, ToolCallEvent)]
     assert (call["name"], call["arguments"]) == ("get_date_time", {"timezone": "Asia/Tokyo"}) and call["id"]
     [step] = engine.steps
-    assert step["appended"] == [FORCED_PREFIX, ', "arguments": ']
+    assert step["appended"] == [FORCED_PREFIX, ', "arguments":']
     assert step["grammars"][1] == arguments_grammar(CLOCK["parameters"])
 
 
@@ -90,3 +90,13 @@ def test_usage_counts_what_the_steps_reused() -> None:
     usage = _plan(engine, HELLO)[-1]
     assert isinstance(usage, Usage) and usage.extra["mode"] == "tool_choice" and usage.extra["generations"] == 1
     assert json.loads('"' + usage.extra["raw"][0].split('"', 1)[1]) == "Hi."
+
+
+def test_warm_up_reads_the_system_block_of_every_step() -> None:
+    engine = ScriptedSteps(step_reply("Hi."))
+    planner = CascadePlanner(engine)
+    asyncio.run(planner.warm_up(TOOLS))
+    _plan(engine, HELLO)
+    warm, first = engine.steps
+    assert warm["prefilled"] and warm["grammars"] == [] and warm["tools"] == first["tools"]
+    assert warm["messages"] == first["messages"][:1]  # the system block, and nothing of any user
