@@ -81,6 +81,11 @@ class LlamaStep:
         self._counts.prompt += len(tokens)
         self._pending.extend(tokens)
 
+    def prefill(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            self._engine.evaluate(pending)
+
     def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
         """Greedy text, as it is decoded, until the grammar is complete, an end of turn, or
         `max_tokens`; stop reading whenever you like."""
@@ -130,7 +135,11 @@ class LlamaCppEngine:
             raise ModelAssetError(f"no model at {gguf}: run `voicegraph models prepare`")
         self._c = llama_cpp
         llama_cpp.llama_backend_init()
-        self._model = LlamaModel(path_model=str(gguf), params=llama_cpp.llama_model_default_params(), verbose=False)
+        model_params = llama_cpp.llama_model_default_params()
+        # Read, not mapped: llama.cpp repacks most weights into a faster layout, and with the
+        # file mapped too the process would hold both (2.0 GB resident instead of 1.4 GB).
+        model_params.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
+        self._model = LlamaModel(path_model=str(gguf), params=model_params, verbose=False)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = context_tokens
         params.n_batch = params.n_ubatch = _BATCH
