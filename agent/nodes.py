@@ -21,13 +21,16 @@ from agent.tracing import (
     ANSWER,
     ASR_MODEL,
     AUDIO_IN_S,
+    CACHED_TOKENS,
     FINISH_REASONS,
     INPUT_TOKENS,
     OPERATION,
     OUTPUT_TOKENS,
     PLAN_ROUND,
     PLAN_TOOL_CALLS,
+    PREFILLED_TOKENS,
     PROVIDER,
+    QUEUE_MS,
     REQUEST_MODEL,
     TOOL_ARGUMENTS,
     TOOL_ATTEMPTS,
@@ -212,6 +215,9 @@ def _plan_attributes(ctx: TurnContext, usage: Usage | None, calls: list[ToolCall
     if usage is not None:
         attributes[INPUT_TOKENS] = usage.prompt_tokens
         attributes[OUTPUT_TOKENS] = usage.completion_tokens
+        attributes[CACHED_TOKENS] = usage.reused_tokens
+        attributes[PREFILLED_TOKENS] = usage.prefilled_tokens
+        attributes[QUEUE_MS] = round(usage.queue_ms, 1)
     if calls:
         attributes[PLAN_TOOL_CALLS] = tuple(call["name"] for call in calls)
     if answer and calls and ctx.trace.capture_content:  # what it said before calling (the answer is the turn's)

@@ -20,11 +20,14 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from agent.tracing import (
+    CACHED_TOKENS,
     CONVERSATION,
     FIRST_AUDIO_MS,
     INPUT_TOKENS,
     OPERATION,
     OUTPUT_TOKENS,
+    PREFILLED_TOKENS,
+    QUEUE_MS,
     TENANT,
     TIMING_MS,
     TOOL_NAME,
@@ -41,6 +44,12 @@ STAGES = ("asr", "plan", "act", "speak", "total")
 ACTIVE_WINDOW_S = 300.0
 """A session counts as active for this long after its last turn."""
 _SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+_TOKEN_KINDS = (
+    ("input", INPUT_TOKENS),
+    ("output", OUTPUT_TOKENS),
+    ("prefilled", PREFILLED_TOKENS),
+    ("reused", CACHED_TOKENS),
+)
 OTLP_EXPORT_DELAY_MS = 1000
 """Spans are batched for at most this long before they are sent."""
 
@@ -69,7 +78,18 @@ class Metrics(SpanProcessor):
         self.tool_seconds = Histogram(
             "voicegraph_tool_call_seconds", "Time a tool call took.", ["tool"], registry=r, buckets=_SECONDS
         )
-        self.tokens = Counter("voicegraph_planner_tokens", "Planner tokens by direction.", ["type"], registry=r)
+        self.tokens = Counter(
+            "voicegraph_planner_tokens",
+            "Planner tokens: input (prefilled + reused, the KV state already held), output.",
+            ["type"],
+            registry=r,
+        )
+        self.queue_seconds = Histogram(
+            "voicegraph_planner_queue_seconds",
+            "How long a planning step waited for the model while other sessions' steps ran.",
+            registry=r,
+            buckets=(0.001, *_SECONDS),
+        )
         active = Gauge(
             "voicegraph_active_sessions", f"Sessions with a turn in the last {active_window_s:g} seconds.", registry=r
         )
@@ -106,10 +126,13 @@ class Metrics(SpanProcessor):
             self.tool_calls.labels(tool, str(attributes.get(TOOL_STATUS, "error" if failed else "ok"))).inc()
             self.tool_seconds.labels(tool).observe(seconds)
         elif attributes.get(OPERATION) == "chat":
-            for kind, key in (("input", INPUT_TOKENS), ("output", OUTPUT_TOKENS)):
+            for kind, key in _TOKEN_KINDS:
                 count = attributes.get(key)
                 if isinstance(count, int):
                     self.tokens.labels(kind).inc(count)
+            queued = attributes.get(QUEUE_MS)
+            if isinstance(queued, int | float):
+                self.queue_seconds.observe(queued / 1000)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus's text format."""

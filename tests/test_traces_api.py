@@ -351,7 +351,11 @@ def test_metrics_count_turns_stages_and_tool_calls(client: httpx.Client, planner
     )
     assert _value(after, "voicegraph_active_sessions") >= 1
     assert _value(after, "voicegraph_turns_in_progress") == 0
-    assert {("voicegraph_planner_tokens_total", (("type", kind),)) for kind in ("input", "output")} <= set(after)
+    kinds = ("input", "output", "prefilled", "reused")
+    assert {("voicegraph_planner_tokens_total", (("type", kind),)) for kind in kinds} <= set(after)
+    assert _value(after, "voicegraph_planner_queue_seconds_count") >= (
+        _value(before, "voicegraph_planner_queue_seconds_count") + 2
+    )
     assert KEY_A not in text and "metered" not in text  # no keys, no session ids as labels
 
 

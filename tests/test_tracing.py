@@ -194,6 +194,7 @@ def test_attribute_names_are_the_conventions_own() -> None:
         tracing.CONVERSATION: gen_ai.GEN_AI_CONVERSATION_ID,
         tracing.INPUT_TOKENS: gen_ai.GEN_AI_USAGE_INPUT_TOKENS,
         tracing.OUTPUT_TOKENS: gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS,
+        tracing.CACHED_TOKENS: gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
         tracing.FINISH_REASONS: gen_ai.GEN_AI_RESPONSE_FINISH_REASONS,
         tracing.TOOL_NAME: gen_ai.GEN_AI_TOOL_NAME,
         tracing.TOOL_CALL_ID: gen_ai.GEN_AI_TOOL_CALL_ID,
@@ -218,6 +219,7 @@ def test_attribute_names_are_the_conventions_own() -> None:
         "gen_ai.tool.description",
         "gen_ai.tool.name",
         "gen_ai.tool.type",
+        "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.input_tokens",
         "gen_ai.usage.output_tokens",
     ]
