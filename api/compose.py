@@ -211,6 +211,9 @@ async def open_services(
         open_tools(settings, knowledge, extra_tools) as tooling,
     ):
         deps = replace(deps, registry=tooling.registry, tenant_tools=tooling.tenant_tools.tools_for)
+        started = time.perf_counter()
+        await planner.warm_up(tooling.registry.declarations())
+        _timed(loads, "warm_up", started)
         metrics = Metrics()
         tracing = build_tracing(settings, metrics)
         try:

@@ -163,6 +163,10 @@ class Planner(ABC):
     def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
         """Stream the events of one planning step; ends after a `Usage` event."""
 
+    async def warm_up(self, tools: Sequence[ToolSpecDict]) -> None:  # noqa: B027 - optional hook
+        """Get ready for the first turn with these tools (read the system block, say), so that
+        the first user does not wait for it."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release what the backend holds (connections, GPU memory)."""
 

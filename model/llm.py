@@ -75,6 +75,9 @@ class Step(Protocol):
     def append(self, text: str) -> None:
         """Literal text that follows; prefilled, not decoded."""
 
+    def prefill(self) -> None:
+        """Read what was appended now, rather than at the next `sample`."""
+
     def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
         """Greedy text as it is written, within `grammar` (GBNF); stop reading whenever you like."""
 

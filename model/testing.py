@@ -165,6 +165,9 @@ class _ScriptedStep:
     def append(self, text: str) -> None:
         self.record["appended"].append(text)
 
+    def prefill(self) -> None:
+        self.record["prefilled"] = True
+
     def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
         self.record["grammars"].append(grammar)
         text = self.engine.samples.pop(0) if self.engine.samples else ""

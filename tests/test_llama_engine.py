@@ -91,6 +91,12 @@ def test_each_step_and_turn_prefills_only_what_is_new(planner: CascadePlanner) -
     assert next_turn.reused_tokens >= answer.prompt_tokens and next_turn.prefilled_tokens < 80, next_turn
 
 
+def test_warm_up_reads_the_system_block_before_the_first_user_comes(planner: CascadePlanner) -> None:
+    asyncio.run(planner.warm_up(TOOLS))
+    _, first = _plan(planner, [Message(role="user", content="Hello there!")])
+    assert first.reused_tokens > 300 and first.prefilled_tokens < 40, first
+
+
 def test_sessions_take_turns_and_each_resumes_its_own_state(planner: CascadePlanner, engine: LlamaCppEngine) -> None:
     ada = _tool_turn(planner, "What time is it in Tokyo?")
     _, ada_step = _plan(planner, ada)
