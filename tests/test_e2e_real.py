@@ -154,3 +154,31 @@ def test_tenant_memory_on_redis_survives_restarts_with_the_real_model(tmp_path: 
         answers.append(response.json())
     assert answers[1]["turn"] == 2 and "ada" in answers[1]["answer"].lower(), answers[1]["answer"]
     assert answers[2]["turn"] == 1 and "ada" not in answers[2]["answer"].lower(), answers[2]["answer"]
+
+
+def test_a_spoken_tool_turn_streams_its_announcement_first_and_reads_each_token_once(base_url: str) -> None:
+    """Over server-sent events: the line said while the clock runs comes before the tool's result,
+    the answer's audio after it, and the answer step reuses the whole tool-choice step's KV state."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    files = {"audio": ("q.wav", piper_wav("What time is it in London?"), "audio/wav")}
+    url, headers = "/v1/sessions/e2e-stream/turns", {"accept": "text/event-stream"}
+    with (
+        httpx.Client(base_url=base_url, timeout=600) as client,
+        client.stream("POST", url, files=files, headers=headers) as r,
+    ):
+        assert r.status_code == 200
+        name = ""
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line.split(":", 1)[1])))
+        traces = client.get("/v1/sessions/e2e-stream/traces").json()["traces"]
+    names = [n for n, _ in events]
+    assert names[:4] == ["transcript", "tool_call", "audio", "tool_result"], names
+    assert "audio" in names[names.index("tool_result") :] and names[-1] == "result"
+    assert events[1][1]["name"] == "get_date_time" and "london" in json.dumps(events[1][1]["arguments"]).lower()
+    plans = [c for c in traces[-1]["root"]["children"] if c["name"] == "plan"]
+    choice, answer = (p["attributes"] for p in plans)
+    assert answer["gen_ai.usage.cache_read.input_tokens"] >= choice["gen_ai.usage.input_tokens"]
+    assert answer["voicegraph.plan.prefilled_tokens"] < 100  # the call's end, the result, the reply's opening
