@@ -4,31 +4,27 @@ The default model (Qwen2.5-Coder-1.5B) seldom writes a tool call on its own, and
 does the format drifts. What makes it choose well is to leave it no format to drift in:
 the tools are listed with a `reply(text)` pseudo-tool, so answering directly is a call
 like any other, and its answer is started for it as `<tool_call>\\n{"name": "` so that all
-it writes is a tool name and arguments.
+it writes is a tool name and arguments. After a tool result it answers in plain text, as
+the model was trained to answer a tool's response.
 
 Every step renders the same prompt: one system block with every tool, then the
-conversation, earlier answers shown as the `reply` calls they were written as. So the
-prompt of a step begins with the whole prompt of the step before (and of the turn before),
-and an engine that keeps its KV cache prefills only what is new. A step that must answer
-(after a tool result, or when no more calls are allowed) is started as a `reply` call.
+conversation, each earlier answer shown as it was written (a `reply` call, or plain text
+after a tool result). So the prompt of a step begins with the whole prompt of the step
+before, and of the turn before, and an engine that keeps its KV cache prefills only what
+is new.
 
-On an engine that can constrain its output (llama.cpp, model/llama_engine.py) the call is
-written in pieces under grammars (model/grammar.py): a name on offer, then the reply's
-text or arguments that fit the tool's schema; the JSON between the pieces is appended, not
-decoded. Every call parses, names a tool on offer and fits its schema. On other engines
-(transformers, served models) the output is parsed leniently, and a step that yields
-neither a known call nor a reply falls back to a plain answer.
+On an engine that constrains its output (llama.cpp) a step is written in pieces under
+grammars (model/cascade_steps.py): every call parses, names a tool on offer and fits its
+schema. On other engines (transformers, served models) the output is parsed leniently, and
+a step that yields neither a known call nor a reply falls back to a plain answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -38,25 +34,20 @@ from model.base import (
     Planner,
     PlanRequest,
     TextDelta,
-    ToolCall,
     ToolCallEvent,
     ToolSpecDict,
     Usage,
     message_text,
 )
-from model.errors import PlannerError
-from model.grammar import JSON_STRING_BODY, arguments_grammar, name_grammar
+from model.cascade_steps import FORCED_PREFIX, REPLY_TOOL, StepKind, run_step, strip_markup
 from model.llm import ChatEngine, Completion, SteppingEngine
-from model.toolcalls import REPLY_OPENING, JsonStringReader, loads_lenient, new_call_id, parse_tool_calls
+from model.tool_stream import TaggedTextSplitter
+from model.toolcalls import REPLY_OPENING, JsonStringReader, parse_tool_calls
 
 __all__ = ["FORCED_PREFIX", "REPLY_PREFIX", "REPLY_TOOL", "CascadePlanner"]
 
-REPLY_TOOL = "reply"
-FORCED_PREFIX = '<tool_call>\n{"name": "'
 REPLY_PREFIX = f'{FORCED_PREFIX}{REPLY_TOOL}", "arguments": {{"text": "'
-"""How an answer begins when the step must answer: a `reply` call up to its text."""
-_ARGUMENTS = ', "arguments":'
-"""What follows the name; the space before the arguments is the model's (` {"` is one token)."""
+"""How a step that must reply straight after the user begins: a `reply` call up to its text."""
 NO_ANSWER = "Sorry, I don't have an answer to that."
 
 _SYSTEM = (
@@ -67,7 +58,7 @@ _SYSTEM = (
     "something another tool does. "
     "For greetings, thanks, small talk, jokes, maths "
     "and general questions, call reply with your answer. "
-    "After a tool result, call reply with the answer taken from it: say the fact the user asked for; "
+    "After a tool result, answer from it: say the fact the user asked for; "
     "when the result numbers its passages, put the number of the passage you used in brackets "
     "right after the fact it supports; if the tools found nothing useful, say you don't know. "
     "Call exactly one function."
@@ -105,15 +96,16 @@ def _tool_text(text: str) -> str:
 
 
 def _chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Our message shape in the form Qwen's chat template renders; answers as `reply` calls, so
-    that the history shows the model the very format it must continue."""
+    """Our message shape in the form Qwen's chat template renders, each answer as it was written:
+    plain text after a tool result, a `reply` call otherwise (so the history shows the model
+    the very format it must continue)."""
     out: list[dict[str, Any]] = []
     for m in messages:
         text = message_text(m)
         if m["role"] == "assistant" and m.get("tool_calls"):
             calls = [{"name": c["name"], "arguments": c["arguments"]} for c in m["tool_calls"]]
             out.append({"role": "assistant", "content": text, "tool_calls": calls})
-        elif m["role"] == "assistant":
+        elif m["role"] == "assistant" and not (out and out[-1]["role"] == "tool"):
             reply = {"name": REPLY_TOOL, "arguments": {"text": text}}
             out.append({"role": "assistant", "content": "", "tool_calls": [reply]})
         elif m["role"] == "tool":
@@ -131,11 +123,6 @@ def _reply_text(arguments: dict[str, Any]) -> str:
     return value.strip()
 
 
-def _strip_markup(text: str) -> str:
-    """Strip markdown and stray tool-call tags from the answer text (the TTS cleans its own input)."""
-    return text.replace("**", "").replace("`", "").replace("<tool_call>", "").replace("</tool_call>", "")
-
-
 def _parse_choice(written: str, names: set[str]) -> list[PlanEvent]:
     """The events of a finished tool-choice completion: real calls, else the reply's text."""
     parsed = parse_tool_calls(FORCED_PREFIX + written, names)
@@ -143,45 +130,8 @@ def _parse_choice(written: str, names: set[str]) -> list[PlanEvent]:
     if real:
         return [ToolCallEvent(call) for call in real]
     text = " ".join(t for t in (_reply_text(c["arguments"]) for c in parsed.calls) if t)
-    text = _strip_markup(text or parsed.text).strip()
+    text = strip_markup(text or parsed.text).strip()
     return [TextDelta(text)] if text else []
-
-
-_DONE = object()
-_DECODER = json.JSONDecoder()
-
-
-async def _from_thread(produce: Callable[[Callable[[PlanEvent], None], threading.Event], None]) -> AsyncIterator[Any]:
-    """Run `produce(emit, cancel)` in a worker thread and yield what it emits, as it emits it.
-
-    A consumer that stops early (a client left, a barge-in) sets `cancel`; the thread stops at
-    its next token and lets the model go, without anyone waiting for it.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    cancel = threading.Event()
-
-    def put(item: Any) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop is gone: nobody is listening
-            cancel.set()
-
-    def work() -> None:
-        try:
-            produce(put, cancel)
-            put(_DONE)
-        except BaseException as error:  # handed to the consumer, raised there
-            put(error)
-
-    loop.run_in_executor(None, work)
-    try:
-        while (item := await queue.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        cancel.set()
 
 
 class CascadePlanner(Planner):
@@ -227,25 +177,37 @@ class CascadePlanner(Planner):
     def _system(self) -> dict[str, Any]:
         return {"role": "system", "content": _SYSTEM.format(today=self.today().strftime("%A %d %B %Y"))}
 
+    def _kind(self, request: PlanRequest, history: list[dict[str, Any]]) -> StepKind:
+        after_tools = bool(history) and history[-1]["role"] == "tool"
+        if after_tools and (self.answer_after_tools or not request.callable_tools):
+            return "answer"
+        return "choose" if request.callable_tools else "reply"
+
     async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
         start = time.perf_counter()
         history = _chat_messages(request.messages)
-        callable_names = {spec["name"] for spec in request.callable_tools} - {REPLY_TOOL}
-        after_tools = bool(history) and history[-1]["role"] == "tool"
-        must_answer = not callable_names or (self.answer_after_tools and after_tools)
-        tools = self._declarations(request.tools)
+        kind = self._kind(request, history)
         messages = [self._system(), *history]
-        names = set() if must_answer else callable_names | {REPLY_TOOL}
+        tools = self._declarations(request.tools)
         completions: list[Completion] = []
-        mode = "answer" if must_answer else "tool_choice"
         if isinstance(self.engine, SteppingEngine):
-            steps = self._constrained(messages, tools, names, request, completions)
+            schemas = {s["name"]: s["parameters"] for s in request.callable_tools if s["name"] != REPLY_TOOL}
+            steps = run_step(
+                self.engine,
+                messages,
+                tools,
+                kind=kind,
+                schemas=schemas,
+                max_new_tokens=request.max_new_tokens,
+                completions=completions,
+            )
         else:
-            steps = self._forced(messages, tools, names, request, completions)
+            steps = self._forced(messages, tools, kind, request, completions)
         said = False
         async for event in steps:
             said = True
             yield event
+        mode: str = kind
         if not said:
             mode = "fallback_answer"
             async for piece in self._plain(messages, tools, request.max_new_tokens, completions):
@@ -255,53 +217,11 @@ class CascadePlanner(Planner):
             yield TextDelta(NO_ANSWER)
         yield self._usage(completions, start, mode)
 
-    def _constrained(
-        self,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        names: set[str],
-        request: PlanRequest,
-        completions: list[Completion],
-    ) -> AsyncIterator[PlanEvent]:
-        """One step in constrained pieces (see the module's notes), in a worker thread."""
-        engine = self.engine
-        assert isinstance(engine, SteppingEngine)
-        schemas = {spec["name"]: spec["parameters"] for spec in request.tools}
-
-        def produce(emit: Callable[[PlanEvent], None], cancel: threading.Event) -> None:
-            with engine.step(messages, tools=tools) as step:
-                step.append(FORCED_PREFIX)
-                if names:
-                    name = _read_until(step, name_grammar(names), _closes_name, 32, cancel)
-                else:
-                    name = f'{REPLY_TOOL}"'
-                    step.append(name)
-                # what closes the name may have come with the comma after it
-                arguments = _ARGUMENTS[1:] if name.endswith(",") else _ARGUMENTS
-                name = name.rstrip(",").removesuffix('"')
-                if cancel.is_set():
-                    pass
-                elif name == REPLY_TOOL:
-                    step.append(arguments + ' {"text": "')
-                    _stream_reply(step, request.max_new_tokens, emit, cancel)
-                elif name in schemas:
-                    step.append(arguments)
-                    grammar = arguments_grammar(schemas[name])
-                    raw = _read_until(step, grammar, _is_object, request.max_new_tokens, cancel)
-                    if not cancel.is_set():
-                        emit(ToolCallEvent(ToolCall(id=new_call_id(), name=name, arguments=_arguments(raw))))
-                else:
-                    raise PlannerError(f"the model wrote no tool name it was offered: {name[:64]!r}")
-            if step.completion is not None:
-                completions.append(step.completion)
-
-        return _from_thread(produce)
-
     async def _forced(
         self,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
-        names: set[str],
+        kind: StepKind,
         request: PlanRequest,
         completions: list[Completion],
     ) -> AsyncIterator[PlanEvent]:
@@ -310,16 +230,21 @@ class CascadePlanner(Planner):
         With a streaming engine a `reply` is passed on as it is written, so its first
         sentence can be spoken before the model has finished the call.
         """
+        if kind == "answer":
+            async for text in self._plain(messages, tools, request.max_new_tokens, completions):
+                yield TextDelta(text)
+            return
         engine = self.engine
         assert not isinstance(engine, SteppingEngine)
-        prefix = FORCED_PREFIX if names else REPLY_PREFIX
+        names = {s["name"] for s in request.callable_tools} | {REPLY_TOOL}
+        prefix = FORCED_PREFIX if kind == "choose" else REPLY_PREFIX
         stream_fn = getattr(engine, "stream", None)
         if stream_fn is None:
             completion = await asyncio.to_thread(
                 engine.generate, messages, tools=tools, prefix=prefix, max_new_tokens=request.max_new_tokens
             )
             completions.append(completion)
-            for event in _parse_choice(prefix[len(FORCED_PREFIX) :] + completion.text, names | {REPLY_TOOL}):
+            for event in _parse_choice(prefix[len(FORCED_PREFIX) :] + completion.text, names):
                 yield event
             return
         stream = stream_fn(messages, tools=tools, prefix=prefix, max_new_tokens=request.max_new_tokens)
@@ -334,7 +259,7 @@ class CascadePlanner(Planner):
                     if opening is None:
                         continue
                     reader, piece = JsonStringReader(), written[opening.end() :]
-                if text := _strip_markup(reader.feed(piece)):
+                if text := strip_markup(reader.feed(piece)):
                     yield TextDelta(text)
                 if reader.done:
                     stream.close()  # what is left is `}}</tool_call>`: not worth the tokens
@@ -343,7 +268,7 @@ class CascadePlanner(Planner):
             if stream.completion is not None:
                 completions.append(stream.completion)
         if reader is None:
-            for event in _parse_choice(written[len(FORCED_PREFIX) :], names | {REPLY_TOOL}):
+            for event in _parse_choice(written[len(FORCED_PREFIX) :], names):
                 yield event
 
     async def _plain(
@@ -353,15 +278,31 @@ class CascadePlanner(Planner):
         max_new_tokens: int,
         completions: list[Completion],
     ) -> AsyncIterator[str]:
-        """A plain, unforced answer, for when a forced step gave nothing usable."""
+        """A plain, unforced answer (after a tool result, or when a forced step gave nothing
+        usable), streamed when the engine can stream."""
         engine = self.engine
         if isinstance(engine, SteppingEngine):
             return
-        completion = await asyncio.to_thread(engine.generate, messages, tools=tools, max_new_tokens=max_new_tokens)
-        completions.append(completion)
-        text = _strip_markup(parse_tool_calls(completion.text, ()).text).strip()
-        if text:
-            yield text
+        stream_fn = getattr(engine, "stream", None)
+        if stream_fn is None:
+            completion = await asyncio.to_thread(engine.generate, messages, tools=tools, max_new_tokens=max_new_tokens)
+            completions.append(completion)
+            if text := strip_markup(parse_tool_calls(completion.text, ()).text).strip():
+                yield text
+            return
+        stream = stream_fn(messages, tools=tools, max_new_tokens=max_new_tokens)
+        chunks: Iterator[str] = iter(stream)
+        splitter = TaggedTextSplitter()  # a call the model writes anyway is not spoken
+        try:
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                if text := strip_markup(splitter.feed(chunk)):
+                    yield text
+            if rest := strip_markup(splitter.finish()):
+                yield rest
+        finally:
+            stream.close()
+            if stream.completion is not None:
+                completions.append(stream.completion)
 
     def _usage(self, completions: list[Completion], start: float, mode: str) -> Usage:
         return Usage(
@@ -373,47 +314,3 @@ class CascadePlanner(Planner):
             reused_tokens=sum(c.reused_tokens for c in completions),
             queue_ms=sum(c.queue_ms for c in completions),
         )
-
-
-def _read_until(step: Any, grammar: str, done: Callable[[str], bool], max_tokens: int, cancel: threading.Event) -> str:
-    """Sample under `grammar` until `done(text so far)`; the text."""
-    text = ""
-    with closing(step.sample(grammar=grammar, max_tokens=max_tokens)) as pieces:
-        for piece in pieces:
-            text += piece
-            if done(text) or cancel.is_set():
-                break
-    return text
-
-
-def _stream_reply(step: Any, max_tokens: int, emit: Callable[[PlanEvent], None], cancel: threading.Event) -> None:
-    reader = JsonStringReader()
-    with closing(step.sample(grammar=JSON_STRING_BODY, max_tokens=max_tokens)) as pieces:
-        for piece in pieces:
-            if text := _strip_markup(reader.feed(piece)):
-                emit(TextDelta(text))
-            if reader.done or cancel.is_set():
-                break
-
-
-def _closes_name(text: str) -> bool:
-    return text.endswith(('"', '",'))
-
-
-def _is_object(text: str) -> bool:
-    """Whether `text` begins with a whole JSON object already (the arguments end there)."""
-    if "}" not in text:
-        return False
-    try:
-        _DECODER.raw_decode(text.lstrip())
-    except ValueError:
-        return False
-    return True
-
-
-def _arguments(raw: str) -> dict[str, Any]:
-    try:
-        value = loads_lenient(raw)
-    except ValueError as error:
-        raise PlannerError(f"the model's arguments could not be read: {raw[:80]!r}") from error
-    return value if isinstance(value, dict) else {}

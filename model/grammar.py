@@ -16,7 +16,7 @@ from typing import Any
 
 from model.llama_lib import load_llama
 
-__all__ = ["JSON_STRING_BODY", "arguments_grammar", "name_grammar"]
+__all__ = ["JSON_STRING_BODY", "PLAIN_ANSWER", "arguments_grammar", "name_grammar"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,11 @@ escape ::= "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
 """The rest of a reply's text after its opening quote: at least one character, not a blank
 first (the text is spoken as soon as it comes), then the closing quote, which may come with
 the braces that close the call in the same token (`."}}`), as the model likes to write it."""
+
+PLAIN_ANSWER = r"""root ::= [^<\x00-\x20] [^<]*
+"""
+"""A spoken answer in plain text: it does not start blank and opens no tag (no other call);
+it ends where the model ends its turn."""
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
 

@@ -23,7 +23,7 @@ import ctypes
 import functools
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,15 +86,25 @@ class LlamaStep:
         if pending:
             self._engine.evaluate(pending)
 
-    def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
+    def sample(
+        self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""
+    ) -> Generator[str, None, None]:
         """Greedy text, as it is decoded, until the grammar is complete, an end of turn, or
-        `max_tokens`; stop reading whenever you like."""
+        `max_tokens`; stop reading whenever you like. `forced` comes first, prefilled."""
         engine = self._engine
-        pending, self._pending = self._pending, []
-        engine.evaluate(pending)
         sampler = engine.sampler(grammar)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         try:
+            if forced:
+                tokens = engine.tokenize(forced.encode("utf-8"))
+                tokens = tokens[: sampler.force(tokens)]
+                self._counts.prompt += len(tokens)
+                self._pending.extend(tokens)
+                text = b"".join(engine.piece(t) for t in tokens).decode("utf-8", "replace")
+                self._parts.append(text)
+                yield text
+            pending, self._pending = self._pending, []
+            engine.evaluate(pending)
             for _ in range(max_tokens):
                 token = sampler.sample(engine.context.ctx)
                 if engine.is_end(token):

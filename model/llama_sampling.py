@@ -47,6 +47,17 @@ class GreedySampler:
         self._c.llama_sampler_accept(self._grammar, token)
         return token
 
+    def force(self, tokens: list[int]) -> int:
+        """Move the grammar past `tokens` as if they had been sampled; how many it allowed (it
+        stops at the first it refuses: accepting that one would abort inside llama.cpp)."""
+        if self._grammar is None:
+            return len(tokens)
+        for count, token in enumerate(tokens):
+            if not self._allows(token, 0.0):
+                return count
+            self._c.llama_sampler_accept(self._grammar, token)
+        return len(tokens)
+
     def _allows(self, token: int, logit: float) -> bool:
         self._one[0].id, self._one[0].logit, self._one[0].p = token, logit, 0.0
         self._one_array.size, self._one_array.selected, self._one_array.sorted = 1, -1, False

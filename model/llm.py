@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +78,13 @@ class Step(Protocol):
     def prefill(self) -> None:
         """Read what was appended now, rather than at the next `sample`."""
 
-    def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
-        """Greedy text as it is written, within `grammar` (GBNF); stop reading whenever you like."""
+    def sample(
+        self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""
+    ) -> Generator[str, None, None]:
+        """Greedy text as it is written, within `grammar` (GBNF); stop reading whenever you like.
+
+        `forced` is text the grammar leaves no choice in: it is given first, prefilled instead
+        of decoded (as far as the grammar allows it), and the sampling goes on after it."""
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ __all__ = [
     "Step",
     "call",
     "reply",
+    "step_answer",
     "step_call",
     "step_reply",
 ]
@@ -151,9 +152,14 @@ def step_call(name: str, arguments: dict[str, Any]) -> list[str]:
 
 
 def step_reply(text: str, *, chosen: bool = True) -> list[str]:
-    """What a stepping engine samples for a reply: the name (unless the step had to answer) and the
-    text as the rest of a JSON string, closing quote included."""
+    """What a stepping engine samples for a reply call: the name (unless the step had to reply)
+    and the text as the rest of a JSON string, closing quote included."""
     return (['reply"'] if chosen else []) + [json.dumps(text)[1:]]
+
+
+def step_answer(text: str) -> list[str]:
+    """What a stepping engine samples for the plain answer after a tool result."""
+    return [text]
 
 
 @dataclass
@@ -168,15 +174,22 @@ class _ScriptedStep:
     def prefill(self) -> None:
         self.record["prefilled"] = True
 
-    def sample(self, *, grammar: str | None = None, max_tokens: int = 256) -> Iterator[str]:
+    def sample(
+        self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""
+    ) -> Generator[str, None, None]:
+        """The next scripted text; one that begins with what `forced` holds (spaces aside) goes on after it."""
         self.record["grammars"].append(grammar)
+        self.record["forced"].append(forced)
         text = self.engine.samples.pop(0) if self.engine.samples else ""
+        if forced and text.startswith(forced.lstrip()):
+            text = text[len(forced.lstrip()) :]
         size = self.engine.piece_chars
+        pieces = ([forced] if forced else []) + [text[i : i + size] for i in range(0, len(text), size)]
         sent = ""
         try:
-            for start in range(0, min(len(text), max_tokens * size), size):
-                sent += text[start : start + size]
-                yield text[start : start + size]
+            for piece in pieces[: max_tokens + 1]:
+                sent += piece
+                yield piece
         finally:
             self.record["sampled"].append(sent)
 
@@ -199,6 +212,7 @@ class ScriptedSteps:
             "tools": list(tools or []),
             "appended": [],
             "grammars": [],
+            "forced": [],
             "sampled": [],
         }
         self.steps.append(record)

@@ -73,18 +73,28 @@ def test_nothing_at_all_still_answers() -> None:
     assert _said(_plan(ScriptedEngine(["", ""]), USER)) == NO_ANSWER
 
 
-def test_after_a_tool_result_it_must_reply_and_is_asked_to_cite() -> None:
+def test_after_a_tool_result_it_answers_in_plain_text_and_is_asked_to_cite() -> None:
     history = [
         Message(role="user", content="What is the wifi password?"),
         Message(role="assistant", content="", tool_calls=[{"id": "c1", "name": "knowledge_search", "arguments": {}}]),
         Message(role="tool", tool_call_id="c1", name="knowledge_search", content="[1] (notes.md) It is tulip-42."),
     ]
-    engine = ScriptedEngine(['The password is tulip-42 [1]."}}\n</tool_call>'])
+    engine = ScriptedEngine(["The password is tulip-42 [1]."])
     assert _said(_plan(engine, history)) == "The password is tulip-42 [1]."
     prompt = engine.prompts[0]
-    assert prompt["prefix"] == REPLY_PREFIX
+    assert prompt["prefix"] == ""
     assert [t["function"]["name"] for t in prompt["tools"]] == ["get_date_time", "reply"]
     assert "[1]" in prompt["messages"][-1]["content"] and "bracket" in prompt["messages"][0]["content"].lower()
+
+
+def test_a_call_written_into_the_plain_answer_is_not_spoken() -> None:
+    history = [
+        Message(role="user", content="Time in Tokyo?"),
+        Message(role="assistant", content="", tool_calls=[{"id": "c1", "name": "get_date_time", "arguments": {}}]),
+        Message(role="tool", tool_call_id="c1", name="get_date_time", content="It is noon in Tokyo."),
+    ]
+    engine = ScriptedEngine(['It is noon. <tool_call>\n{"name": "get_date_time", "arguments": {}}\n</tool_call>'])
+    assert _said(_plan(engine, history)).strip() == "It is noon."
 
 
 def test_with_no_tools_on_offer_it_must_reply() -> None:
@@ -93,16 +103,22 @@ def test_with_no_tools_on_offer_it_must_reply() -> None:
     assert engine.prompts[0]["prefix"] == REPLY_PREFIX
 
 
-def test_earlier_answers_are_shown_as_the_reply_calls_they_were_written_as() -> None:
+def test_earlier_answers_are_shown_as_they_were_written() -> None:
+    clock = [{"id": "c1", "name": "get_date_time", "arguments": {"timezone": "UTC"}}]
     history = [
         Message(role="user", content="Hi!"),
         Message(role="assistant", content="Hello."),
+        Message(role="user", content="Time in London?"),
+        Message(role="assistant", content="", tool_calls=clock),  # type: ignore[typeddict-item]
+        Message(role="tool", tool_call_id="c1", name="get_date_time", content="It is noon."),
+        Message(role="assistant", content="Noon."),
         Message(role="user", content="Time in Tokyo?"),
     ]
     engine = ScriptedEngine(['get_date_time", "arguments": {"timezone": "Asia/Tokyo"}}\n</tool_call>'])
     _plan(engine, history)
-    shown = engine.prompts[0]["messages"][2]
-    assert shown["tool_calls"] == [{"name": "reply", "arguments": {"text": "Hello."}}] and shown["content"] == ""
+    shown = engine.prompts[0]["messages"]
+    assert shown[2]["tool_calls"] == [{"name": "reply", "arguments": {"text": "Hello."}}] and shown[2]["content"] == ""
+    assert shown[6] == {"role": "assistant", "content": "Noon."}  # after a tool result: plain text
 
 
 @pytest.mark.parametrize("literal", ["plain", 'say \\"hi\\"\\n\\tok\\\\', "caf\\u00e9 \\ud83d\\ude00 x", ""])

@@ -4,12 +4,11 @@ constrained pieces, the JSON between them appended, and every step shows the sam
 from __future__ import annotations
 
 import asyncio
-import json
 
 from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
-from model.grammar import JSON_STRING_BODY, arguments_grammar, name_grammar
-from model.testing import ScriptedSteps, step_call, step_reply
+from model.grammar import JSON_STRING_BODY, PLAIN_ANSWER, arguments_grammar, name_grammar
+from model.testing import ScriptedSteps, step_answer, step_call, step_reply
 from tests.planner_tools import CLOCK, TOOLS
 
 HELLO = [Message(role="user", content="Hello there!")]
@@ -38,7 +37,8 @@ def test_a_reply_is_streamed_from_its_constrained_text() -> None:
     assert _said(events) == 'Hello! I\'m "Vox".\nHow can I help?'
     assert len([e for e in events if isinstance(e, TextDelta)]) > 3  # as it is written, not at the end
     [step] = engine.steps
-    assert step["appended"] == [FORCED_PREFIX, ', "arguments": {"text": "']
+    # "rep" (the fake writes three characters at a time) could only become "reply": the rest is appended
+    assert step["appended"] == [FORCED_PREFIX, 'ly",', ' "arguments":', ' {"text": "']
     assert step["grammars"] == [name_grammar(["get_date_time", "knowledge_search", "reply"]), JSON_STRING_BODY]
 
 
@@ -48,33 +48,36 @@ def test_a_call_is_read_under_its_schema_grammar() -> None:
     [call] = [e.call for e in events if isinstance(e, ToolCallEvent)]
     assert (call["name"], call["arguments"]) == ("get_date_time", {"timezone": "Asia/Tokyo"}) and call["id"]
     [step] = engine.steps
-    assert step["appended"] == [FORCED_PREFIX, ', "arguments":']
+    assert step["appended"] == [FORCED_PREFIX, '_date_time",', ' "arguments":']
     assert step["grammars"][1] == arguments_grammar(CLOCK["parameters"])
+    assert step["forced"][1] == ' {"timezone": "'  # what the schema leaves no choice in: prefilled
 
 
 def test_reading_stops_at_the_end_of_what_is_needed() -> None:
-    engine = ScriptedSteps(['reply" and more', 'Hi."}}\n</tool_call>', 'get_date_time"', '{"timezone": "UTC"} junk'])
+    engine = ScriptedSteps(["rep", 'Hi."}}\n</tool_call>', "get", '{"timezone": "UTC"} junk'])
     assert _said(_plan(engine, HELLO)) == "Hi."
-    _plan(engine, TOKYO)
-    name, reply, _, arguments = [s for step in engine.steps for s in step["sampled"]]
-    assert name.startswith('reply"') and len(name) < len('reply" and more')
+    calls = [e for e in _plan(engine, TOKYO) if isinstance(e, ToolCallEvent)]
+    assert [(c.call["name"], c.call["arguments"]) for c in calls] == [("get_date_time", {"timezone": "UTC"})]
+    hello, tokyo = engine.steps
+    assert hello["appended"][:2] == [FORCED_PREFIX, 'ly",']  # "rep" could only become "reply"
+    assert tokyo["appended"][:2] == [FORCED_PREFIX, '_date_time",']
+    reply, arguments = hello["sampled"][1], tokyo["sampled"][1]
     assert reply.startswith('Hi."') and len(reply) < len('Hi."}}\n</tool_call>')
-    assert arguments.startswith('{"timezone": "UTC"}') and len(arguments) < len('{"timezone": "UTC"} junk')
+    assert arguments.rstrip().endswith("}") and "junk" not in arguments
 
 
-def test_after_a_tool_result_it_must_reply_and_the_prompt_only_grows() -> None:
+def test_after_a_tool_result_it_answers_in_plain_text_and_the_prompt_only_grows() -> None:
     clock = step_call("get_date_time", {"timezone": "Asia/Tokyo"})
-    engine = ScriptedSteps([*clock, *step_reply("Noon.", chosen=False)])
+    engine = ScriptedSteps([*clock, *step_answer("It is noon in Tokyo.")])
     [call] = [e.call for e in _plan(engine, TOKYO) if isinstance(e, ToolCallEvent)]
     after = [
         *TOKYO,
         Message(role="assistant", content="", tool_calls=[call]),
         Message(role="tool", tool_call_id=call["id"], name=call["name"], content="It is 12:00 in Tokyo."),
     ]
-    assert _said(_plan(engine, after)) == "Noon."
+    assert _said(_plan(engine, after)) == "It is noon in Tokyo."
     first, second = engine.steps
-    assert second["appended"] == [FORCED_PREFIX, 'reply"', ', "arguments": {"text": "']
-    assert second["grammars"] == [JSON_STRING_BODY]
+    assert second["appended"] == [] and second["grammars"] == [PLAIN_ANSWER]
     assert second["tools"] == first["tools"] and second["messages"][: len(first["messages"])] == first["messages"]
 
 
@@ -85,11 +88,11 @@ def test_with_tool_choice_none_it_replies_with_the_tools_still_declared() -> Non
     assert [t["function"]["name"] for t in step["tools"]] == ["get_date_time", "knowledge_search", "reply"]
 
 
-def test_usage_counts_what_the_steps_reused() -> None:
+def test_usage_says_what_kind_of_step_it_was_and_what_was_written() -> None:
     engine = ScriptedSteps(step_reply("Hi."))
     usage = _plan(engine, HELLO)[-1]
-    assert isinstance(usage, Usage) and usage.extra["mode"] == "tool_choice" and usage.extra["generations"] == 1
-    assert json.loads('"' + usage.extra["raw"][0].split('"', 1)[1]) == "Hi."
+    assert isinstance(usage, Usage) and usage.extra["mode"] == "choose" and usage.extra["generations"] == 1
+    assert usage.extra["raw"] == ["rep" + 'Hi."']
 
 
 def test_warm_up_reads_the_system_block_of_every_step() -> None:

@@ -22,7 +22,7 @@ from model.cascade import CascadePlanner
 from model.openai_engine import OpenAIEngine
 from model.openai_planner import OpenAIPlanner
 from model.step_audio2 import StepAudio2Planner
-from model.testing import ScriptedEngine, ScriptedSteps, step_call, step_reply
+from model.testing import ScriptedEngine, ScriptedSteps, step_answer, step_call, step_reply
 from tests.openai_fake import FakeServer, Reply, serving
 from tests.planner_tools import TOOLS
 
@@ -38,8 +38,9 @@ class Call:
     arguments: dict[str, Any]
 
 
-Script = Callable[[Say | Call, bool], None]
-"""Tells a scripted backend its next answer; the flag: tools are on offer in that step."""
+Script = Callable[[Say | Call, str], None]
+"""Tells a scripted backend its next answer, and what the step is: "choose" (tools on offer),
+"reply" (no tools on offer) or "answer" (after a tool result)."""
 
 
 @dataclass
@@ -55,10 +56,13 @@ def server() -> Iterator[tuple[FakeServer, str]]:
         yield pair
 
 
-def _forced(step: Say | Call, tools: bool) -> str:
+def _forced(step: Say | Call, kind: str) -> str:
     """What the model writes after the cascade's forced opening: `<tool_call>\\n{"name": "` when it
-    may choose a tool, the opening of a `reply` call's text when it must answer."""
-    if not tools:
+    may choose a tool, the opening of a `reply` call's text when it must reply, nothing (a plain
+    answer) after a tool result."""
+    if kind == "answer":
+        return step.text if isinstance(step, Say) else ""
+    if kind == "reply":
         return json.dumps(step.text)[1:] + "}}\n</tool_call>" if isinstance(step, Say) else ""
     name, args = (step.name, step.arguments) if isinstance(step, Call) else ("reply", {"text": step.text})
     return f'{name}", "arguments": {json.dumps(args)}}}\n</tool_call>'
@@ -66,17 +70,19 @@ def _forced(step: Say | Call, tools: bool) -> str:
 
 def _cascade_scripted() -> Backend:
     engine = ScriptedEngine([])
-    return Backend(CascadePlanner(engine), lambda step, tools: engine.completions.append(_forced(step, tools)))
+    return Backend(CascadePlanner(engine), lambda step, kind: engine.completions.append(_forced(step, kind)))
 
 
 def _cascade_steps() -> Backend:
     engine = ScriptedSteps([])
 
-    def script(step: Say | Call, tools: bool) -> None:
+    def script(step: Say | Call, kind: str) -> None:
         if isinstance(step, Call):
             engine.samples.extend(step_call(step.name, step.arguments))
+        elif kind == "answer":
+            engine.samples.extend(step_answer(step.text))
         else:
-            engine.samples.extend(step_reply(step.text, chosen=tools))
+            engine.samples.extend(step_reply(step.text, chosen=kind == "choose"))
 
     return Backend(CascadePlanner(engine), script)
 
@@ -86,12 +92,12 @@ def _served(fake: FakeServer, url: str, kind: str) -> Backend:
     base = f"{url}/v1"
     if kind == "cascade-openai-engine":
 
-        def forced(step: Say | Call, tools: bool) -> None:
-            fake.replies.append(Reply(text=_forced(step, tools)))
+        def forced(step: Say | Call, kind: str) -> None:
+            fake.replies.append(Reply(text=_forced(step, kind)))
 
         return Backend(CascadePlanner(OpenAIEngine(base, "qwen")), forced)
 
-    def native(step: Say | Call, tools: bool) -> None:
+    def native(step: Say | Call, kind: str) -> None:
         if isinstance(step, Call):
             filler = "Let me check." if kind == "step-audio-2" else ""
             fake.replies.append(Reply(text=filler, calls=[(step.name, step.arguments)]))
@@ -125,7 +131,7 @@ def backend(request: pytest.FixtureRequest, server: tuple[FakeServer, str], data
 
         engine = "transformers" if request.param.endswith("transformers") else "llama"
         settings = Settings(data_dir=data_dir, engine=engine, device="cpu" if engine == "transformers" else None)
-        return Backend(CascadePlanner(build_engine(settings)), lambda step, tools: None, scripted=False)
+        return Backend(CascadePlanner(build_engine(settings)), lambda step, kind: None, scripted=False)
     return _served(*server, request.param)
 
 
@@ -156,7 +162,7 @@ def _calls(events: list[PlanEvent]) -> list[ToolCallEvent]:
 
 
 def test_a_greeting_is_answered_without_tools(backend: Backend) -> None:
-    backend.script(Say("Hello! How can I help?"), True)
+    backend.script(Say("Hello! How can I help?"), "choose")
     events = _plan(backend.planner, [Message(role="user", content="Hello there!")], TOOLS)
     assert not _calls(events) and _text(events)
     if backend.scripted:
@@ -164,14 +170,14 @@ def test_a_greeting_is_answered_without_tools(backend: Backend) -> None:
 
 
 def test_a_time_question_calls_the_clock(backend: Backend) -> None:
-    backend.script(Call("get_date_time", {"timezone": "Asia/Tokyo"}), True)
+    backend.script(Call("get_date_time", {"timezone": "Asia/Tokyo"}), "choose")
     events = _plan(backend.planner, [Message(role="user", content="What time is it in Tokyo?")], TOOLS)
     [event] = _calls(events)
     assert event.call["name"] == "get_date_time" and "tokyo" in event.call["arguments"]["timezone"].lower()
 
 
 def test_the_answer_after_a_tool_result_uses_it(backend: Backend) -> None:
-    backend.script(Say("The password is tulip-42-harbor [1]."), False)
+    backend.script(Say("The password is tulip-42-harbor [1]."), "answer")
     messages = [
         Message(role="user", content="According to my notes, what is the wifi password?"),
         Message(
@@ -192,6 +198,6 @@ def test_the_answer_after_a_tool_result_uses_it(backend: Backend) -> None:
 
 
 def test_with_no_tools_on_offer_it_only_answers(backend: Backend) -> None:
-    backend.script(Say("Four."), False)
+    backend.script(Say("Four."), "reply")
     events = _plan(backend.planner, [Message(role="user", content="What is two plus two?")], [])
     assert not _calls(events) and _text(events)

@@ -1,0 +1,217 @@
+"""One cascade step on an engine that constrains its output (llama.cpp): a call written in
+pieces, each under a grammar, with the text no choice is left in appended rather than decoded.
+
+A step is one of three kinds:
+
+- choose: `<tool_call>\\n{"name": "` is appended and the name sampled from those on offer.
+  As soon as what was sampled can only be one name, the rest of it is appended. A `reply`
+  goes on as below; a tool's arguments start with what its schema leaves no choice in (the
+  first required key, and the quote of a string value), fed to the grammar and prefilled,
+  then the rest is sampled under the schema's grammar.
+- reply (the step must answer, straight after the user): the same call, `reply` appended.
+- answer (after a tool result): plain text, the way the model answers a tool's response;
+  the grammar only keeps it from opening another call.
+
+Every call parses, names a tool on offer and fits its schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import closing
+from typing import Any, Literal
+
+from model.base import PlanEvent, TextDelta, ToolCall, ToolCallEvent
+from model.errors import PlannerError
+from model.grammar import JSON_STRING_BODY, PLAIN_ANSWER, arguments_grammar, name_grammar
+from model.llm import Completion, Step, SteppingEngine
+from model.toolcalls import JsonStringReader, loads_lenient, new_call_id
+
+__all__ = ["FORCED_PREFIX", "REPLY_TOOL", "StepKind", "run_step", "strip_markup"]
+
+REPLY_TOOL = "reply"
+FORCED_PREFIX = '<tool_call>\n{"name": "'
+_AFTER_NAME = ' "arguments":'
+"""What follows the name and its comma; the space before the arguments' `{` is left to the
+model (` {"` is one token, and a lone space would be an odd one)."""
+_DECODER = json.JSONDecoder()
+
+StepKind = Literal["choose", "reply", "answer"]
+Emit = Callable[[PlanEvent], None]
+
+
+def strip_markup(text: str) -> str:
+    """Strip markdown and stray tool-call tags from the answer text (the TTS cleans its own input)."""
+    return text.replace("**", "").replace("`", "").replace("<tool_call>", "").replace("</tool_call>", "")
+
+
+def run_step(
+    engine: SteppingEngine,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]],
+    *,
+    kind: StepKind,
+    schemas: Mapping[str, Mapping[str, Any]],
+    max_new_tokens: int,
+    completions: list[Completion],
+) -> AsyncIterator[PlanEvent]:
+    """The step's events as the worker thread that writes them emits them.
+
+    `schemas`: the callable tools' parameter schemas (what `choose` offers, `reply` aside).
+    """
+
+    def produce(emit: Emit, cancel: threading.Event) -> None:
+        with engine.step(messages, tools=tools) as step:
+            if kind == "answer":
+                _stream(step, PLAIN_ANSWER, max_new_tokens, emit, cancel, reader=None)
+            else:
+                step.append(FORCED_PREFIX)
+                _call(step, kind, schemas, max_new_tokens, emit, cancel)
+        if step.completion is not None:
+            completions.append(step.completion)
+
+    return _from_thread(produce)
+
+
+def _call(
+    step: Step,
+    kind: StepKind,
+    schemas: Mapping[str, Mapping[str, Any]],
+    max_new_tokens: int,
+    emit: Emit,
+    cancel: threading.Event,
+) -> None:
+    if kind == "reply":
+        step.append(f'{REPLY_TOOL}",')
+        name = REPLY_TOOL
+    else:
+        name = _choose(step, [*schemas, REPLY_TOOL], cancel)
+    if cancel.is_set():
+        return
+    step.append(_AFTER_NAME)
+    if name == REPLY_TOOL:
+        step.append(' {"text": "')
+        _stream(step, JSON_STRING_BODY, max_new_tokens, emit, cancel, reader=JsonStringReader())
+        return
+    raw = _read(step, arguments_grammar(schemas[name]), _is_object, max_new_tokens, cancel, _opening(schemas[name]))
+    if not cancel.is_set():
+        emit(ToolCallEvent(ToolCall(id=new_call_id(), name=name, arguments=_arguments(raw))))
+
+
+def _choose(step: Step, names: list[str], cancel: threading.Event) -> str:
+    """The tool's name, sampled until it can only be one; the rest of it, its closing quote and
+    the comma after it are appended (the model may have written the last two as one token)."""
+    written = _read(step, name_grammar(names), lambda text: _named(text, names) is not None, 32, cancel)
+    name = _named(written, names)
+    if name is None:
+        if cancel.is_set():
+            return ""
+        raise PlannerError(f"the model wrote no tool name it was offered: {written[:64]!r}")
+    step.append(f'{name}",'[len(written) :])
+    return name
+
+
+def _named(text: str, names: list[str]) -> str | None:
+    """The one name `text` can still become (its closing quote included), else None."""
+    text = text.rstrip(",")
+    if text.endswith('"') and text[:-1] in names:
+        return text[:-1]
+    candidates = [name for name in names if f'{name}"'.startswith(text)]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _opening(schema: Mapping[str, Any]) -> str:
+    """How the arguments must begin, whatever the model chooses: the first required key (in
+    the order the schema lists its properties, as the grammar does), and the opening quote
+    of its value when that is a string; just ` {` when nothing is required."""
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or ())
+    first = next((key for key in properties if key in required), None)
+    if first is None:
+        return " {"
+    value = properties[first] if isinstance(properties[first], Mapping) else {}
+    quote = ' "' if value.get("type") == "string" else " "
+    return f" {{{json.dumps(first)}:{quote}"
+
+
+def _read(
+    step: Step, grammar: str, done: Callable[[str], bool], max_tokens: int, cancel: threading.Event, forced: str = ""
+) -> str:
+    """Sample under `grammar` (after `forced`) until `done(text so far)`; the text, `forced` included."""
+    text = ""
+    with closing(step.sample(grammar=grammar, max_tokens=max_tokens, forced=forced)) as pieces:
+        for piece in pieces:
+            text += piece
+            if done(text) or cancel.is_set():
+                break
+    return text
+
+
+def _stream(
+    step: Step, grammar: str, max_tokens: int, emit: Emit, cancel: threading.Event, *, reader: JsonStringReader | None
+) -> None:
+    """The answer's text as it is written: a reply call's string (`reader`), or plain text."""
+    with closing(step.sample(grammar=grammar, max_tokens=max_tokens)) as pieces:
+        for piece in pieces:
+            if text := strip_markup(reader.feed(piece) if reader is not None else piece):
+                emit(TextDelta(text))
+            if (reader is not None and reader.done) or cancel.is_set():
+                break
+
+
+def _is_object(text: str) -> bool:
+    """Whether `text` begins with a whole JSON object already (the arguments end there)."""
+    if "}" not in text:
+        return False
+    try:
+        _DECODER.raw_decode(text.lstrip())
+    except ValueError:
+        return False
+    return True
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        value = loads_lenient(raw)
+    except ValueError as error:
+        raise PlannerError(f"the model's arguments could not be read: {raw[:80]!r}") from error
+    return value if isinstance(value, dict) else {}
+
+
+_DONE = object()
+
+
+async def _from_thread(produce: Callable[[Emit, threading.Event], None]) -> AsyncIterator[PlanEvent]:
+    """Run `produce(emit, cancel)` in a worker thread and yield what it emits, as it emits it.
+
+    A consumer that stops early (a client left, a barge-in) sets `cancel`; the thread stops at
+    its next token and lets the model go, without anyone waiting for it.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def put(item: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: nobody is listening
+            cancel.set()
+
+    def work() -> None:
+        try:
+            produce(put, cancel)
+            put(_DONE)
+        except BaseException as error:  # handed to the consumer, raised there
+            put(error)
+
+    loop.run_in_executor(None, work)
+    try:
+        while (item := await queue.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        cancel.set()
