@@ -51,6 +51,8 @@ def _children(root: dict[str, Any]) -> list[str]:
     names = [child["name"] for child in root["children"]]
     assert names.count("speak") == 1, names
     return [name for name in names if name != "speak"]
+
+
 TOKYO = "What time is it in Tokyo?"
 ANSWER = "It is noon in Tokyo. Have a nice day."
 CONTENT_KEYS = {"gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "voicegraph.transcript", "voicegraph.answer"}
