@@ -148,6 +148,7 @@ def build_engine(settings: Settings) -> ChatEngine | SteppingEngine:
         context_tokens=settings.context_tokens,
         threads=settings.threads,
         kv_budget_bytes=settings.kv_cache_mb << 20,
+        state_dir=settings.data_dir / "kv",
     )
 
 
@@ -161,12 +162,36 @@ async def open_services(
     vad: VoiceActivityDetector | None = None,
 ) -> AsyncIterator[Services]:
     """Build the parts (tests pass their own planner), open memory, and ingest `kb_dir`."""
+    loads: dict[str, float] = {}
+    engine: asyncio.Task[ChatEngine | SteppingEngine] | None = None
+    if planner is None and settings.planner == "cascade":
+        # Loading the planner's weights runs in C, outside the GIL: alongside everything else.
+        engine = asyncio.create_task(asyncio.to_thread(build_engine, settings))
+    try:
+        async with _open_services(settings, loads, engine, planner, asr, tts, vad) as services:
+            yield services
+    finally:
+        if engine is not None:  # a start-up that failed elsewhere waits for the load to end
+            await asyncio.wait([engine])
+            if not engine.cancelled():
+                engine.exception()  # raised above where it mattered; not an unretrieved error
+
+
+@asynccontextmanager
+async def _open_services(
+    settings: Settings,
+    loads: dict[str, float],
+    engine: asyncio.Task[ChatEngine | SteppingEngine] | None,
+    planner: Planner | None,
+    asr: SpeechRecognizer | None,
+    tts: SpeechSynthesizer | None,
+    vad: VoiceActivityDetector | None,
+) -> AsyncIterator[Services]:
     from api.voicing import open_voice_library
     from model.asr import WhisperASR
     from model.vad import SileroVAD
     from model.voices import VoiceSynthesizer
 
-    loads: dict[str, float] = {}
     started = time.perf_counter()
     embedder = MiniLMEmbedder()
     await asyncio.to_thread(embedder.load)  # so the first search does not pay for it under its timeout
@@ -188,8 +213,10 @@ async def open_services(
         _timed(loads, "voices", started)
     if planner is None:
         started = time.perf_counter()
+        if engine is not None:
+            await engine  # build_planner then finds it loaded
         planner = build_planner(settings, voice_clip=voices.sample_wav if voices else None)
-        _timed(loads, "planner", started)
+        _timed(loads, "planner", started)  # what is left of its load once the rest is done
     if asr is None and not planner.speech_native:
         started = time.perf_counter()
         asr = WhisperASR(cpu_threads=settings.threads or 0)

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     """Torch device for the transformers engine ("cpu", "cuda"); None picks CUDA when present."""
     threads: int | None = Field(default=None, gt=0)
     """CPU threads for the models; None uses every core."""
-    kv_cache_mb: int = Field(default=512, ge=0)
+    kv_cache_mb: int = Field(default=256, ge=0)
     """Memory for the KV states of sessions the llama.cpp engine put aside (least recently used out)."""
     context_tokens: int = Field(default=8192, ge=1024, le=32768)
     """The llama.cpp engine's context: the longest prompt (system block, tools and the conversation shown)."""

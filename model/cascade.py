@@ -157,7 +157,8 @@ class CascadePlanner(Planner):
 
     async def warm_up(self, tools: Sequence[ToolSpecDict]) -> None:
         """Read the system block with these tools now: every conversation begins with it, and
-        on two cores it takes seconds to read."""
+        on two cores it takes 15-20 s to read, or a moment to load where an earlier start
+        kept it on disk."""
         engine = self.engine
         if not isinstance(engine, SteppingEngine):
             return
@@ -165,7 +166,7 @@ class CascadePlanner(Planner):
 
         def read() -> None:
             with engine.step([self._system()], tools=declared) as step:
-                step.prefill()
+                step.prefill(keep_on_disk=True)
 
         await asyncio.to_thread(read)
 

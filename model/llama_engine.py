@@ -21,8 +21,11 @@ from __future__ import annotations
 import codecs
 import ctypes
 import functools
+import hashlib
+import os
 import threading
 import time
+from array import array
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,8 +43,8 @@ from model.llm import Completion, default_threads
 __all__ = ["DEFAULT_CONTEXT_TOKENS", "DEFAULT_KV_BUDGET_BYTES", "LlamaCppEngine", "LlamaStep", "load_llama_engine"]
 
 DEFAULT_CONTEXT_TOKENS = 8192
-DEFAULT_KV_BUDGET_BYTES = 512 << 20
-_BATCH = 512
+DEFAULT_KV_BUDGET_BYTES = 256 << 20
+_BATCH = 256
 _SWITCH_MIN_TOKENS = 16
 """Take up a kept state only when it shares this many more tokens than the context does."""
 _STASH_MIN_TOKENS = 64
@@ -81,10 +84,10 @@ class LlamaStep:
         self._counts.prompt += len(tokens)
         self._pending.extend(tokens)
 
-    def prefill(self) -> None:
+    def prefill(self, *, keep_on_disk: bool = False) -> None:
         pending, self._pending = self._pending, []
         if pending:
-            self._engine.evaluate(pending)
+            self._engine.evaluate(pending, keep_on_disk=keep_on_disk)
 
     def sample(
         self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""
@@ -136,8 +139,11 @@ class LlamaCppEngine:
         context_tokens: int = DEFAULT_CONTEXT_TOKENS,
         threads: int | None = None,
         kv_budget_bytes: int = DEFAULT_KV_BUDGET_BYTES,
+        state_dir: Path | None = None,
         name: str | None = None,
     ) -> None:
+        """`state_dir` keeps the KV state of what a step prefilled with `keep_on_disk`, for the
+        next process on the same model to load instead of prefilling (see `evaluate`)."""
         llama_cpp = load_llama()
         from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
@@ -167,6 +173,7 @@ class LlamaCppEngine:
             eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
         )
         self.name = name or Path(gguf).stem
+        self._saved = _SavedStates(state_dir, f"{llama_cpp.__version__}|{gguf.name}|{gguf.stat().st_size}")
         self.context_tokens = self.context.n_ctx()
         self.states = KVStates(kv_budget_bytes)
         """Conversations put aside when another session took the context."""
@@ -238,8 +245,19 @@ class LlamaCppEngine:
             self._truncate(0)
             self.states = KVStates(self.states.budget_bytes)
 
-    def evaluate(self, tokens: list[int]) -> None:
-        """Feed tokens to the model, in batches; with none, read the last one again (for its logits)."""
+    def evaluate(self, tokens: list[int], *, keep_on_disk: bool = False) -> None:
+        """Feed tokens to the model, in batches; with none, read the last one again (for its logits).
+
+        `keep_on_disk`, into an empty context: load the state saved by an earlier process
+        that read the same tokens, else read them and save the state (the system block with
+        the tools: ~700 tokens, 15-20 s of prefill on two cores, 20 MB on disk)."""
+        if keep_on_disk and not self._live.tokens:
+            state = self._saved.load(tokens)
+            if state is not None and self._restore(self._sequence(tokens), state):
+                return
+            self.evaluate(tokens)
+            self._saved.save(tokens, self._state())
+            return
         if not tokens:
             if not self._live.tokens:
                 raise PlannerError("nothing to generate from: the prompt is empty")
@@ -275,12 +293,21 @@ class LlamaCppEngine:
         """Put the context's conversation aside, unless the new one shares nearly all of it."""
         if len(self._live) - shared < _STASH_MIN_TOKENS:
             return
+        self.states.put(self._live, self._state())
+
+    def _state(self) -> bytes:
+        """The KV state of what the context holds."""
         size = self._c.llama_state_seq_get_size(self.context.ctx, 0)
         state = bytearray(size)
         written = self._c.llama_state_seq_get_data(
             self.context.ctx, (ctypes.c_uint8 * size).from_buffer(state), size, 0
         )
-        self.states.put(self._live, bytes(state[:written]) if written != size else bytes(state))
+        return bytes(state[:written]) if written != size else bytes(state)
+
+    def _sequence(self, tokens: list[int]) -> TokenSequence:
+        sequence = TokenSequence()
+        sequence.extend(tokens, [self.piece(t) for t in tokens])
+        return sequence
 
     def _restore(self, sequence: TokenSequence, state: bytes) -> bool:
         buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
@@ -295,9 +322,53 @@ class LlamaCppEngine:
         self._live.truncate(n_tokens)
 
 
+class _SavedStates:
+    """KV states on disk, one file per token sequence read with `keep_on_disk`; the newest
+    replaces the others (the system block changes with the date and the tools)."""
+
+    def __init__(self, directory: Path | None, identity: str) -> None:
+        self.directory = directory
+        self._identity = identity.encode()
+
+    def _path(self, tokens: list[int]) -> Path:
+        assert self.directory is not None
+        digest = hashlib.sha256(self._identity + array("i", tokens).tobytes()).hexdigest()
+        return self.directory / f"{digest[:32]}.kv"
+
+    def load(self, tokens: list[int]) -> bytes | None:
+        if self.directory is None:
+            return None
+        try:
+            return self._path(tokens).read_bytes()
+        except OSError:
+            return None
+
+    def save(self, tokens: list[int], state: bytes) -> None:
+        if self.directory is None:
+            return
+        path = self._path(tokens)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for old in self.directory.glob("*.kv"):
+                old.unlink(missing_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.part")
+            partial.write_bytes(state)
+            partial.replace(path)
+        except OSError:
+            pass  # only start-up time is lost
+
+
 @functools.cache
-def _cached_engine(gguf: str, context_tokens: int, threads: int | None, kv_budget_bytes: int) -> LlamaCppEngine:
-    return LlamaCppEngine(Path(gguf), context_tokens=context_tokens, threads=threads, kv_budget_bytes=kv_budget_bytes)
+def _cached_engine(
+    gguf: str, context_tokens: int, threads: int | None, kv_budget_bytes: int, state_dir: Path | None
+) -> LlamaCppEngine:
+    return LlamaCppEngine(
+        Path(gguf),
+        context_tokens=context_tokens,
+        threads=threads,
+        kv_budget_bytes=kv_budget_bytes,
+        state_dir=state_dir,
+    )
 
 
 def load_llama_engine(
@@ -306,7 +377,8 @@ def load_llama_engine(
     context_tokens: int = DEFAULT_CONTEXT_TOKENS,
     threads: int | None = None,
     kv_budget_bytes: int = DEFAULT_KV_BUDGET_BYTES,
+    state_dir: Path | None = None,
 ) -> LlamaCppEngine:
     """The process-wide engine for these settings: loaded on first call, shared after (the
-    weights are mapped once, and the kept sessions' states serve every caller)."""
-    return _cached_engine(str(Path(gguf).resolve()), context_tokens, threads, kv_budget_bytes)
+    weights are read once, and the kept sessions' states serve every caller)."""
+    return _cached_engine(str(Path(gguf).resolve()), context_tokens, threads, kv_budget_bytes, state_dir)

@@ -75,8 +75,9 @@ class Step(Protocol):
     def append(self, text: str) -> None:
         """Literal text that follows; prefilled, not decoded."""
 
-    def prefill(self) -> None:
-        """Read what was appended now, rather than at the next `sample`."""
+    def prefill(self, *, keep_on_disk: bool = False) -> None:
+        """Read what was appended now, rather than at the next `sample`; `keep_on_disk`, at the
+        start of a conversation: load it as an earlier process read it, or save it for the next."""
 
     def sample(
         self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""

@@ -171,8 +171,8 @@ class _ScriptedStep:
     def append(self, text: str) -> None:
         self.record["appended"].append(text)
 
-    def prefill(self) -> None:
-        self.record["prefilled"] = True
+    def prefill(self, *, keep_on_disk: bool = False) -> None:
+        self.record["prefilled"] = "kept on disk" if keep_on_disk else True
 
     def sample(
         self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""

@@ -101,5 +101,5 @@ def test_warm_up_reads_the_system_block_of_every_step() -> None:
     asyncio.run(planner.warm_up(TOOLS))
     _plan(engine, HELLO)
     warm, first = engine.steps
-    assert warm["prefilled"] and warm["grammars"] == [] and warm["tools"] == first["tools"]
+    assert warm["prefilled"] == "kept on disk" and warm["grammars"] == [] and warm["tools"] == first["tools"]
     assert warm["messages"] == first["messages"][:1]  # the system block, and nothing of any user

@@ -27,9 +27,14 @@ pytestmark = pytest.mark.real
 
 
 @pytest.fixture(scope="module")
-def engine(data_dir: Path) -> Iterator[LlamaCppEngine]:
+def engine(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppEngine]:
     """An engine of the module's own, so that what it keeps is what these tests put there."""
-    yield LlamaCppEngine(assemble_planner_gguf(data_dir), context_tokens=4096, kv_budget_bytes=256 << 20)
+    yield LlamaCppEngine(
+        assemble_planner_gguf(data_dir),
+        context_tokens=4096,
+        kv_budget_bytes=256 << 20,
+        state_dir=tmp_path_factory.mktemp("kv"),
+    )
 
 
 @pytest.fixture
@@ -95,6 +100,33 @@ def test_warm_up_reads_the_system_block_before_the_first_user_comes(planner: Cas
     asyncio.run(planner.warm_up(TOOLS))
     _, first = _plan(planner, [Message(role="user", content="Hello there!")])
     assert first.reused_tokens > 300 and first.prefilled_tokens < 40, first
+
+
+def test_a_later_start_loads_the_system_block_an_earlier_one_read(
+    planner: CascadePlanner, engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    evaluate = engine.evaluate
+
+    def counted(tokens: list[int], **options: bool) -> None:
+        reads.append(len(tokens))
+        evaluate(tokens, **options)
+
+    monkeypatch.setattr(engine, "evaluate", counted)
+    saved = engine._saved.directory
+    assert saved is not None
+    for old in saved.glob("*.kv"):  # from the warm-ups of earlier tests
+        old.unlink()
+    for _ in ("saved", "loaded"):
+        engine.forget()  # what a new process starts with, but for the file
+        asyncio.run(planner.warm_up(TOOLS))
+    [first_outer, first_read, loaded] = reads
+    assert first_outer == first_read == loaded > 300  # read once, then loaded without a read
+    assert len(list(saved.glob("*.kv"))) == 1
+    events, usage = _plan(planner, [Message(role="user", content="What time is it in New York?")])
+    assert usage.reused_tokens >= loaded - 4 and usage.prefilled_tokens < 40, usage  # the block but its end
+    [call] = [e.call for e in events if isinstance(e, ToolCallEvent)]
+    assert (call["name"], call["arguments"]) == ("get_date_time", {"timezone": "America/New_York"})
 
 
 def test_sessions_take_turns_and_each_resumes_its_own_state(planner: CascadePlanner, engine: LlamaCppEngine) -> None:
