@@ -58,9 +58,11 @@ _SYSTEM = (
     "something another tool does. "
     "For greetings, thanks, small talk, jokes, maths "
     "and general questions, call reply with your answer. "
-    "After a tool result, answer from it: say the fact the user asked for; "
-    "when the result numbers its passages, put the number of the passage you used in brackets "
-    "right after the fact it supports; if the tools found nothing useful, say you don't know. "
+    # Not "say the fact the user asked for": with a `reply` call earlier in the conversation
+    # the 1.5B model read that aloud ("The fact the user asked for is ...") instead of the result.
+    "After a tool result, answer the user's question from it in one short sentence; when the result "
+    "numbers its passages, put the number of the passage you used in brackets right after the fact it "
+    "supports; if the tools found nothing useful, say you don't know. "
     "Call exactly one function."
 )
 _NUMBERED = re.compile(r"^\s*\[\d+\]", re.MULTILINE)
