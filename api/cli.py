@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -107,18 +108,47 @@ def trace(
     typer.echo("\n\n".join("\n".join(render_trace(t, all_attributes=all_attributes)) for t in traces))
 
 
+class BenchMode(StrEnum):
+    stages = "stages"
+    latency = "latency"
+    hearing = "hearing"
+
+
 @app.command()
 def bench(
-    question: Annotated[str, typer.Option(help="The question, spoken by the TTS for the benchmark.")] = (
+    mode: Annotated[
+        BenchMode,
+        typer.Argument(
+            help="stages: one spoken turn in-process, stage by stage, with model load times and memory. "
+            "latency: warm turns of three kinds over HTTP on each engine (first audio, answer audio, total, "
+            "tokens, peak memory, start-up). hearing: word error rate of the recognizer on a spoken set."
+        ),
+    ] = BenchMode.stages,
+    question: Annotated[str, typer.Option(help="stages: the question, spoken by the TTS.")] = (
         "What time is it in Tokyo?"
     ),
-    audio: Annotated[Path | None, typer.Option("--audio", help="Use this recording instead.")] = None,
-    turns: Annotated[int, typer.Option(min=1, help="How many spoken turns to time.")] = 1,
+    audio: Annotated[Path | None, typer.Option("--audio", help="stages: use this recording instead.")] = None,
+    turns: Annotated[
+        int | None, typer.Option(min=1, help="Turns to time (stages: 1; latency: 5 of each kind).")
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare/--no-compare", help="latency: also run the transformers engine, as a ratio.")
+    ] = True,
 ) -> None:
-    """Time a spoken turn stage by stage, with model load times and peak memory."""
-    from api.bench import run_bench
+    """Measure this machine: latency, memory and hearing, printed as tables."""
+    if mode is BenchMode.latency:
+        from api.latency_bench import run_latency_bench
 
-    typer.echo(_run(run_bench(load_settings(memory="memory"), question=question, audio=audio, turns=turns)))
+        typer.echo(guard(run_latency_bench, load_settings(), turns=turns or 5, compare=compare))
+    elif mode is BenchMode.hearing:
+        from api.hearing_bench import run_hearing_bench
+
+        typer.echo(guard(run_hearing_bench))
+    else:
+        from api.bench import run_bench
+
+        settings = load_settings(memory="memory")
+        typer.echo(_run(run_bench(settings, question=question, audio=audio, turns=turns or 1)))
 
 
 @models_app.command("prepare")

@@ -1,0 +1,287 @@
+"""`voicegraph bench latency`: what a client of the HTTP event stream waits for.
+
+For each engine it starts `voicegraph serve` in a process of its own (so its start-up and
+peak memory are that server's alone), waits until it answers, and asks spoken questions
+(Piper, 2-3 s) of three kinds over `POST /v1/sessions/{id}/turns` with server-sent events:
+no tool, one tool (the clock) and knowledge (a base the bench uploads). One warm-up round
+is not counted. For every turn it times, from the request's first byte:
+
+- first audio: the first `audio` event, whatever it says (the line said while a tool runs
+  counts);
+- answer audio: the first `audio` event after the last `tool_result`, the answer itself;
+- total: the `result` event;
+
+and reads each turn's trace for the tokens its planning steps prefilled and reused. Both
+engines run the same turns in the same run, so the ratio between them is fair.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from agent.tracing import CACHED_TOKENS, OPERATION, PREFILLED_TOKENS, iter_spans
+from api.kb_bench_data import DOCUMENTS
+from api.settings import Settings
+from model.audio import encode_wav
+
+__all__ = ["KINDS", "run_latency_bench"]
+
+KINDS: dict[str, list[str]] = {
+    "no tool": [
+        "Hello there, how are you doing today?",
+        "Can you tell me a fun fact about octopuses?",
+        "What is a good name for a grey cat?",
+    ],
+    "one tool": [
+        "What time is it in Tokyo right now?",
+        "Can you tell me the time in Paris, please?",
+        "What is the date today in Sydney?",
+    ],
+    "knowledge": [
+        "Who is the head chef at the Copper Kettle restaurant?",
+        "What is the wifi password for the Heron lab?",
+        "Which part number is the replacement pump for the cooling loop?",
+    ],
+}
+_KB = "bench"
+_KB_FILES = ("kettle.md", "heron.md", "parts.md", "garden.md", "travel.md")
+_ENGINES = {"llama": "llama.cpp", "transformers": "transformers"}
+_READY_TIMEOUT_S = 600.0
+_TURN_TIMEOUT_S = 600.0
+
+
+@dataclass
+class _Turn:
+    kind: str
+    first_audio_s: float
+    answer_audio_s: float
+    total_s: float
+    session: str
+    trace_id: str
+    tools: list[str]
+    prefilled: int = 0
+    reused: int = 0
+
+
+@dataclass
+class _Run:
+    engine: str
+    ready_s: float
+    peak_rss_mib: float = 0.0
+    turns: list[_Turn] = field(default_factory=list)
+
+
+def _questions() -> dict[str, list[bytes]]:
+    """Every question as a WAV a client would send: Piper at its own pace, a little silence around."""
+    from model.tts import PiperTTS
+
+    tts = PiperTTS()
+    pad = np.zeros(tts.sample_rate // 4, dtype=np.float32)
+    return {
+        kind: [encode_wav(np.concatenate([pad, *tts.synthesize(q), pad]), tts.sample_rate) for q in questions]
+        for kind, questions in KINDS.items()
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """The process's high-water mark of resident memory (VmHWM), read before it ends."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _Server:
+    """`voicegraph serve` for one engine, in its own process; `ready_s` from start to answering."""
+
+    def __init__(self, settings: Settings, engine: str, data_dir: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "VOICEGRAPH_ENGINE": engine,
+            "VOICEGRAPH_DATA_DIR": str(data_dir),
+            "VOICEGRAPH_MODEL_DIR": str(settings.models_root),
+            "VOICEGRAPH_HOST": "127.0.0.1",
+            "VOICEGRAPH_PORT": str(self.port),
+        }
+        env.pop("VOICEGRAPH_KB_DIR", None)
+        if engine == "transformers":
+            env.setdefault("VOICEGRAPH_DEVICE", "cpu")
+        started = time.perf_counter()
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve"], env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.ready_s = self._wait_ready(started, log)
+
+    def _wait_ready(self, started: float, log: Path) -> float:
+        deadline = started + _READY_TIMEOUT_S
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server stopped while starting; its log: {log}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the server did not answer within {_READY_TIMEOUT_S:.0f} s; its log: {log}")
+
+    def stop(self) -> float:
+        """Stop it; its peak memory."""
+        peak = _peak_rss_mib(self.process.pid)
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+        return peak
+
+
+def _events(client: httpx.Client, session: str, wav: bytes) -> Iterator[tuple[float, str, dict[str, Any]]]:
+    """(seconds since the request, event name, data) for each server-sent event of a spoken turn."""
+    started = time.perf_counter()
+    files = {"audio": ("question.wav", wav, "audio/wav")}
+    headers = {"accept": "text/event-stream"}
+    with client.stream("POST", f"/v1/sessions/{session}/turns", files=files, headers=headers) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"turn refused: {response.status_code} {response.read().decode(errors='replace')}")
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                yield time.perf_counter() - started, name, json.loads(line.split(":", 1)[1])
+
+
+def _timed_turn(client: httpx.Client, kind: str, session: str, wav: bytes) -> _Turn:
+    first_audio: float | None = None
+    answer_audio: float | None = None
+    after_tools = True
+    for at, name, data in _events(client, session, wav):
+        if name == "tool_call":
+            after_tools = False
+        elif name == "tool_result":
+            after_tools, answer_audio = True, None
+        elif name == "audio":
+            first_audio = at if first_audio is None else first_audio
+            answer_audio = at if answer_audio is None and after_tools else answer_audio
+        elif name == "error":
+            raise RuntimeError(f"turn failed: {data}")
+        elif name == "result":
+            tools = [call["name"] for call in data["tool_calls"]]
+            return _Turn(kind, first_audio or at, answer_audio or at, at, session, data["trace_id"], tools)
+    raise RuntimeError("the event stream ended without a result")
+
+
+def _count_tokens(client: httpx.Client, turns: list[_Turn]) -> None:
+    """Each turn's prefilled and reused tokens, summed over its planning steps, from its trace."""
+    traces: dict[str, dict[str, Any]] = {}
+    for session in {turn.session for turn in turns}:
+        for trace in client.get(f"/v1/sessions/{session}/traces").json()["traces"]:
+            traces[trace["trace_id"]] = trace
+    for turn in turns:
+        plans = [s for s in iter_spans(traces[turn.trace_id]["root"]) if s["attributes"].get(OPERATION) == "chat"]
+        turn.prefilled = sum(int(s["attributes"].get(PREFILLED_TOKENS, 0)) for s in plans)
+        turn.reused = sum(int(s["attributes"].get(CACHED_TOKENS, 0)) for s in plans)
+
+
+def _upload_knowledge(client: httpx.Client) -> None:
+    if client.post("/v1/knowledge-bases", json={"name": _KB}).status_code not in (201, 409):
+        raise RuntimeError("could not create the bench's knowledge base")
+    files = [("files", (name, DOCUMENTS[name].encode(), "text/markdown")) for name in _KB_FILES]
+    response = client.post(f"/v1/knowledge-bases/{_KB}/documents", files=files)
+    if response.status_code != 200:
+        raise RuntimeError(f"could not upload the bench's documents: {response.text}")
+
+
+def _run(settings: Settings, engine: str, clips: dict[str, list[bytes]], turns: int, data_dir: Path) -> _Run:
+    server = _Server(settings, engine, data_dir, data_dir / f"serve-{engine}.log")
+    run = _Run(_ENGINES[engine], server.ready_s)
+    try:
+        with httpx.Client(base_url=server.url, timeout=_TURN_TIMEOUT_S) as client:
+            _upload_knowledge(client)
+            prefix = f"{engine}-{uuid.uuid4().hex[:6]}"
+            for round_ in range(turns + 1):  # round 0 warms up and is not counted
+                session = f"{prefix}-{round_}"
+                for kind, wavs in clips.items():
+                    turn = _timed_turn(client, kind, session, wavs[round_ % len(wavs)])
+                    if round_:
+                        run.turns.append(turn)
+            _count_tokens(client, run.turns)
+    finally:
+        run.peak_rss_mib = server.stop()
+    return run
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _table(runs: list[_Run], turns: int) -> list[str]:
+    lines = [
+        f"voicegraph bench latency: {turns} warm turns of each kind over HTTP (server-sent events), "
+        f"questions spoken by Piper; {os.cpu_count()} CPU cores",
+        "",
+        f"{'engine':<14}{'ready_s':>9}{'peak_rss_mib':>14}",
+        *(f"{run.engine:<14}{run.ready_s:>9.1f}{run.peak_rss_mib:>14,.0f}" for run in runs),
+        "",
+        f"{'engine / kind':<26}{'first_audio_s':>17}{'answer_audio_s':>17}{'total_s':>17}"
+        f"{'prefilled':>11}{'reused':>9}   tools",
+        f"{'':<26}{'p50 / p90':>17}{'p50 / p90':>17}{'p50 / p90':>17}{'p50':>11}{'p50':>9}",
+    ]
+    for run in runs:
+        for kind in KINDS:
+            done = [t for t in run.turns if t.kind == kind]
+            series = ([t.first_audio_s for t in done], [t.answer_audio_s for t in done], [t.total_s for t in done])
+            cells = [f"{_pct(values, 50):.2f} / {_pct(values, 90):.2f}" for values in series]
+            prefilled = statistics.median([t.prefilled for t in done])
+            reused = statistics.median([t.reused for t in done])
+            tools = ",".join(sorted({name for t in done for name in t.tools})) or "-"
+            lines.append(
+                f"{run.engine + '  ' + kind:<26}{cells[0]:>17}{cells[1]:>17}{cells[2]:>17}"
+                f"{prefilled:>11.0f}{reused:>9.0f}   {tools}"
+            )
+    if len(runs) == 2:
+        base, other = runs
+        ratios = []
+        for kind in KINDS:
+            mine = statistics.median([t.total_s for t in base.turns if t.kind == kind])
+            theirs = statistics.median([t.total_s for t in other.turns if t.kind == kind])
+            ratios.append(f"{kind} {theirs / mine:.1f}x")
+        lines += ["", f"turn total p50, {other.engine} / {base.engine}: " + ", ".join(ratios)]
+    return lines
+
+
+def run_latency_bench(settings: Settings, *, turns: int, compare: bool) -> str:
+    """The table; the llama.cpp engine, and transformers in the same run when `compare`."""
+    clips = _questions()
+    engines = ["llama", "transformers"] if compare else ["llama"]
+    with tempfile.TemporaryDirectory(prefix="voicegraph-bench-") as tmp:
+        data_dir = Path(tmp)
+        _Server(settings, "llama", data_dir, data_dir / "prepare.log").stop()  # renders the voice library once
+        runs = [_run(settings, engine, clips, turns, data_dir) for engine in engines]
+    return "\n".join(_table(runs, turns))
