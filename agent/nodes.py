@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -56,6 +57,7 @@ from model.base import (
     TextPart,
     ToolCall,
     ToolCallEvent,
+    ToolChosen,
     Usage,
     message_text,
 )
@@ -160,7 +162,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     text: list[str] = []
     calls: list[ToolCall] = []
     speech_tokens: list[int] = []
-    spoke = False
+    spoke = announced = False
     # A speech-native planner's text is spoken by the planner itself (or, failing that, by
     # the speak node once the step is over); a cascade's text is spoken as it streams.
     speaker = ctx.speaker if not deps.planner.speech_native else None
@@ -175,6 +177,8 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
                 runtime.stream_writer({"type": "text", "text": event.text})
                 if speaker:
                     await speaker.feed(event.text, state.get("voice"), runtime.stream_writer)
+            elif isinstance(event, ToolChosen) and can_call and not (text or calls or announced):
+                announced = await _announce(ctx, state, runtime, event.name, None)
             elif isinstance(event, ToolCallEvent) and can_call:
                 calls.append(event.call)
                 runtime.stream_writer({"type": "tool_call", "call": event.call})
@@ -201,7 +205,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     update: dict[str, Any] = {
         "messages": [message],
         "pending": calls,
-        "spoke": spoke,
+        "spoke": spoke or announced,
         "timings_ms": _add_time(state, "plan", _ms(started) - speaking_ms),
     }
     if not calls:
@@ -243,7 +247,7 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
     started = time.perf_counter()
     outcomes, _ = await asyncio.gather(
         execute_calls(state["pending"], ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency),
-        _announce(state, runtime),
+        _announce_calls(state, runtime),
     )
     citations = list(state["citations"])
     messages: list[Message] = []
@@ -268,21 +272,37 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
     }
 
 
-async def _announce(state: AgentState, runtime: Runtime[TurnContext]) -> None:
+async def _announce_calls(state: AgentState, runtime: Runtime[TurnContext]) -> None:
     """Say what is being done while the calls run, so the user hears something within a second.
 
     Only the first call's line is said, and nothing when the planner already spoke before
-    calling (a speech-native planner's "Let me check."). A line says what is done, never a
-    result, so it can never claim what the tools have not found.
+    calling (a speech-native planner's "Let me check.", or the line the plan step said as
+    soon as the tool was chosen). A line says what is done, never a result, so it can never
+    claim what the tools have not found.
     """
-    ctx = runtime.context
-    calls, speaker = state["pending"], ctx.speaker
+    calls = state["pending"]
     said_before = bool(state["messages"] and message_text(state["messages"][-1]).strip())
-    if not (ctx.deps.announce_tools and ctx.speak and speaker and calls) or said_before or state["spoke"]:
-        return
-    tool = ctx.tools.get(calls[0]["name"])
-    line = tool.spec.announcement(calls[0]["arguments"]) if tool else ""
+    if calls and not (said_before or state["spoke"]):
+        await _announce(runtime.context, state, runtime, calls[0]["name"], calls[0]["arguments"])
+
+
+async def _announce(
+    ctx: TurnContext,
+    state: AgentState,
+    runtime: Runtime[TurnContext],
+    name: str,
+    arguments: Mapping[str, Any] | None,
+) -> bool:
+    """Say tool `name`'s line; with `arguments` None (not written yet), only a line that needs
+    none. Whether a line was said."""
+    tool, speaker = ctx.tools.get(name), ctx.speaker
+    if not (ctx.deps.announce_tools and ctx.speak and speaker and tool):
+        return False
+    line = tool.spec.announcement(arguments) if arguments is not None else tool.spec.fixed_announcement()
+    if not line:
+        return False
     await speaker.say(line, state.get("voice"), runtime.stream_writer)
+    return True
 
 
 def _trace_call(ctx: TurnContext, outcome: ToolOutcome, content: str) -> None:

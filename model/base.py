@@ -32,6 +32,7 @@ __all__ = [
     "TextPart",
     "ToolCall",
     "ToolCallEvent",
+    "ToolChosen",
     "ToolSpecDict",
     "Usage",
     "Vocoder",
@@ -114,6 +115,14 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ToolChosen:
+    """The planner has chosen to call this tool and is writing its arguments; its
+    `ToolCallEvent` follows. Lets the agent say a line that needs no arguments sooner."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class ToolCallEvent:
     call: ToolCall
 
@@ -150,7 +159,7 @@ class Usage:
         return self.prompt_tokens - self.reused_tokens
 
 
-PlanEvent = TextDelta | ToolCallEvent | SpeechChunk | SpeechTokens | Usage
+PlanEvent = TextDelta | ToolChosen | ToolCallEvent | SpeechChunk | SpeechTokens | Usage
 
 
 class Planner(ABC):

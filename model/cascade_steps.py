@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import closing
 from typing import Any, Literal
 
-from model.base import PlanEvent, TextDelta, ToolCall, ToolCallEvent
+from model.base import PlanEvent, TextDelta, ToolCall, ToolCallEvent, ToolChosen
 from model.errors import PlannerError
 from model.grammar import JSON_STRING_BODY, PLAIN_ANSWER, arguments_grammar, name_grammar
 from model.llm import Completion, Step, SteppingEngine
@@ -91,6 +91,8 @@ def _call(
         name = _choose(step, [*schemas, REPLY_TOOL], cancel)
     if cancel.is_set():
         return
+    if name != REPLY_TOOL:
+        emit(ToolChosen(name))
     step.append(_AFTER_NAME)
     if name == REPLY_TOOL:
         step.append(' {"text": "')

@@ -1,5 +1,6 @@
 """A short line is said while tools run: from the tool's template, before the tool's result,
-never as part of the answer; off by setting, for unspoken turns, and when the planner spoke."""
+never as part of the answer; as soon as the tool is chosen when the line needs no arguments;
+off by setting, for unspoken turns, and when the planner spoke."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
 from agent.runner import Agent, TurnRequest
-from model.base import PlanEvent, Planner, PlanRequest, TextDelta, ToolCall, ToolCallEvent, Usage
+from model.base import PlanEvent, Planner, PlanRequest, TextDelta, ToolCall, ToolCallEvent, ToolChosen, Usage
 from model.testing import RecordingSynthesizer, ScriptedPlanner, call, reply
 from tools.base import GENERIC_ANNOUNCEMENT, Tool, ToolContext, ToolResult, ToolSpec
 from tools.builtin.date_time import date_time_tool
@@ -110,3 +111,42 @@ async def test_a_planner_that_spoke_before_calling_is_not_talked_over() -> None:
     tts = RecordingSynthesizer()
     await _agent(_SaysBeforeCalling(), _tool("Let me look up {city}."), tts).run_turn(TurnRequest("s", text="Weather?"))
     assert [text for text, _ in tts.said] == ["Let me see.", "Sunny."]  # its own line, heard while the tool ran
+
+
+class _ChoosesFirst(Planner):
+    """A planner that tells the tool it chose before it has written the arguments, as the
+    cascade on llama.cpp does; the arguments take a while to write."""
+
+    name = "chooses-first"
+
+    def __init__(self, tts: RecordingSynthesizer) -> None:
+        self.steps = 0
+        self.tts = tts
+        self.said_while_writing: list[str] = []
+
+    async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
+        self.steps += 1
+        if self.steps == 1:
+            yield ToolChosen("forecast")
+            self.said_while_writing = [text for text, _ in self.tts.said]
+            yield ToolCallEvent(ToolCall(id="c1", name="forecast", arguments={"city": "Oslo"}))
+        else:
+            yield TextDelta("Sunny.")
+        yield Usage(model=self.name)
+
+
+@pytest.mark.parametrize(
+    ("announce", "early"),
+    [("Let me look up the weather.", True), (None, True), ("Let me look up {city}.", False)],
+)
+async def test_a_line_that_needs_no_arguments_is_said_as_soon_as_the_tool_is_chosen(
+    announce: str | None, early: bool
+) -> None:
+    tts = RecordingSynthesizer()
+    planner = _ChoosesFirst(tts)
+    events = [e async for e in _agent(planner, _tool(announce), tts).stream_turn(TurnRequest("s", text="Weather?"))]
+    line = _tool(announce).spec.announcement({"city": "Oslo"})
+    assert planner.said_while_writing == ([line] if early else [])
+    kinds = [e["type"] for e in events]
+    assert (kinds.index("audio") < kinds.index("tool_call")) is early
+    assert [text for text, _ in tts.said] == [line, "Sunny."]  # said once, early or late

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, Usage
+from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolChosen, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
 from model.grammar import JSON_STRING_BODY, PLAIN_ANSWER, arguments_grammar, name_grammar
 from model.testing import ScriptedSteps, step_answer, step_call, step_reply
@@ -36,6 +36,7 @@ def test_a_reply_is_streamed_from_its_constrained_text() -> None:
     events = _plan(engine, HELLO)
     assert _said(events) == 'Hello! I\'m "Vox".\nHow can I help?'
     assert len([e for e in events if isinstance(e, TextDelta)]) > 3  # as it is written, not at the end
+    assert not [e for e in events if isinstance(e, ToolChosen)]  # `reply` is no tool
     [step] = engine.steps
     # "rep" (the fake writes three characters at a time) could only become "reply": the rest is appended
     assert step["appended"] == [FORCED_PREFIX, 'ly",', ' "arguments":', ' {"text": "']
@@ -47,6 +48,8 @@ def test_a_call_is_read_under_its_schema_grammar() -> None:
     events = _plan(engine, TOKYO)
     [call] = [e.call for e in events if isinstance(e, ToolCallEvent)]
     assert (call["name"], call["arguments"]) == ("get_date_time", {"timezone": "Asia/Tokyo"}) and call["id"]
+    # the choice is told as soon as it is made, before the arguments are written
+    assert [type(e) for e in events[:2]] == [ToolChosen, ToolCallEvent] and events[0] == ToolChosen("get_date_time")
     [step] = engine.steps
     assert step["appended"] == [FORCED_PREFIX, '_date_time",', ' "arguments":']
     assert step["grammars"][1] == arguments_grammar(CLOCK["parameters"])

@@ -107,6 +107,12 @@ class ToolSpec:
             return GENERIC_ANNOUNCEMENT  # an argument it names is missing, or too long to say
         return _PLACEHOLDER.sub(lambda match: values[match.group(1)], self.announce)
 
+    def fixed_announcement(self) -> str | None:
+        """The line when it needs no arguments (it can be said before they are known), else None."""
+        if callable(self.announce) or (self.announce is not None and _PLACEHOLDER.search(self.announce)):
+            return None
+        return self.announcement({})
+
     def declaration(self) -> ToolSpecDict:
         """The spec as a planner sees it."""
         return ToolSpecDict(name=self.name, description=self.description, parameters=dict(self.parameters))
