@@ -44,7 +44,6 @@ class BertEncoder:
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding(pad_id=config.get("pad_token_id", 0))
         self.weights = load_file(str(path / "model.safetensors"))
-        self.dimension: int = config["hidden_size"]
 
     def _w(self, name: str) -> torch.Tensor:
         return self.weights[name]

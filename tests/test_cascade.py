@@ -73,12 +73,17 @@ def test_nothing_at_all_still_answers() -> None:
     assert _said(_plan(ScriptedEngine(["", ""]), USER)) == NO_ANSWER
 
 
-def test_after_a_tool_result_it_answers_in_plain_text_and_is_asked_to_cite() -> None:
-    history = [
-        Message(role="user", content="What is the wifi password?"),
-        Message(role="assistant", content="", tool_calls=[{"id": "c1", "name": "knowledge_search", "arguments": {}}]),
-        Message(role="tool", tool_call_id="c1", name="knowledge_search", content="[1] (notes.md) It is tulip-42."),
+def _after_tool(question: str, tool: str, result: str) -> list[Message]:
+    """A question, a call of `tool` (no arguments) and its result: the history an answer step sees."""
+    return [
+        Message(role="user", content=question),
+        Message(role="assistant", content="", tool_calls=[{"id": "c1", "name": tool, "arguments": {}}]),
+        Message(role="tool", tool_call_id="c1", name=tool, content=result),
     ]
+
+
+def test_after_a_tool_result_it_answers_in_plain_text_and_is_asked_to_cite() -> None:
+    history = _after_tool("What is the wifi password?", "knowledge_search", "[1] (notes.md) It is tulip-42.")
     engine = ScriptedEngine(["The password is tulip-42 [1]."])
     assert _said(_plan(engine, history)) == "The password is tulip-42 [1]."
     prompt = engine.prompts[0]
@@ -88,11 +93,7 @@ def test_after_a_tool_result_it_answers_in_plain_text_and_is_asked_to_cite() -> 
 
 
 def test_a_call_written_into_the_plain_answer_is_not_spoken() -> None:
-    history = [
-        Message(role="user", content="Time in Tokyo?"),
-        Message(role="assistant", content="", tool_calls=[{"id": "c1", "name": "get_date_time", "arguments": {}}]),
-        Message(role="tool", tool_call_id="c1", name="get_date_time", content="It is noon in Tokyo."),
-    ]
+    history = _after_tool("Time in Tokyo?", "get_date_time", "It is noon in Tokyo.")
     engine = ScriptedEngine(['It is noon. <tool_call>\n{"name": "get_date_time", "arguments": {}}\n</tool_call>'])
     assert _said(_plan(engine, history)).strip() == "It is noon."
 
