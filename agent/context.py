@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -14,18 +14,11 @@ from tools.base import Tool, ToolContext
 from tools.registry import ToolRegistry
 from tools.runtime import DEFAULT_MAX_CONCURRENCY
 
-if TYPE_CHECKING:
-    from agent.speech import SentenceSpeaker
-
-__all__ = ["AgentDeps", "Emit", "TurnContext", "VoiceActivityDetector"]
+__all__ = ["AgentDeps", "TurnContext", "VoiceActivityDetector"]
 
 
 class VoiceActivityDetector(Protocol):
     def trim(self, audio: np.ndarray) -> np.ndarray: ...
-
-
-Emit = Callable[[Any], None]
-"""Where nodes send what a client may want as it happens (audio chunks, text, tool calls)."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +59,11 @@ class TurnContext:
     tenant: str
     session_id: str
     text: str | None = None
+    """What the user typed, or what the audio says when it was heard already."""
     audio: np.ndarray | None = None
     """16 kHz mono float32, already decoded and checked."""
     speak: bool = True
     knowledge_bases: tuple[str, ...] | None = None
-    speaker: SentenceSpeaker | None = None
-    """Speaks the answer as it streams in; None when the turn is not spoken."""
     registry: ToolRegistry | None = None
     """This turn's tools (the deps' plus the tenant's); None: the deps' registry alone."""
     voice: str | None = None

@@ -1,4 +1,7 @@
-"""The whole graph in one place: listen -> plan <-> act -> speak."""
+"""The whole graph in one place: listen -> plan <-> act, then the end.
+
+Speech is not a node: it is a stage that reads the graph's events as they come (agent/speech.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from agent.context import TurnContext
-from agent.nodes import act, listen, plan, route_after_plan, speak
+from agent.nodes import act, listen, plan, route_after_plan
 from agent.state import AgentState
 
 __all__ = ["build_graph"]
@@ -20,10 +23,8 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> Compile
     graph.add_node("listen", listen)
     graph.add_node("plan", plan)
     graph.add_node("act", act)
-    graph.add_node("speak", speak)
     graph.add_edge(START, "listen")
     graph.add_edge("listen", "plan")
-    graph.add_conditional_edges("plan", route_after_plan, ["act", "speak"])
+    graph.add_conditional_edges("plan", route_after_plan, ["act", END])
     graph.add_edge("act", "plan")
-    graph.add_edge("speak", END)
     return graph.compile(checkpointer=checkpointer, name="voicegraph")

@@ -1,14 +1,15 @@
 """The graph's nodes: plain functions (state, runtime) -> partial update, and the router.
 
-Dependencies come from `runtime.context` (a TurnContext); audio and text deltas go out
-through `runtime.stream_writer` as they happen, never into the checkpointed state.
+Dependencies come from `runtime.context` (a TurnContext); what a client may want as it
+happens (agent/events.py) goes out through `runtime.stream_writer`, never into the
+checkpointed state. The nodes only write text: the speech stage that reads their events
+(agent/speech.py) says it, alongside them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from opentelemetry.trace import Span
 
 from agent.compaction import compact
 from agent.context import TurnContext
+from agent.events import AnswerText, Audio, Heard, Line, NodeEvent, ToolCalled, ToolFinished
 from agent.state import AgentState, Replace
 from agent.tracing import (
     ANSWER,
@@ -65,27 +67,21 @@ from model.errors import InputError, PlannerError
 from tools.base import CITATION_MARKER, Citation
 from tools.runtime import ToolOutcome, execute_calls
 
-__all__ = ["act", "listen", "plan", "route_after_plan", "speak"]
+__all__ = ["act", "listen", "plan", "route_after_plan"]
 
 NO_SPEECH = "no speech was found in the audio"
 NO_ANSWER = "Sorry, I don't have an answer to that."
 
 
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
-
-
-def _add_time(state: AgentState, stage: str, ms: float) -> dict[str, float]:
-    timings = dict(state.get("timings_ms") or {})
-    timings[stage] = round(timings.get(stage, 0.0) + ms, 1)
-    return timings
+def _write(runtime: Runtime[TurnContext], event: NodeEvent) -> None:
+    runtime.stream_writer(event)
 
 
 async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart | AudioPart]]:
     """The transcript and the user message's content; `span` is the listen span."""
     deps = ctx.deps
-    if ctx.audio is None:
-        transcript = (ctx.text or "").strip()
+    if ctx.audio is None or (ctx.text is not None and not deps.planner.speech_native):
+        transcript = (ctx.text or "").strip()  # typed, or heard already (a realtime turn)
         return transcript, transcript
     audio = await asyncio.to_thread(deps.vad.trim, ctx.audio) if deps.vad else ctx.audio
     if audio.size == 0:
@@ -107,12 +103,11 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
     """Turn the input into a user message: trim silence, transcribe unless the planner hears."""
     ctx = runtime.context
     deps = ctx.deps
-    started = time.perf_counter()
     with ctx.trace.span("listen") as span:
         transcript, content = await _hear(ctx, span)
         if ctx.trace.capture_content:
             span.set_attribute(TRANSCRIPT, transcript)
-    runtime.stream_writer({"type": "transcript", "text": transcript})
+    _write(runtime, Heard(transcript))
     added: list[Message | Replace] = [Message(role="user", content=content)]
     if deps.max_stored_turns is not None:
         kept = compact(state.get("messages") or [], full_turns=deps.history_turns, max_turns=deps.max_stored_turns)
@@ -122,7 +117,6 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
         "messages": added,
         "turn": (state.get("turn") or 0) + 1,
         "transcript": transcript,
-        "timings_ms": _add_time(state, "asr", _ms(started)) if ctx.audio is not None else state["timings_ms"],
     }
     if ctx.voice is not None:  # the request chose a voice: "" is back to the default
         update["voice"] = ctx.voice or None
@@ -150,23 +144,19 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     """Ask the planner for the next step: tool calls, or the answer (and maybe its speech)."""
     ctx = runtime.context
     deps = ctx.deps
-    started = time.perf_counter()
     can_call = state["rounds"] < deps.max_tool_rounds
+    voice = state.get("voice")
     request = PlanRequest(
         messages=_recent(state["messages"], deps.history_turns, state["turn"]),
         tools=ctx.tools.declarations(),
         speak=ctx.speak,
-        voice=state.get("voice"),
+        voice=voice,
         tool_choice="auto" if can_call else "none",
     )
     text: list[str] = []
     calls: list[ToolCall] = []
     speech_tokens: list[int] = []
     spoke = announced = False
-    # A speech-native planner's text is spoken by the planner itself (or, failing that, by
-    # the speak node once the step is over); a cascade's text is spoken as it streams.
-    speaker = ctx.speaker if not deps.planner.speech_native else None
-    speaking_before = ctx.speaker.busy_ms if ctx.speaker else 0.0
     usage: Usage | None = None
     provider, model = planner_model(deps.planner.name)
     attributes = {OPERATION: "chat", PROVIDER: provider, REQUEST_MODEL: model, PLAN_ROUND: state["rounds"] + 1}
@@ -174,42 +164,37 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         async for event in deps.planner.plan(request):
             if isinstance(event, TextDelta):
                 text.append(event.text)
-                runtime.stream_writer({"type": "text", "text": event.text})
-                if speaker:
-                    await speaker.feed(event.text, state.get("voice"), runtime.stream_writer)
+                _write(runtime, AnswerText(event.text, voice))
             elif isinstance(event, ToolChosen) and can_call and not (text or calls or announced):
-                announced = await _announce(ctx, state, runtime, event.name, None)
+                announced = _announce(ctx, voice, runtime, event.name, None)
             elif isinstance(event, ToolCallEvent) and can_call:
                 calls.append(event.call)
-                runtime.stream_writer({"type": "tool_call", "call": event.call})
+                _write(runtime, ToolCalled(event.call))
             elif isinstance(event, SpeechChunk) and ctx.speak:
                 spoke = True
-                runtime.stream_writer({"type": "audio", "audio": event.audio, "sample_rate": event.sample_rate})
+                _write(runtime, Audio(event.audio, event.sample_rate))
             elif isinstance(event, SpeechTokens):
                 speech_tokens.extend(event.tokens)
             elif isinstance(event, Usage):
                 usage = event
         answer = "".join(text).strip()
         span.set_attributes(_plan_attributes(ctx, usage, calls, answer))
+    if not calls and not answer:
+        answer = NO_ANSWER
+        _write(runtime, AnswerText(answer, voice))
+    if deps.planner.speech_native and ctx.speak and answer and not spoke:
+        # Its text is not spoken as it streams: its own line before a call ("Let me check.",
+        # heard while the tool runs) or an answer it did not speak itself is said now.
+        _write(runtime, Line(answer, voice))
+        spoke = True
     message = Message(role="assistant", content=answer)
     if calls:
         message["tool_calls"] = calls
     if speech_tokens:  # the model hears its own speech in later steps (Step-Audio 2's history)
         message["speech_tokens"] = speech_tokens
-    if calls and answer and not spoke and ctx.speaker:
-        # The line it says before a call ("Let me check.") is heard while the tool runs.
-        if deps.planner.speech_native:  # a cascade's text was fed as it streamed
-            await ctx.speaker.feed(answer, state.get("voice"), runtime.stream_writer)
-        await ctx.speaker.flush(state.get("voice"), runtime.stream_writer)
-    speaking_ms = ctx.speaker.busy_ms - speaking_before if ctx.speaker else 0.0  # counted under "speak"
-    update: dict[str, Any] = {
-        "messages": [message],
-        "pending": calls,
-        "spoke": spoke or announced,
-        "timings_ms": _add_time(state, "plan", _ms(started) - speaking_ms),
-    }
+    update: dict[str, Any] = {"messages": [message], "pending": calls, "spoke": spoke or announced}
     if not calls:
-        update["answer"] = answer or NO_ANSWER
+        update["answer"] = answer
     return update
 
 
@@ -229,8 +214,8 @@ def _plan_attributes(ctx: TurnContext, usage: Usage | None, calls: list[ToolCall
     return attributes
 
 
-def route_after_plan(state: AgentState) -> Literal["act", "speak"]:
-    return "act" if state["pending"] else "speak"
+def route_after_plan(state: AgentState) -> Literal["act", "__end__"]:
+    return "act" if state["pending"] else "__end__"
 
 
 def _renumber(content: str, citations: list[Citation], first: int) -> tuple[str, list[Citation]]:
@@ -244,10 +229,9 @@ def _renumber(content: str, citations: list[Citation], first: int) -> tuple[str,
 async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Run the pending calls concurrently; their results become tool messages."""
     ctx = runtime.context
-    started = time.perf_counter()
-    outcomes, _ = await asyncio.gather(
-        execute_calls(state["pending"], ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency),
-        _announce_calls(state, runtime),
+    _announce_calls(state, runtime)
+    outcomes = await execute_calls(
+        state["pending"], ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency
     )
     citations = list(state["citations"])
     messages: list[Message] = []
@@ -259,7 +243,7 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
         messages.append(
             Message(role="tool", content=content, tool_call_id=outcome.call["id"], name=outcome.call["name"])
         )
-        runtime.stream_writer({"type": "tool_result", "record": outcome.record})
+        _write(runtime, ToolFinished(outcome.record))
         _trace_call(ctx, outcome, content)
     return {
         "messages": messages,
@@ -268,11 +252,10 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
         "tool_calls": [*state["tool_calls"], *(o.record for o in outcomes)],
         "citations": citations,
         "voice": voice,
-        "timings_ms": _add_time(state, "act", _ms(started)),
     }
 
 
-async def _announce_calls(state: AgentState, runtime: Runtime[TurnContext]) -> None:
+def _announce_calls(state: AgentState, runtime: Runtime[TurnContext]) -> None:
     """Say what is being done while the calls run, so the user hears something within a second.
 
     Only the first call's line is said, and nothing when the planner already spoke before
@@ -283,25 +266,25 @@ async def _announce_calls(state: AgentState, runtime: Runtime[TurnContext]) -> N
     calls = state["pending"]
     said_before = bool(state["messages"] and message_text(state["messages"][-1]).strip())
     if calls and not (said_before or state["spoke"]):
-        await _announce(runtime.context, state, runtime, calls[0]["name"], calls[0]["arguments"])
+        _announce(runtime.context, state.get("voice"), runtime, calls[0]["name"], calls[0]["arguments"])
 
 
-async def _announce(
+def _announce(
     ctx: TurnContext,
-    state: AgentState,
+    voice: str | None,
     runtime: Runtime[TurnContext],
     name: str,
     arguments: Mapping[str, Any] | None,
 ) -> bool:
     """Say tool `name`'s line; with `arguments` None (not written yet), only a line that needs
     none. Whether a line was said."""
-    tool, speaker = ctx.tools.get(name), ctx.speaker
-    if not (ctx.deps.announce_tools and ctx.speak and speaker and tool):
+    tool = ctx.tools.get(name)
+    if not (ctx.deps.announce_tools and ctx.speak and tool):
         return False
     line = tool.spec.announcement(arguments) if arguments is not None else tool.spec.fixed_announcement()
     if not line:
         return False
-    await speaker.say(line, state.get("voice"), runtime.stream_writer)
+    _write(runtime, Line(line, voice))
     return True
 
 
@@ -329,18 +312,3 @@ def _trace_call(ctx: TurnContext, outcome: ToolOutcome, content: str) -> None:
         error_type=record["status"] if failed else None,
         error_message=record["error"] or "",
     )
-
-
-async def speak(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Finish speaking the answer (most of it may already be spoken as it streamed in)."""
-    ctx = runtime.context
-    speaker = ctx.speaker
-    if not ctx.speak or state["spoke"] or speaker is None:
-        return {}
-    voice = state.get("voice")
-    if not speaker.fed or ctx.deps.planner.speech_native:  # e.g. the fallback answer, never streamed
-        await speaker.feed(state["answer"], voice, runtime.stream_writer)
-    await speaker.flush(voice, runtime.stream_writer)
-    timings = dict(state["timings_ms"])
-    timings["speak"] = round(speaker.busy_ms, 1)
-    return {"timings_ms": timings}

@@ -16,9 +16,9 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass, field
-from typing import Any, TypedDict, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, assert_never, cast
 
 import anyio
 import numpy as np
@@ -27,25 +27,22 @@ from langgraph.types import StateSnapshot
 from redis.exceptions import RedisError
 
 from agent.context import AgentDeps, TurnContext
+from agent.events import AnswerText, Audio, Heard, NodeEvent, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
 from agent.graph import build_graph
 from agent.locks import LocalSessionLocks, SessionLocks
 from agent.memory import Memory, MemoryUnavailableError, ThreadKeeper
+from agent.outcome import Progress, ReplyAudio, TurnOutput, TurnResult
 from agent.sessions import InMemorySessionStore, SessionInfo, SessionStore, TurnRecord
-from agent.speech import SentenceSpeaker, trace_speech
+from agent.speech import speak_along, trace_speech
 from agent.state import fresh_turn
-from agent.tracing import ANSWER, AUDIO_OUT_S, FIRST_AUDIO_MS, TIMING_MS, TURN, VOICE, TraceTree, Tracing, TurnTrace
-from model.audio import SAMPLE_RATE, resample
+from agent.tracing import TraceTree, Tracing, TurnTrace
+from model.audio import SAMPLE_RATE
 from model.errors import InputError
-from tools.base import Citation
-from tools.runtime import CallRecord
 
 __all__ = [
     "MAX_TEXT_CHARS",
     "Agent",
-    "ReplyAudio",
-    "TurnOutput",
     "TurnRequest",
-    "TurnResult",
     "validate_session_id",
 ]
 
@@ -77,87 +74,14 @@ class TurnRequest:
     text: str | None = None
     audio: np.ndarray | None = None
     """16 kHz mono float32, decoded and within limits (see model.audio.decode_audio)."""
+    transcript: str | None = None
+    """What `audio` says, when the caller heard it already (a realtime turn); a planner that
+    hears is given the audio all the same."""
     tenant: str = "local"
     speak: bool = True
     knowledge_bases: tuple[str, ...] | None = None
     voice: str | None = None
     """Speak in this voice from this turn on ("": the default voice); None keeps the session's."""
-
-
-class TurnResult(TypedDict):
-    session_id: str
-    turn: int
-    transcript: str
-    answer: str
-    citations: list[Citation]
-    tool_calls: list[CallRecord]
-    voice: str | None
-    timings_ms: dict[str, float]
-    trace_id: str
-    """The turn's trace (GET /v1/sessions/{id}/traces, `voicegraph trace`, OTLP)."""
-
-
-@dataclass(frozen=True)
-class TurnOutput:
-    result: TurnResult
-    audio: np.ndarray
-    """The spoken reply, float32 mono at `sample_rate`; empty when not spoken."""
-    sample_rate: int
-
-
-class ReplyAudio:
-    """A reply's audio events joined into one clip, at the rate of the first."""
-
-    def __init__(self) -> None:
-        self._chunks: list[np.ndarray] = []
-        self._rate = 0
-
-    def add(self, audio: np.ndarray, sample_rate: int) -> None:
-        self._rate = self._rate or sample_rate
-        self._chunks.append(resample(audio, sample_rate, self._rate))
-
-    def output(self, result: TurnResult) -> TurnOutput:
-        audio = np.concatenate(self._chunks).astype(np.float32) if self._chunks else np.zeros(0, np.float32)
-        return TurnOutput(result=result, audio=audio, sample_rate=self._rate or SAMPLE_RATE)
-
-
-@dataclass
-class _Progress:
-    """What the runner measures of a turn as its events go by, for its result and its trace."""
-
-    started: float = field(default_factory=time.perf_counter)
-    first_audio_ms: float | None = None
-    audio_out_s: float = 0.0
-    values: dict[str, Any] = field(default_factory=dict)
-    """The graph's latest state."""
-
-    def saw(self, event: dict[str, Any]) -> None:
-        if event["type"] == "audio":
-            if self.first_audio_ms is None:
-                self.first_audio_ms = round((time.perf_counter() - self.started) * 1000, 1)
-            self.audio_out_s += len(event["audio"]) / event["sample_rate"]
-
-    def finish(self) -> dict[str, Any]:
-        """The final state, its timings completed with the total and the time to first audio."""
-        timings = dict(self.values["timings_ms"])
-        timings["total"] = round((time.perf_counter() - self.started) * 1000, 1)
-        if self.first_audio_ms is not None:
-            timings["first_audio"] = self.first_audio_ms
-        self.values = {**self.values, "timings_ms": timings}
-        return self.values
-
-    def figures(self, trace: TurnTrace) -> dict[str, Any]:
-        """What the turn's span reports at its end."""
-        values = self.values
-        stages = {k: ms for k, ms in (values.get("timings_ms") or {}).items() if k != "first_audio"}
-        return {
-            TURN: values.get("turn"),
-            VOICE: values.get("voice"),
-            FIRST_AUDIO_MS: self.first_audio_ms,
-            AUDIO_OUT_S: round(self.audio_out_s, 3),
-            ANSWER: trace.content(values.get("answer") or None),
-            **{TIMING_MS.format(stage=stage): ms for stage, ms in stages.items()},
-        }
 
 
 class Agent:
@@ -197,6 +121,8 @@ class Agent:
         validate_session_id(request.session_id)
         if (request.text is None) == (request.audio is None):
             raise InputError("a turn takes either text or audio, not both or neither")
+        if request.transcript is not None and request.audio is None:
+            raise InputError("a transcript comes with the audio it was heard in")
         if request.text is not None:
             if not request.text.strip():
                 raise InputError("text is empty")
@@ -209,8 +135,12 @@ class Agent:
         validate_session_id(session_id)
         return await self.graph.aget_state(_config(tenant, session_id))
 
-    async def stream_turn(self, request: TurnRequest) -> AsyncGenerator[dict[str, Any], None]:
-        """Events as they happen (transcript, text, tool_call, tool_result, audio), then `result`."""
+    async def stream_turn(self, request: TurnRequest) -> AsyncGenerator[TurnEvent, None]:
+        """The turn's events as they happen, ending with `TurnDone` or `TurnFailed`.
+
+        What refuses the turn before it starts (bad input, a busy session, memory down) is
+        raised instead; so is a cancellation. Closing the stream early rolls the turn back.
+        """
         self.validate(request)
         with _memory_errors():
             async with self.locks.hold(_thread(request.tenant, request.session_id)):
@@ -251,15 +181,22 @@ class Agent:
             await self.checkpointer.adelete_thread(_thread(tenant, session_id))
 
     async def run_turn(self, request: TurnRequest) -> TurnOutput:
+        """The whole turn at once; a turn that failed raises its error."""
         audio = ReplyAudio()
-        result: TurnResult | None = None
-        async for event in self.stream_turn(request):  # to the end: the session's lock is let go there
-            if event["type"] == "audio":
-                audio.add(event["audio"], event["sample_rate"])
-            elif event["type"] == "result":
-                result = event["result"]
-        assert result is not None, "a turn's events end with its result"
-        return audio.output(result)
+        async with contextlib.aclosing(self.stream_turn(request)) as events:  # closed: the lock is let go
+            async for event in events:
+                match event:
+                    case Audio():
+                        audio.add(event.audio, event.sample_rate)
+                    case TurnDone(result=result):
+                        return audio.output(result)
+                    case TurnFailed(error=error):
+                        raise error
+                    case Heard() | AnswerText() | ToolCalled() | ToolFinished():
+                        pass
+                    case _:
+                        assert_never(event)
+        raise AssertionError("a turn's events end with its result or its failure")
 
     async def traces(self, tenant: str, session_id: str) -> list[TraceTree] | None:
         """Every kept turn's span tree, oldest first; None when the tenant has no such session."""
@@ -283,40 +220,46 @@ class Agent:
         )
 
     async def _keep_trace(
-        self, request: TurnRequest, context: TurnContext, progress: _Progress, error: BaseException | None = None
+        self,
+        request: TurnRequest,
+        trace: TurnTrace,
+        progress: Progress,
+        timings: dict[str, float],
+        error: BaseException | None = None,
     ) -> None:
         """End the turn's trace and keep it: a failed turn's trace too, it says why it failed.
 
         Tracing never fails a turn: a trace that cannot be stored is logged and dropped.
         """
-        trace = context.trace
-        if context.speaker is not None:
-            trace_speech(trace, context.speaker)
-        tree = trace.finish(progress.figures(trace), error)
+        tree = trace.finish(progress.figures(trace, timings), error)
         try:
             await self.sessions.record_trace(request.tenant, request.session_id, tree)
         except Exception:
             log.warning("could not keep the trace of a turn of %s", request.session_id, exc_info=True)
 
-    async def _run(self, request: TurnRequest) -> AsyncGenerator[dict[str, Any], None]:
-        config = _config(request.tenant, request.session_id)
-        before = await self.graph.aget_state(config)
-        trace = self._start_trace(request, before)
-        context = TurnContext(
+    def _context(self, request: TurnRequest, trace: TurnTrace) -> TurnContext:
+        return TurnContext(
             deps=self.deps,
             tenant=request.tenant,
             session_id=request.session_id,
-            text=request.text,
+            text=request.text if request.audio is None else request.transcript,
             audio=request.audio,
             speak=request.speak,
             knowledge_bases=request.knowledge_bases,
-            speaker=SentenceSpeaker(self.deps.tts) if request.speak and self.deps.tts else None,
             registry=self.deps.registry_for(request.tenant),
             voice=request.voice,
             trace=trace,
         )
-        progress = _Progress()
-        try:
+
+    async def _run(self, request: TurnRequest) -> AsyncGenerator[TurnEvent, None]:
+        config = _config(request.tenant, request.session_id)
+        before = await self.graph.aget_state(config)
+        trace = self._start_trace(request, before)
+        context = self._context(request, trace)
+        progress = Progress()
+        tts = self.deps.tts if request.speak else None
+
+        async def node_events() -> AsyncIterator[NodeEvent]:
             stream = cast(
                 AsyncGenerator[tuple[str, Any], None],  # astream is an async generator, typed as an iterator
                 self.graph.astream(
@@ -325,13 +268,25 @@ class Agent:
             )
             async with contextlib.aclosing(stream):  # a turn left midway stops before it is rolled back
                 async for mode, data in stream:
-                    event: dict[str, Any] = cast(dict[str, Any], data)
                     if mode == "values":
-                        progress.values = event
-                        continue
-                    progress.saw(event)
-                    yield event
-            values = progress.finish()
+                        progress.values = data
+                    else:
+                        yield cast(NodeEvent, data)
+
+        try:
+            try:
+                stage = speak_along(
+                    node_events(), tts, speak_text=not self.deps.planner.speech_native, spoken=progress.spoken
+                )
+                async with contextlib.aclosing(stage):
+                    async for event in stage:
+                        progress.saw(event)
+                        yield event
+            finally:
+                if tts is not None:
+                    trace_speech(trace, tts, progress.spoken)
+            values = progress.values
+            timings = progress.timings(trace)
             result = TurnResult(
                 session_id=request.session_id,
                 turn=values["turn"],
@@ -340,7 +295,7 @@ class Agent:
                 citations=values["citations"],
                 tool_calls=values["tool_calls"],
                 voice=values.get("voice"),
-                timings_ms=values["timings_ms"],
+                timings_ms=timings,
                 trace_id=trace.trace_id,
             )
             # Inside the try: a turn the index cannot record is rolled back, not half kept.
@@ -349,15 +304,20 @@ class Agent:
             # Shielded: a turn cancelled because its client left is rolled back all the same.
             with anyio.CancelScope(shield=True):
                 await self._restore(before)
-                await self._keep_trace(request, context, progress, error)
+                await self._keep_trace(request, trace, progress, progress.timings(trace), error)
+            if isinstance(error, RedisError):
+                error = MemoryUnavailableError(MEMORY_UNAVAILABLE.format(error=type(error).__name__))
+            if isinstance(error, Exception):
+                yield TurnFailed(error)
+                return
             raise
-        await self._keep_trace(request, context, progress)
+        await self._keep_trace(request, trace, progress, timings)
         if self.keeper is not None:
             try:
                 await self.keeper(config["configurable"]["thread_id"])
             except RedisError:  # the turn landed; upkeep is retried after the next one
                 log.warning("session upkeep failed for %s", request.session_id, exc_info=True)
-        yield {"type": "result", "result": result}
+        yield TurnDone(result)
 
     async def _restore(self, before: StateSnapshot) -> None:
         """Put the thread back as it was before a failed turn (best effort when memory is down)."""

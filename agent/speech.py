@@ -1,32 +1,41 @@
-"""Speaking the answer while it is still being written.
+"""Speech as a stage of the turn's stream: text in, audio out, alongside the planner.
 
-The voice is given at each call, not fixed per turn, because a tool may change it midway.
-The planner streams its answer as text deltas; waiting for the whole answer before
-synthesizing would add the full generation time to the time to first audio. A
-SentenceSpeaker takes the deltas, and as soon as a sentence is complete (the next one has
-begun) it synthesizes that sentence and emits its audio; `flush` speaks the rest.
+The planner writes its answer as text deltas; waiting for the whole answer before
+synthesizing would add the full generation time to the time to first audio. The stage
+reads the nodes' events as they come and passes each on at once; the answer's text it also
+gathers into sentences, and as soon as one is complete (the next has begun) a second task
+synthesizes it while the planner goes on writing. A `Line` (said while tools run) is
+spoken in its turn, a tool call ends the sentence before it, and the end of the stream
+speaks the rest. Audio a speech-native planner spoke itself passes straight through.
+
+Closing the stage's stream stops both at once: the planner where it is, the synthesis at
+the next chunk (barge-in, a client gone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import assert_never
 
 import numpy as np
 
-from agent.context import Emit
+from agent.events import AnswerText, Audio, Heard, Line, NodeEvent, ToolCalled, ToolFinished
 from agent.tracing import AUDIO_OUT_S, SENTENCES, TTS_MODEL, TTS_TEXT, VOICE, TurnTrace
 from model.base import SpeechSynthesizer
 from model.tts import split_sentences
 
-__all__ = ["SentenceSpeaker", "Spoken", "trace_speech"]
+__all__ = ["SentenceBuffer", "Spoken", "speak_along", "trace_speech"]
+
+StageEvent = Heard | AnswerText | ToolCalled | ToolFinished | Audio
 
 
 @dataclass(frozen=True)
 class Spoken:
-    """One synthesized stretch of the answer, for the turn's trace."""
+    """One synthesized stretch of the reply, for the turn's trace."""
 
     text: str
     voice: str | None
@@ -36,63 +45,133 @@ class Spoken:
     audio_seconds: float
 
 
-class SentenceSpeaker:
-    """One turn's speech: fed text as it arrives, speaks whole sentences in order."""
+@dataclass
+class SentenceBuffer:
+    """Text as it streams in, given back a whole sentence at a time."""
 
-    def __init__(self, tts: SpeechSynthesizer) -> None:
-        self.tts = tts
-        self.busy_ms = 0.0
-        """Time spent synthesizing so far."""
-        self.fed = False
-        """Whether any text has been fed this turn."""
-        self.spoken: list[Spoken] = []
-        """What was synthesized so far, in order."""
-        self._buffer = ""
+    _text: str = ""
 
-    async def feed(self, text: str, voice: str | None, emit: Emit) -> None:
-        """Add streamed text; speak, in `voice`, every sentence that is now complete."""
-        self.fed = self.fed or bool(text.strip())
-        self._buffer += text
-        sentences = split_sentences(self._buffer)
+    def add(self, text: str) -> str:
+        """Add `text`; the sentences it completed (the next has begun), "" when none."""
+        self._text += text
+        sentences = split_sentences(self._text)
         if len(sentences) < 2:
-            return
+            return ""
         *complete, rest = sentences
-        self._buffer = self._buffer[self._buffer.rfind(rest) :]  # keep its raw tail: the next delta may begin " word"
-        await self._say(" ".join(complete), voice, emit)
+        self._text = self._text[self._text.rfind(rest) :]  # keep its raw tail: the next delta may begin " word"
+        return " ".join(complete)
 
-    async def flush(self, voice: str | None, emit: Emit) -> None:
-        """Speak whatever is left in the buffer."""
-        text, self._buffer = self._buffer.strip(), ""
-        if text:
-            await self._say(text, voice, emit)
+    def rest(self) -> str:
+        """Whatever is left, and the buffer emptied."""
+        text, self._text = self._text.strip(), ""
+        return text
 
-    async def say(self, text: str, voice: str | None, emit: Emit) -> None:
-        """Speak a whole line now, apart from the answer being fed (a line said while tools run)."""
-        if text.strip():
-            await self._say(text.strip(), voice, emit)
 
-    async def _say(self, text: str, voice: str | None, emit: Emit) -> None:
-        started, started_ns = time.perf_counter(), time.time_ns()
-        samples = 0
+@dataclass
+class _Voice:
+    """The stage's speaking half: says what it is given, in order, one piece at a time."""
+
+    tts: SpeechSynthesizer
+    out: asyncio.Queue[StageEvent | BaseException | None]
+    spoken: list[Spoken]
+    todo: asyncio.Queue[tuple[str, str | None] | None] = field(default_factory=asyncio.Queue)
+
+    async def run(self) -> None:
+        while (item := await self.todo.get()) is not None:
+            await self._say(*item)
+        await self.out.put(None)
+
+    async def _say(self, text: str, voice: str | None) -> None:
+        started_ns, samples, first = time.time_ns(), 0, True
         chunks: Iterator[np.ndarray] = self.tts.synthesize(text, voice)  # a generator: next() does the work
         while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
             samples += len(chunk)
-            emit({"type": "audio", "audio": chunk, "sample_rate": self.tts.sample_rate})
-        self.busy_ms += (time.perf_counter() - started) * 1000
+            await self.out.put(Audio(chunk, self.tts.sample_rate, text if first else ""))
+            first = False
         self.spoken.append(Spoken(text, voice, started_ns, time.time_ns(), samples / self.tts.sample_rate))
 
 
-def trace_speech(trace: TurnTrace, speaker: SentenceSpeaker) -> None:
+async def speak_along(
+    events: AsyncIterator[NodeEvent],
+    tts: SpeechSynthesizer | None,
+    *,
+    speak_text: bool,
+    spoken: list[Spoken],
+) -> AsyncGenerator[StageEvent, None]:
+    """`events` passed on as they come, with the audio of what is to be said among them.
+
+    `tts` None: nothing is said (a text-only turn; `Line`s are dropped). `speak_text` False:
+    the planner speaks its answer itself, so only `Line`s are synthesized. What was said is
+    added to `spoken`. Ends once `events` ends and the last of the audio is out.
+    """
+    out: asyncio.Queue[StageEvent | BaseException | None] = asyncio.Queue()
+    voice = _Voice(tts, out, spoken) if tts is not None else None
+    sentences = SentenceBuffer()
+
+    def say(text: str, speaker_voice: str | None) -> None:
+        if voice is not None and text.strip():
+            voice.todo.put_nowait((text.strip(), speaker_voice))
+
+    async def read() -> None:
+        last_voice: str | None = None
+        try:
+            async for event in events:
+                match event:
+                    case AnswerText(text=text, voice=last_voice):
+                        if speak_text:
+                            say(sentences.add(text), last_voice)
+                    case Line(text=text, voice=line_voice):
+                        say(sentences.rest(), last_voice)
+                        say(text, line_voice)
+                        continue
+                    case ToolCalled():
+                        say(sentences.rest(), last_voice)
+                    case Heard() | ToolFinished() | Audio():
+                        pass
+                    case _:
+                        assert_never(event)
+                await out.put(event)
+            say(sentences.rest(), last_voice)
+        except Exception as error:
+            await out.put(error)
+        if voice is not None:
+            voice.todo.put_nowait(None)
+        else:
+            await out.put(None)
+
+    async def speak() -> None:
+        assert voice is not None
+        try:
+            await voice.run()
+        except Exception as error:
+            await out.put(error)
+
+    tasks = [asyncio.create_task(read())]
+    if voice is not None:
+        tasks.append(asyncio.create_task(speak()))
+    try:
+        while (item := await out.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def trace_speech(trace: TurnTrace, tts: SpeechSynthesizer, spoken: list[Spoken]) -> None:
     """A speak span from the first spoken sentence to the last, one synthesize span per sentence.
 
     Sentences are spoken while the plan still streams, so `speak` overlaps `plan`: the
     timeline shows when the voice was busy, not a stage after planning.
     """
-    spoken = speaker.spoken
     if not spoken:
         return
     total = round(sum(s.audio_seconds for s in spoken), 3)
-    attributes = {TTS_MODEL: speaker.tts.name, AUDIO_OUT_S: total, SENTENCES: len(spoken), VOICE: spoken[-1].voice}
+    attributes = {TTS_MODEL: tts.name, AUDIO_OUT_S: total, SENTENCES: len(spoken), VOICE: spoken[-1].voice}
     span = trace.record("speak", spoken[0].started_ns, spoken[-1].ended_ns, attributes)
     for part in spoken:
         details = {TTS_TEXT: trace.content(part.text), AUDIO_OUT_S: round(part.audio_seconds, 3), VOICE: part.voice}

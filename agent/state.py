@@ -51,9 +51,8 @@ class AgentState(TypedDict):
     rounds: int
     """Tool rounds run this turn (plan -> act counts one)."""
     spoke: bool
-    """The planner produced the turn's audio itself (speech-native backends)."""
-    timings_ms: dict[str, float]
-    """Time spent per stage this turn: asr, plan, act, speak."""
+    """Something was said this step before the tools ran (the planner's own line, or the
+    tool's line as soon as it was chosen), so the tools' line is not said over it."""
 
 
 def fresh_turn() -> dict[str, object]:
@@ -66,5 +65,4 @@ def fresh_turn() -> dict[str, object]:
         "pending": [],
         "rounds": 0,
         "spoke": False,
-        "timings_ms": {},
     }

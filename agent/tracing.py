@@ -140,6 +140,10 @@ class _Collector(SpanProcessor):
         with self._lock:
             self._open[trace_id] = []
 
+    def peek(self, trace_id: int) -> list[ReadableSpan]:
+        with self._lock:
+            return list(self._open.get(trace_id, []))
+
     def take(self, trace_id: int) -> list[ReadableSpan]:
         with self._lock:
             return self._open.pop(trace_id, [])
@@ -265,6 +269,18 @@ class TurnTrace:
         span.end(end_time=max(end_ns, start_ns))
         return span
 
+    def timings_ms(self) -> dict[str, float]:
+        """Time spent per stage so far, from the spans that ended: `asr`, `plan`, `act` (tool
+        calls) and `speak` (synthesis), each the length of the union of its spans, so calls
+        that ran together and speech that overlapped planning count once."""
+        spans = self._collector.peek(self.root.get_span_context().trace_id) if self._collector else []
+        stages: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for span in spans:
+            stage = STAGE_OF_SPAN.get(span.name.split(" ")[0])
+            if stage and span.start_time is not None and span.end_time is not None:
+                stages[stage].append((span.start_time, span.end_time))
+        return {stage: round(_covered_ns(intervals) / 1e6, 1) for stage, intervals in stages.items()}
+
     def finish(self, attributes: Mapping[str, Any] | None = None, error: BaseException | None = None) -> TraceTree:
         """End the turn's span and return the turn's whole tree."""
         self.root.set_attributes(_clean(attributes))
@@ -273,6 +289,21 @@ class TurnTrace:
         self.root.end()
         spans = self._collector.take(self.root.get_span_context().trace_id) if self._collector else []
         return build_tree(spans)
+
+
+STAGE_OF_SPAN = {"asr": "asr", "plan": "plan", "execute_tool": "act", "synthesize": "speak"}
+"""Which stage of a turn's `timings_ms` a span's time counts under (by the first word of its name)."""
+
+
+def _covered_ns(intervals: list[tuple[int, int]]) -> int:
+    """How long the union of [start, end) intervals is."""
+    total, reach = 0, None
+    for start, end in sorted(intervals):
+        if reach is None or start > reach:
+            total, reach = total + end - start, end
+        elif end > reach:
+            total, reach = total + end - reach, end
+    return total
 
 
 def build_tree(spans: Sequence[ReadableSpan]) -> TraceTree:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, assert_never
 
 import anyio
 from fastapi.responses import StreamingResponse
 
-from agent.runner import Agent, ReplyAudio, TurnOutput, TurnRequest
+from agent.events import AnswerText, Audio, Heard, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
+from agent.outcome import ReplyAudio, TurnOutput
+from agent.runner import Agent, TurnRequest
 from api.errors import error_answer
 from api.schemas import TurnPublic
 from model.audio import encode_wav
@@ -47,19 +49,27 @@ def _event(name: str, data: Any) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def _encode(event: dict[str, Any], audio: ReplyAudio) -> bytes:
-    kind = event["type"]
-    if kind == "audio":
-        audio.add(event["audio"], event["sample_rate"])
-        wav = base64.b64encode(encode_wav(event["audio"], event["sample_rate"])).decode("ascii")
-        return _event("audio", {"audio_wav_b64": wav, "sample_rate": event["sample_rate"]})
-    if kind == "result":
-        return _event("result", public_turn(audio.output(event["result"])).model_dump(mode="json"))
-    if kind == "tool_call":
-        return _event("tool_call", dict(event["call"]))
-    if kind == "tool_result":
-        return _event("tool_result", dict(event["record"]))
-    return _event(kind, {"text": event["text"]})
+def _encode(event: TurnEvent, audio: ReplyAudio, where: str) -> bytes:
+    match event:
+        case Heard(text=text):
+            return _event("transcript", {"text": text})
+        case AnswerText(text=text):
+            return _event("text", {"text": text})
+        case ToolCalled(call=call):
+            return _event("tool_call", dict(call))
+        case ToolFinished(record=record):
+            return _event("tool_result", dict(record))
+        case Audio():
+            audio.add(event.audio, event.sample_rate)
+            wav = base64.b64encode(encode_wav(event.audio, event.sample_rate)).decode("ascii")
+            return _event("audio", {"audio_wav_b64": wav, "sample_rate": event.sample_rate})
+        case TurnDone(result=result):
+            return _event("result", public_turn(audio.output(result)).model_dump(mode="json"))
+        case TurnFailed(error=error):
+            status, detail = error_answer(error, where)
+            return _event("error", {"status": status, "detail": detail})
+        case _:
+            assert_never(event)
 
 
 async def stream_turn(agent: Agent, turn: TurnRequest, where: str) -> StreamingResponse:
@@ -71,9 +81,9 @@ async def stream_turn(agent: Agent, turn: TurnRequest, where: str) -> StreamingR
     async def body() -> AsyncIterator[bytes]:
         audio = ReplyAudio()
         try:
-            yield _encode(first, audio)
+            yield _encode(first, audio, where)
             async for event in events:
-                yield _encode(event, audio)
+                yield _encode(event, audio, where)
         except Exception as exc:
             status, detail = error_answer(exc, where)
             yield _event("error", {"status": status, "detail": detail})

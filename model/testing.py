@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -61,6 +62,8 @@ class ScriptedPlanner(Planner):
     fallback: str = "(script exhausted)"
     requests: list[PlanRequest] = field(default_factory=list)
     name: str = "scripted"
+    seconds_per_word: float = 0.0
+    """How long each word of an answer takes to write, as a model's tokens do."""
 
     async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
         index = len(self.requests)
@@ -75,6 +78,7 @@ class ScriptedPlanner(Planner):
         else:  # word by word, as a model streams
             for piece in re.findall(r"\S+\s*", step.text or self.fallback):
                 yield TextDelta(piece)
+                await asyncio.sleep(self.seconds_per_word)
         yield Usage(model=self.name)
 
 

@@ -12,6 +12,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
+from agent.events import Audio, TurnDone, TurnEvent
 from agent.runner import Agent, TurnRequest
 from model.base import PlanEvent, Planner, PlanRequest, TextDelta, ToolCall, ToolCallEvent, ToolChosen, Usage
 from model.testing import RecordingSynthesizer, ScriptedPlanner, call, reply
@@ -66,16 +67,18 @@ async def test_it_is_said_while_the_tool_runs_and_before_its_result() -> None:
     gate, tts = asyncio.Event(), RecordingSynthesizer()
     planner = ScriptedPlanner([call("forecast", city="Oslo"), reply("It is sunny in Oslo.")])
     agent = _agent(planner, _tool("Let me look up the weather in {city}.", gate), tts)
-    events: list[dict[str, Any]] = []
+    events: list[TurnEvent] = []
     async for event in agent.stream_turn(TurnRequest("s", text="Weather in Oslo?")):
         events.append(event)
-        if event["type"] == "audio" and not gate.is_set():
+        if isinstance(event, Audio) and not gate.is_set():
             assert tts.said == [("Let me look up the weather in Oslo.", None)]  # the tool is still running
+            assert event.text == "Let me look up the weather in Oslo."
             gate.set()
-    kinds = [e["type"] for e in events]
-    assert kinds.index("tool_call") < kinds.index("audio") < kinds.index("tool_result") < kinds.index("text")
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("ToolCalled") < kinds.index("Audio") < kinds.index("ToolFinished") < kinds.index("AnswerText")
     assert [text for text, _ in tts.said] == ["Let me look up the weather in Oslo.", "It is sunny in Oslo."]
-    result = events[-1]["result"]
+    assert isinstance(events[-1], TurnDone)
+    result = events[-1].result
     assert result["answer"] == "It is sunny in Oslo." and "look up" not in result["answer"]
 
 
@@ -115,7 +118,8 @@ async def test_a_planner_that_spoke_before_calling_is_not_talked_over() -> None:
 
 class _ChoosesFirst(Planner):
     """A planner that tells the tool it chose before it has written the arguments, as the
-    cascade on llama.cpp does; the arguments take a while to write."""
+    cascade on llama.cpp does; the arguments take a while to write (long enough for a line
+    said meanwhile to be heard)."""
 
     name = "chooses-first"
 
@@ -128,6 +132,7 @@ class _ChoosesFirst(Planner):
         self.steps += 1
         if self.steps == 1:
             yield ToolChosen("forecast")
+            await asyncio.sleep(0.3)
             self.said_while_writing = [text for text, _ in self.tts.said]
             yield ToolCallEvent(ToolCall(id="c1", name="forecast", arguments={"city": "Oslo"}))
         else:
@@ -147,6 +152,6 @@ async def test_a_line_that_needs_no_arguments_is_said_as_soon_as_the_tool_is_cho
     events = [e async for e in _agent(planner, _tool(announce), tts).stream_turn(TurnRequest("s", text="Weather?"))]
     line = _tool(announce).spec.announcement({"city": "Oslo"})
     assert planner.said_while_writing == ([line] if early else [])
-    kinds = [e["type"] for e in events]
-    assert (kinds.index("audio") < kinds.index("tool_call")) is early
+    kinds = [type(e).__name__ for e in events]
+    assert (kinds.index("Audio") < kinds.index("ToolCalled")) is early
     assert [text for text, _ in tts.said] == [line, "Sunny."]  # said once, early or late

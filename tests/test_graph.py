@@ -11,6 +11,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
+from agent.events import TurnDone
 from agent.graph import build_graph
 from agent.memory import open_checkpointer
 from agent.runner import Agent, TurnRequest
@@ -227,10 +228,11 @@ async def test_sqlite_memory_survives_a_new_agent(tmp_path: Path) -> None:
 async def test_answer_is_spoken_sentence_by_sentence_while_it_streams() -> None:
     tts = RecordingSynthesizer()
     answer = reply("First sentence here. Second one follows. Third.")
-    agent = _agent(ScriptedPlanner([answer, answer]), tts=tts)
+    agent = _agent(ScriptedPlanner([answer, answer], seconds_per_word=0.05), tts=tts)
     events = [e async for e in agent.stream_turn(TurnRequest("s1", text="talk"))]
-    kinds = [e["type"] for e in events]
-    assert kinds.index("audio") < len(kinds) - 1 - kinds[::-1].index("text"), kinds
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Audio") < len(kinds) - 1 - kinds[::-1].index("AnswerText"), kinds
+    assert isinstance(events[-1], TurnDone)
     assert [text for text, _ in tts.said] == ["First sentence here.", "Second one follows.", "Third."]
     output = await agent.run_turn(TurnRequest("s2", text="talk"))
     assert output.sample_rate == tts.sample_rate and output.audio.size == 3 * tts.sample_rate // 10

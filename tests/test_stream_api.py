@@ -42,7 +42,7 @@ class GatedSynthesizer(RecordingSynthesizer):
 
 @pytest.fixture(scope="module")
 def planner() -> ScriptedPlanner:
-    return ScriptedPlanner()
+    return ScriptedPlanner(seconds_per_word=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -86,20 +86,24 @@ def _seconds(b64: str) -> float:
 
 
 def test_a_turn_streams_as_it_happens_and_ends_with_the_json_answer(
-    client: httpx.Client, planner: ScriptedPlanner
+    client: httpx.Client, planner: ScriptedPlanner, tts: GatedSynthesizer
 ) -> None:
     _script(planner, call("get_date_time", timezone="Asia/Tokyo"), reply(ANSWER))
+    said_before = len(tts.said)
     events = _stream(client, "streamed", "What time is it in Tokyo?")
     names = [name for name, _ in events]
-    # the line said while the tool runs comes before the tool's result, and the answer after it
-    assert names[:4] == ["transcript", "tool_call", "audio", "tool_result"] and names[-1] == "result"
+    # the line said while the tool runs is heard first, then the answer written after the result
+    assert names[:2] == ["transcript", "tool_call"] and names[-1] == "result"
+    assert names.index("tool_result") < names.index("text")
+    assert tts.said[said_before][0] == "Let me check the time in Tokyo."
     assert events[0][1] == {"text": "What time is it in Tokyo?"}
     assert events[1][1]["name"] == "get_date_time" and events[1][1]["arguments"] == {"timezone": "Asia/Tokyo"}
-    assert events[3][1]["status"] == "ok" and events[3][1]["id"] == events[1][1]["id"]
+    result_event = events[names.index("tool_result")][1]
+    assert result_event["status"] == "ok" and result_event["id"] == events[1][1]["id"]
     assert "".join(data["text"] for name, data in events if name == "text").strip() == ANSWER
     chunks = [data for name, data in events if name == "audio"]
     assert len(chunks) == 4  # the line said while the tool ran, then a chunk per sentence as the answer streams
-    answer_audio = names.index("audio", names.index("tool_result"))
+    answer_audio = names.index("audio", names.index("text"))
     assert answer_audio < len(names) - 1 - names[::-1].index("text")  # the answer's first, before its last text
     result = events[-1][1]
     assert result["answer"] == ANSWER and result["turn"] == 1 and len(result["trace_id"]) == 32

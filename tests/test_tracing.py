@@ -101,7 +101,7 @@ async def test_a_tool_turn_is_one_tree_in_genai_terms() -> None:
 
 
 async def test_speech_overlaps_the_streaming_plan_and_is_told_sentence_by_sentence() -> None:
-    planner = ScriptedPlanner([reply(ANSWER)])
+    planner = ScriptedPlanner([reply(ANSWER)], seconds_per_word=0.05)
     _, trace = await _one_trace(_agent(planner), TurnRequest("s", text="Hi"))
     plan, speak = _named(trace, "plan")[0], _named(trace, "speak")[0]
     assert speak["start_ms"] < plan["start_ms"] + plan["duration_ms"]  # the first sentence is spoken mid-stream
