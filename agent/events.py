@@ -9,7 +9,8 @@ realtime WebSocket all read this one `TurnEvent` union, and each matches it exha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,6 +96,8 @@ class TurnDone:
     """The turn landed: its result, as the JSON endpoint answers it (less the audio)."""
 
     result: TurnResult
+    tokens: Mapping[str, int] = field(default_factory=dict)
+    """The planner's tokens over the turn: input, output and cached (input reused)."""
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,10 @@ from agent.memory import Memory, MemoryUnavailableError, ThreadKeeper
 from agent.outcome import Progress, ReplyAudio, TurnOutput, TurnResult
 from agent.sessions import InMemorySessionStore, SessionInfo, SessionStore, TurnRecord
 from agent.speech import speak_along, trace_speech
-from agent.state import fresh_turn
+from agent.state import Replace, fresh_turn
 from agent.tracing import TraceTree, Tracing, TurnTrace
 from model.audio import SAMPLE_RATE
+from model.base import Message
 from model.errors import InputError
 
 __all__ = [
@@ -311,13 +312,56 @@ class Agent:
                 yield TurnFailed(error)
                 return
             raise
+        tokens = trace.token_usage()
         await self._keep_trace(request, trace, progress, timings)
         if self.keeper is not None:
             try:
                 await self.keeper(config["configurable"]["thread_id"])
             except RedisError:  # the turn landed; upkeep is retried after the next one
                 log.warning("session upkeep failed for %s", request.session_id, exc_info=True)
-        yield TurnDone(result)
+        yield TurnDone(result, tokens)
+
+    async def keep_heard(self, request: TurnRequest, transcript: str, heard: str) -> None:
+        """Land a turn that was cut short (the user spoke over it) as far as it was heard: its
+        user message, and of the answer only what was said before the cut (maybe nothing).
+        The cut turn itself was rolled back when its stream was closed; what its tools did
+        is not kept."""
+        config = _config(request.tenant, request.session_id)
+        with _memory_errors():
+            async with self.locks.hold(_thread(request.tenant, request.session_id)):
+                before = await self.graph.aget_state(config)
+                turn = int(before.values.get("turn") or 0) + 1
+                messages = [Message(role="user", content=transcript)]
+                if heard:
+                    messages.append(Message(role="assistant", content=heard))
+                update = {**fresh_turn(), "messages": messages, "turn": turn, "transcript": transcript, "answer": heard}
+                await self.graph.aupdate_state(config, update, as_node="plan")
+                record = TurnResult(
+                    session_id=request.session_id,
+                    turn=turn,
+                    transcript=transcript,
+                    answer=heard,
+                    citations=[],
+                    tool_calls=[],
+                    voice=before.values.get("voice"),
+                    timings_ms={},
+                    trace_id="",
+                )
+                await self.sessions.record_turn(request.tenant, request.session_id, {**record, "at": time.time()})
+
+    async def amend_answer(self, tenant: str, session_id: str, heard: str) -> bool:
+        """Keep only `heard` of the session's last answer (the client stopped playing it there);
+        False when the session has no answer to amend."""
+        config = _config(tenant, session_id)
+        with _memory_errors():
+            async with self.locks.hold(_thread(tenant, session_id)):
+                messages: list[Message] = list((await self.graph.aget_state(config)).values.get("messages") or [])
+                last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None)
+                if last is None:
+                    return False
+                messages[last] = Message(role="assistant", content=heard)
+                await self.graph.aupdate_state(config, {"messages": [Replace(replace=messages)]}, as_node="plan")
+                return True
 
     async def _restore(self, before: StateSnapshot) -> None:
         """Put the thread back as it was before a failed turn (best effort when memory is down)."""

@@ -281,6 +281,18 @@ class TurnTrace:
                 stages[stage].append((span.start_time, span.end_time))
         return {stage: round(_covered_ns(intervals) / 1e6, 1) for stage, intervals in stages.items()}
 
+    def token_usage(self) -> dict[str, int]:
+        """The planner's tokens so far, over every planning step: input, output, and the input
+        whose KV state was reused (`cached`)."""
+        spans = self._collector.peek(self.root.get_span_context().trace_id) if self._collector else []
+        usage = {"input": 0, "output": 0, "cached": 0}
+        for span in spans:
+            attributes = span.attributes or {}
+            for kind, name in (("input", INPUT_TOKENS), ("output", OUTPUT_TOKENS), ("cached", CACHED_TOKENS)):
+                value = attributes.get(name)
+                usage[kind] += value if isinstance(value, int) else 0
+        return usage
+
     def finish(self, attributes: Mapping[str, Any] | None = None, error: BaseException | None = None) -> TraceTree:
         """End the turn's span and return the turn's whole tree."""
         self.root.set_attributes(_clean(attributes))

@@ -12,7 +12,8 @@ import hashlib
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, status
+from starlette.requests import HTTPConnection
 
 from agent.runner import Agent
 from api.compose import Services
@@ -25,7 +26,7 @@ BAD_KEY = "the API key is not valid"
 RATE_LIMITED = "too many requests for this API key: at most {limit} a minute; retry in {retry:.0f} s"
 
 
-def get_services(request: Request) -> Services:
+def get_services(request: HTTPConnection) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -38,11 +39,20 @@ def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settin
     return services.settings
 
 
-def _presented_key(request: Request) -> str | None:
+BROWSER_KEY_PROTOCOL = "openai-insecure-api-key."
+"""A browser cannot set a WebSocket's headers, so it offers its key as a subprotocol."""
+
+
+def _presented_key(request: HTTPConnection) -> str | None:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return request.headers.get("x-api-key") or None
+    if key := request.headers.get("x-api-key"):
+        return key
+    for offered in request.headers.get("sec-websocket-protocol", "").split(","):
+        if offered.strip().startswith(BROWSER_KEY_PROTOCOL):
+            return offered.strip()[len(BROWSER_KEY_PROTOCOL) :] or None
+    return None
 
 
 def _match(presented: str, keys: dict[str, str]) -> str | None:
@@ -55,7 +65,7 @@ def _match(presented: str, keys: dict[str, str]) -> str | None:
     return tenant
 
 
-async def get_tenant(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
+async def get_tenant(request: HTTPConnection, services: Annotated[Services, Depends(get_services)]) -> str:
     """The caller's tenant: the configured key's, or the one local tenant when no keys are configured."""
     settings = services.settings
     keys = services.tenant_keys

@@ -33,7 +33,7 @@ import numpy as np
 from model.audio import SAMPLE_RATE
 from model.errors import ModelAssetError
 
-__all__ = ["SileroVAD"]
+__all__ = ["SileroVAD", "SpeechProbabilities"]
 
 _MISSING = "Silero VAD is not installed: pip install silero-vad"
 
@@ -156,3 +156,38 @@ def _as_mono_float(audio: np.ndarray) -> np.ndarray:
     if not (arr.flags.c_contiguous and arr.flags.writeable):  # torch.from_numpy needs both
         arr = arr.copy()
     return arr
+
+
+class SpeechProbabilities:
+    """Silero's speech probability for each 32 ms window of a live 16 kHz stream.
+
+    Each stream keeps its own recurrent state (the shared ONNX session holds none), so many
+    connections can listen at once.
+    """
+
+    window = 512
+    """Samples per window at 16 kHz."""
+    _CONTEXT = 64
+
+    def __init__(self) -> None:
+        model, _ = _load_model(True)
+        self._session = model.session
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._context = np.zeros((1, self._CONTEXT), np.float32)
+        self._pending = np.zeros(0, np.float32)
+
+    def feed(self, audio: np.ndarray) -> list[float]:
+        """The probabilities of the windows `audio` completes (leftover samples wait for more)."""
+        self._pending = np.concatenate([self._pending, _as_mono_float(audio)])
+        count = len(self._pending) // self.window
+        probabilities = []
+        for index in range(count):
+            window = self._pending[index * self.window : (index + 1) * self.window][None, :]
+            x = np.concatenate([self._context, window], axis=1)
+            out, self._state = self._session.run(
+                None, {"input": x, "state": self._state, "sr": np.array(SAMPLE_RATE, dtype=np.int64)}
+            )
+            self._context = x[:, -self._CONTEXT :]
+            probabilities.append(float(out.reshape(-1)[0]))
+        self._pending = self._pending[count * self.window :]
+        return probabilities

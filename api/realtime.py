@@ -1,0 +1,322 @@
+"""One realtime connection: live audio in, turns found by the server's VAD, answers streamed
+out as OpenAI Realtime events, and barge-in.
+
+A connection is a voicegraph session (its memory, tenant, traces and metrics): each
+committed user item becomes a turn of the agent, run by `Agent.stream_turn`, and that
+turn's typed events become the response's server events. voicegraph's own tools run on
+the server and show up as `mcp_call` items (server_label "voicegraph"): the client sees
+what was called and how it went, and has nothing to answer.
+
+Speech that starts while a response is playing cancels it at once (planner and voice
+stop; `response.done` with status `cancelled`), and the session keeps of the answer only
+what the user heard: by the client's `conversation.item.truncate` when it sends one, else
+by the server's own reckoning (audio plays in real time from its first delta).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from agent.runner import Agent, TurnRequest
+from api.realtime_hearing import LiveTranscript
+from api.realtime_protocol import ClientError, RealtimeConfig, decode_pcm16, new_id, parse_client_event
+from api.realtime_protocol import server_event as ev
+from api.realtime_response import Response, Spoken
+from model.audio import SAMPLE_RATE
+from model.base import SpeechRecognizer
+from model.turn_detection import SpeechStarted, SpeechStopped, TurnDetector
+
+__all__ = ["RealtimeConnection"]
+
+log = logging.getLogger(__name__)
+
+MAX_BUFFER_S = 600
+"""The most audio an uncommitted input buffer holds."""
+MIN_COMMIT_MS = 100
+
+
+class RealtimeConnection:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        agent: Agent,
+        *,
+        asr: SpeechRecognizer,
+        tenant: str,
+        session_id: str,
+        model: str,
+    ) -> None:
+        self.ws, self.agent, self.asr = websocket, agent, asr
+        self.tenant, self.session_id, self.model = tenant, session_id, model
+        self.config = RealtimeConfig()
+        self.detector: TurnDetector | None = self._detector()
+        self.buffer: list[np.ndarray] = []
+        self.buffered = 0
+        self.live: LiveTranscript | None = None
+        self.speech_item: str | None = None
+        self.pending: tuple[str, TurnRequest, str] | None = None
+        """A committed user item not answered yet: its id, its turn, its transcript."""
+        self.last_item: str | None = None
+        self.response: Response | None = None
+        self.response_task: asyncio.Task[None] | None = None
+        self.answered: tuple[str, Spoken] | None = None
+        """The last finished response's message item and what it said (for truncation)."""
+        self._send_lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        await self.send(ev("session.created", session=self.config.public(self.session_id, self.model)))
+        try:
+            while True:
+                raw = await self.ws.receive()
+                if raw["type"] == "websocket.disconnect":
+                    return
+                event: dict[str, Any] | None = None
+                try:
+                    event = parse_client_event(raw.get("text") or raw.get("bytes") or b"")
+                    await self.handle(event)
+                except ClientError as error:
+                    error.event_id = event.get("event_id") if event else None
+                    await self.send(error.event())
+        except WebSocketDisconnect:
+            return
+        finally:
+            if self.live is not None:
+                self.live.cancel()
+            await self._stop_response("client_gone", notify=False)
+
+    async def send(self, event: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(json.dumps(event, ensure_ascii=False))
+
+    async def handle(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "session.update": self._session_update,
+            "input_audio_buffer.append": self._append,
+            "input_audio_buffer.commit": self._commit,
+            "input_audio_buffer.clear": self._clear,
+            "conversation.item.create": self._item_create,
+            "conversation.item.truncate": self._truncate,
+            "response.create": self._response_create,
+            "response.cancel": self._response_cancel,
+        }
+        await handlers[kind](event)
+
+    # -- session and input --------------------------------------------------------------
+
+    async def _session_update(self, event: dict[str, Any]) -> None:
+        update = event.get("session")
+        if not isinstance(update, dict):
+            raise ClientError("session.update needs a 'session' object", param="session")
+        config = self.config.merged(update)
+        if config.tools:
+            raise ClientError(
+                "tools the client runs itself are not supported yet; voicegraph's own tools run on the server",
+                param="session.tools",
+            )
+        detection_changed = config.audio.input.turn_detection != self.config.audio.input.turn_detection
+        self.config = config
+        if detection_changed:
+            self.detector = self._detector()
+        await self.send(ev("session.updated", session=config.public(self.session_id, self.model)))
+
+    def _detector(self) -> TurnDetector | None:
+        settings = self.config.audio.input.turn_detection
+        if settings is None:
+            return None
+        return TurnDetector(
+            threshold=settings.threshold,
+            prefix_ms=settings.prefix_padding_ms,
+            silence_ms=settings.silence_duration_ms,
+        )
+
+    async def _append(self, event: dict[str, Any]) -> None:
+        audio = decode_pcm16(event.get("audio"))
+        if self.buffered + len(audio) > MAX_BUFFER_S * SAMPLE_RATE:
+            raise ClientError(f"the input audio buffer holds at most {MAX_BUFFER_S} s; commit or clear it")
+        self.buffer.append(audio)
+        self.buffered += len(audio)
+        if self.detector is None:
+            return
+        for found in self.detector.feed(audio):
+            if isinstance(found, SpeechStarted):
+                await self._speech_started(found)
+            else:
+                await self._speech_stopped(found)
+        if self.live is not None and self.detector.speaking:
+            self.live.update(self.detector.speech_so_far(), pausing=self.detector.pausing)
+
+    async def _speech_started(self, found: SpeechStarted) -> None:
+        self.speech_item = new_id("item")
+        await self.send(ev("input_audio_buffer.speech_started", audio_start_ms=found.at_ms, item_id=self.speech_item))
+        settings = self.config.audio.input.turn_detection
+        if self.response is not None and settings is not None and settings.interrupt_response:
+            await self._stop_response("turn_detected")
+        self.live = LiveTranscript(self.asr, self._transcript_delta)
+
+    async def _speech_stopped(self, found: SpeechStopped) -> None:
+        item_id = self.speech_item or new_id("item")
+        await self.send(ev("input_audio_buffer.speech_stopped", audio_end_ms=found.at_ms, item_id=item_id))
+        live, self.live, self.speech_item = self.live, None, None
+        self._reset_buffer()
+        transcript = await (live.final(found.audio) if live else asyncio.to_thread(self.asr.transcribe, found.audio))
+        await self._committed(item_id, found.audio, transcript.strip())
+        settings = self.config.audio.input.turn_detection
+        if settings is not None and settings.create_response and self.pending and self.response is None:
+            await self._start_response()
+
+    async def _transcript_delta(self, delta: str) -> None:
+        if self.config.transcribes and self.speech_item:
+            event = ev("conversation.item.input_audio_transcription.delta", content_index=0, delta=delta)
+            await self.send({**event, "item_id": self.speech_item})
+
+    async def _commit(self, event: dict[str, Any]) -> None:
+        audio = np.concatenate(self.buffer) if self.buffer else np.zeros(0, np.float32)
+        if len(audio) < MIN_COMMIT_MS * SAMPLE_RATE // 1000:
+            raise ClientError(
+                f"the input audio buffer holds under {MIN_COMMIT_MS} ms of audio",
+                code="input_audio_buffer_commit_empty",
+            )
+        self._reset_buffer()
+        self.detector = self._detector()
+        transcript = (await asyncio.to_thread(self.asr.transcribe, audio)).strip()
+        await self._committed(new_id("item"), audio, transcript)
+
+    async def _clear(self, event: dict[str, Any]) -> None:
+        self._reset_buffer()
+        self.detector = self._detector()
+        await self.send(ev("input_audio_buffer.cleared"))
+
+    def _reset_buffer(self) -> None:
+        self.buffer, self.buffered = [], 0
+
+    async def _committed(self, item_id: str, audio: np.ndarray, transcript: str) -> None:
+        previous, self.last_item = self.last_item, item_id
+        await self.send(ev("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id))
+        part: dict[str, Any] = {"type": "input_audio", "transcript": None}
+        item = {"id": item_id, "type": "message", "object": "realtime.item", "role": "user", "content": [part]}
+        await self.send(
+            ev("conversation.item.added", previous_item_id=previous, item={**item, "status": "in_progress"})
+        )
+        if self.config.transcribes:
+            usage = {"type": "duration", "seconds": round(len(audio) / SAMPLE_RATE, 3)}
+            done = ev("conversation.item.input_audio_transcription.completed", item_id=item_id, content_index=0)
+            await self.send({**done, "transcript": transcript, "usage": usage})
+        part["transcript"] = transcript
+        await self.send(ev("conversation.item.done", previous_item_id=previous, item={**item, "status": "completed"}))
+        if transcript:  # noise with no words in it is not a turn
+            self.pending = (item_id, self._request(audio=audio, transcript=transcript), transcript)
+
+    def _request(self, **given: Any) -> TurnRequest:
+        return TurnRequest(
+            session_id=self.session_id, tenant=self.tenant, speak=self.config.speaks, voice=self._voice(), **given
+        )
+
+    def _voice(self) -> str | None:
+        voice = self.config.audio.output.voice
+        return None if voice in (None, "", "default") else voice
+
+    async def _item_create(self, event: dict[str, Any]) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict) or item.get("type", "message") != "message" or item.get("role") != "user":
+            raise ClientError("conversation.item.create takes a user message", param="item")
+        texts: list[str] = []
+        audio: list[np.ndarray] = []
+        for part in item.get("content") or []:
+            if isinstance(part, dict) and part.get("type") == "input_text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part, dict) and part.get("type") == "input_audio":
+                audio.append(decode_pcm16(part.get("audio"), param="item.content.audio"))
+            else:
+                raise ClientError("a user message's content is input_text or input_audio parts", param="item.content")
+        item_id = str(item["id"]) if isinstance(item.get("id"), str) else new_id("item")
+        previous, self.last_item = self.last_item, item_id
+        if audio:
+            heard = np.concatenate(audio)
+            transcript = (await asyncio.to_thread(self.asr.transcribe, heard)).strip()
+            request = self._request(audio=heard, transcript=transcript)
+        else:
+            transcript = " ".join(texts).strip()
+            if not transcript:
+                raise ClientError("the message has no text", param="item.content")
+            request = self._request(text=transcript)
+        public: dict[str, Any] = {"id": item_id, "type": "message", "object": "realtime.item", "role": "user"}
+        public.update(status="completed", content=item.get("content"))
+        await self.send(ev("conversation.item.added", previous_item_id=previous, item=public))
+        await self.send(ev("conversation.item.done", previous_item_id=previous, item=public))
+        self.pending = (item_id, request, transcript)
+
+    async def _truncate(self, event: dict[str, Any]) -> None:
+        item_id, end = event.get("item_id"), event.get("audio_end_ms")
+        if not isinstance(end, int) or end < 0:
+            raise ClientError("audio_end_ms must be a whole number of ms, 0 or more", param="audio_end_ms")
+        if self.answered is None or self.answered[0] != item_id:
+            raise ClientError("only the last answer's audio can be truncated", param="item_id")
+        spoken = self.answered[1]
+        if end > spoken.sent_ms + 1:
+            raise ClientError(
+                f"audio_end_ms is past the answer's {spoken.sent_ms:.0f} ms of audio", param="audio_end_ms"
+            )
+        await self.agent.amend_answer(self.tenant, self.session_id, spoken.heard(end))
+        await self.send(ev("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end))
+
+    # -- responses ----------------------------------------------------------------------
+
+    async def _response_create(self, event: dict[str, Any]) -> None:
+        if self.response is not None:
+            raise ClientError("a response is already in progress", code="conversation_already_has_active_response")
+        if self.pending is None:
+            raise ClientError("there is no new user message to respond to", code="no_input")
+        await self._start_response()
+
+    async def _response_cancel(self, event: dict[str, Any]) -> None:
+        if self.response is None:
+            raise ClientError("no response is in progress", code="response_cancel_not_active")
+        await self._stop_response("client_cancelled")
+
+    async def _start_response(self) -> None:
+        assert self.pending is not None
+        _, request, transcript = self.pending
+        self.pending = None
+        response = Response(new_id("resp"), request, transcript, self.send, self.config.speaks)
+        self.response = response
+        await self.send(ev("response.created", response=response.public()))
+        self.response_task = asyncio.create_task(self._respond(response))
+
+    async def _respond(self, response: Response) -> None:
+        try:
+            async with contextlib.aclosing(self.agent.stream_turn(response.request)) as events:
+                async for event in events:
+                    await response.on_event(event)
+        except Exception as error:  # refused before it started: a busy session, memory down
+            await response.failed(error)
+        if self.response is response:
+            self.response = None
+            if response.message is not None:
+                self.answered = (response.message["id"], response.spoken)
+
+    async def _stop_response(self, reason: str, *, notify: bool = True) -> None:
+        """Cancel the response now; keep in the session what the user heard of it."""
+        response, task, self.response = self.response, self.response_task, None
+        if response is None or task is None:
+            return
+        heard = response.spoken.heard(response.spoken.played_ms())
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if notify:
+            await response.cancelled(reason)
+        try:
+            await self.agent.keep_heard(response.request, response.transcript, heard)
+        except Exception:
+            log.warning("could not keep the heard part of a cut answer in %s", self.session_id, exc_info=True)
+        if response.message is not None:
+            self.answered = (response.message["id"], response.spoken)

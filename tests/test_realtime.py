@@ -1,0 +1,162 @@
+"""/v1/realtime with the openai SDK as the client: real hearing (Silero, Whisper) and voice
+(Piper), a scripted planner, so what is checked is the protocol and the conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from api.app import create_app
+from api.compose import open_services
+from api.settings import Settings
+from model.testing import ScriptedPlanner, call, reply
+from tests.http_server import running_server
+from tests.realtime_client import collect, connect, send_speech
+from tests.speech import espeak_wav, piper_wav
+
+pytestmark = pytest.mark.anyio
+
+LONG = " ".join(f"Sentence number {n} of a long story goes on for a while." for n in range(1, 30))
+
+
+@pytest.fixture(scope="module")
+def planner() -> ScriptedPlanner:
+    return ScriptedPlanner(seconds_per_word=0.02)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, planner: ScriptedPlanner) -> Iterator[str]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("realtime"), voices=False, web_search="off", api_keys="local:local,k2:other"
+    )
+
+    def services(s: Settings) -> Any:
+        return open_services(s, planner=planner)
+
+    with running_server(create_app(settings, services)) as url:
+        yield url
+
+
+def _script(planner: ScriptedPlanner, *steps: Any) -> None:
+    planner.steps = [*planner.steps[: len(planner.requests)], *steps]
+
+
+def _types(events: list[Any]) -> list[str]:
+    return [event.type for event in events]
+
+
+async def test_a_spoken_question_is_heard_answered_and_remembered(server: str, planner: ScriptedPlanner) -> None:
+    _script(planner, call("get_date_time", timezone="Asia/Tokyo"), reply("It is noon in Tokyo. Have a nice day."))
+    async with connect(server, session_id="rt-tokyo") as connection:
+        created = await connection.recv()
+        assert created.type == "session.created"
+        await connection.session.update(
+            session={"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper"}}}}
+        )
+        await send_speech(connection, piper_wav("What time is it in Tokyo?"))
+        events = await collect(connection)
+    kinds = _types(events)
+    for kind in (
+        "session.updated",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.input_audio_transcription.completed",
+        "response.created",
+        "response.mcp_call.completed",
+        "response.output_audio.delta",
+        "response.output_audio_transcript.done",
+    ):
+        assert kind in kinds, kind
+    assert kinds.index("input_audio_buffer.speech_stopped") < kinds.index("response.created")
+    heard = next(e for e in events if e.type == "conversation.item.input_audio_transcription.completed")
+    assert "tokyo" in heard.transcript.lower()
+    assert "tokyo" in str(planner.requests[-2].messages[-1]["content"]).lower()  # the turn heard the same
+    tool = next(e for e in events if e.type == "response.output_item.done" and e.item.type == "mcp_call")
+    assert tool.item.name == "get_date_time" and json.loads(tool.item.arguments) == {"timezone": "Asia/Tokyo"}
+    said = next(e for e in events if e.type == "response.output_audio_transcript.done").transcript
+    assert said == "Let me check the time in Tokyo. It is noon in Tokyo. Have a nice day."
+    audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
+    assert len(audio) / 2 / 24_000 > 2.0  # seconds of 24 kHz pcm16 speech
+    done = events[-1]
+    assert done.response.status == "completed" and [item.type for item in done.response.output] == [
+        "mcp_call",
+        "message",
+    ]
+    async with httpx.AsyncClient(base_url=server, headers={"Authorization": "Bearer local"}) as http:
+        stored = (await http.get("/v1/sessions/rt-tokyo")).json()
+    assert stored["turns"][0]["answer"] == "It is noon in Tokyo. Have a nice day."
+
+
+async def test_typed_messages_and_manual_commit_in_text(server: str, planner: ScriptedPlanner) -> None:
+    _script(planner, reply("Hello Ada."))
+    async with connect(server) as connection:
+        await connection.session.update(
+            session={"type": "realtime", "output_modalities": ["text"], "audio": {"input": {"turn_detection": None}}}
+        )
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "My name is Ada."}]}
+        await connection.conversation.item.create(item=item)
+        await connection.response.create()
+        events = await collect(connection)
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Hello Ada." and "response.output_audio.delta" not in _types(events)
+    assert events[-1].response.status == "completed"
+
+
+async def test_speaking_over_an_answer_cancels_it_and_keeps_what_was_heard(
+    server: str, planner: ScriptedPlanner
+) -> None:
+    _script(planner, reply(LONG), reply("Sure."))
+    async with connect(server, session_id="rt-barge") as connection:
+        await send_speech(connection, piper_wav("Tell me a long story."))
+        events = await collect(connection, until="response.output_audio.delta")
+        await asyncio.sleep(1.5)  # the user listens a while, then speaks over the answer
+        await send_speech(connection, espeak_wav("Stop, stop."), real_time=True)
+        events += await collect(connection, until="response.done")
+        cancelled = events[-1]
+        rest = await collect(connection, until="response.done")
+    kinds = _types(events)
+    barge = len(kinds) - 1 - kinds[::-1].index("input_audio_buffer.speech_started")
+    assert "response.output_audio.delta" not in kinds[barge + 1 :]  # the voice stopped at once
+    assert cancelled.response.status == "cancelled" and cancelled.response.status_details.reason == "turn_detected"
+    heard_before = [m for m in planner.requests[-1].messages if m["role"] == "assistant"][-1]["content"]
+    assert heard_before and LONG.startswith(heard_before[: len(heard_before) // 2])
+    assert len(heard_before) < len(LONG) / 2  # only what was heard, not the whole story
+    assert rest[-1].response.status == "completed"
+
+
+async def test_a_bad_event_gets_an_error_and_the_socket_lives(server: str, planner: ScriptedPlanner) -> None:
+    _script(planner, reply("Still here."))
+    async with connect(server) as connection:
+        await connection.recv()  # session.created
+        await connection.send({"type": "input_audio_buffer.append", "audio": "not base64!!"})
+        error = await connection.recv()
+        assert error.type == "error" and "base64" in error.error.message
+        await connection.send({"type": "no.such.event"})
+        assert (await connection.recv()).error.code == "unknown_event"
+        await connection.input_audio_buffer.commit()
+        assert (await connection.recv()).error.code == "input_audio_buffer_commit_empty"
+        await connection.session.update(session={"type": "realtime", "audio": {"input": {"format": {"rate": 8000}}}})
+        assert "24000" in (await connection.recv()).error.message
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Are you there?"}]}
+        await connection.conversation.item.create(item=item)
+        await connection.response.create()
+        assert (await collect(connection))[-1].response.status == "completed"
+
+
+async def test_a_wrong_key_is_refused_at_the_handshake(server: str) -> None:
+    ws_url = server.replace("http://", "ws://") + "/v1/realtime"
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with connect(server, key="wrong"):
+            pass
+    assert refused.value.response.status_code == 401
+    async with websockets.connect(ws_url, subprotocols=["realtime", "openai-insecure-api-key.k2"]) as browser:
+        assert browser.subprotocol == "realtime"
+        assert json.loads(await browser.recv())["type"] == "session.created"
