@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from agent.tracing import TurnTrace, untraced
-from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
+from model.base import Planner, SpeechRecognizer, SpeechSynthesizer, ToolSpecDict
 from tools.base import Tool, ToolContext
 from tools.registry import ToolRegistry
 from tools.runtime import DEFAULT_MAX_CONCURRENCY
@@ -68,8 +68,24 @@ class TurnContext:
     """This turn's tools (the deps' plus the tenant's); None: the deps' registry alone."""
     voice: str | None = None
     """A voice the request asked for, the session voice from this turn on; "" the default; None: unchanged."""
+    instructions: str = ""
+    """The client's own instructions for its session (a realtime session.update)."""
+    tool_choice: Literal["auto", "none"] = "auto"
+    """"none": answer without calling a tool."""
+    client_tools: tuple[ToolSpecDict, ...] = ()
+    """Tools the client runs itself: a call to one ends the turn, and its output comes back as
+    the next turn's input (`tool_outputs`)."""
+    tool_outputs: tuple[tuple[str, str], ...] = ()
+    """(call id, output) of the client's calls: this turn's input instead of text or audio."""
     trace: TurnTrace = field(default_factory=untraced)
     """Where the nodes add their spans (see agent/tracing.py)."""
+
+    def declarations(self) -> list[ToolSpecDict]:
+        """Every tool the planner is offered: the service's and the tenant's, then the client's."""
+        return [*self.tools.declarations(), *self.client_tools]
+
+    def runs_on_client(self, name: str) -> bool:
+        return any(spec["name"] == name for spec in self.client_tools)
 
     @property
     def tools(self) -> ToolRegistry:

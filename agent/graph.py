@@ -12,7 +12,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from agent.context import TurnContext
-from agent.nodes import act, listen, plan, route_after_plan
+from agent.nodes import act, listen, plan, route_after_act, route_after_plan
 from agent.state import AgentState
 
 __all__ = ["build_graph"]
@@ -26,5 +26,5 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> Compile
     graph.add_edge(START, "listen")
     graph.add_edge("listen", "plan")
     graph.add_conditional_edges("plan", route_after_plan, ["act", END])
-    graph.add_edge("act", "plan")
+    graph.add_conditional_edges("act", route_after_act, ["plan", END])
     return graph.compile(checkpointer=checkpointer, name="voicegraph")

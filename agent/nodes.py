@@ -67,7 +67,7 @@ from model.errors import InputError, PlannerError
 from tools.base import CITATION_MARKER, Citation
 from tools.runtime import ToolOutcome, execute_calls
 
-__all__ = ["act", "listen", "plan", "route_after_plan"]
+__all__ = ["act", "listen", "plan", "route_after_act", "route_after_plan"]
 
 NO_SPEECH = "no speech was found in the audio"
 NO_ANSWER = "Sorry, I don't have an answer to that."
@@ -99,10 +99,27 @@ async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart 
     return transcript, transcript
 
 
+def _outputs(state: AgentState, outputs: tuple[tuple[str, str], ...]) -> list[Message | Replace]:
+    """The client's outputs as tool messages, each for a call of the last step still waiting."""
+    messages = state.get("messages") or []
+    answered = {m.get("tool_call_id") for m in messages if m["role"] == "tool"}
+    last = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+    waiting = {c["id"]: c["name"] for c in (last or {}).get("tool_calls") or [] if c["id"] not in answered}
+    added: list[Message | Replace] = []
+    for call_id, output in outputs:
+        if call_id not in waiting:
+            raise InputError(f"no call {call_id!r} is waiting for its output")
+        added.append(Message(role="tool", content=output, tool_call_id=call_id, name=waiting.pop(call_id)))
+    return added
+
+
 async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Turn the input into a user message: trim silence, transcribe unless the planner hears."""
+    """Turn the input into a user message: trim silence, transcribe unless the planner hears.
+    A client's tool outputs come in as tool messages instead."""
     ctx = runtime.context
     deps = ctx.deps
+    if ctx.tool_outputs:
+        return {"messages": _outputs(state, ctx.tool_outputs), "turn": (state.get("turn") or 0) + 1}
     with ctx.trace.span("listen") as span:
         transcript, content = await _hear(ctx, span)
         if ctx.trace.capture_content:
@@ -144,14 +161,15 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     """Ask the planner for the next step: tool calls, or the answer (and maybe its speech)."""
     ctx = runtime.context
     deps = ctx.deps
-    can_call = state["rounds"] < deps.max_tool_rounds
+    can_call = state["rounds"] < deps.max_tool_rounds and ctx.tool_choice == "auto"
     voice = state.get("voice")
     request = PlanRequest(
         messages=_recent(state["messages"], deps.history_turns, state["turn"]),
-        tools=ctx.tools.declarations(),
+        tools=ctx.declarations(),
         speak=ctx.speak,
         voice=voice,
         tool_choice="auto" if can_call else "none",
+        instructions=ctx.instructions,
     )
     text: list[str] = []
     calls: list[ToolCall] = []
@@ -218,6 +236,11 @@ def route_after_plan(state: AgentState) -> Literal["act", "__end__"]:
     return "act" if state["pending"] else "__end__"
 
 
+def route_after_act(state: AgentState) -> Literal["plan", "__end__"]:
+    """Back to planning with the results, unless a call waits for the client to run it."""
+    return "__end__" if state["awaiting"] else "plan"
+
+
 def _renumber(content: str, citations: list[Citation], first: int) -> tuple[str, list[Citation]]:
     """Give a result's citations turn-wide numbers, rewriting its [n] markers to match."""
     mapping = {c["id"]: str(first + i) for i, c in enumerate(citations)}
@@ -230,9 +253,8 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
     """Run the pending calls concurrently; their results become tool messages."""
     ctx = runtime.context
     _announce_calls(state, runtime)
-    outcomes = await execute_calls(
-        state["pending"], ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency
-    )
+    ours = [call for call in state["pending"] if not ctx.runs_on_client(call["name"])]
+    outcomes = await execute_calls(ours, ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency)
     citations = list(state["citations"])
     messages: list[Message] = []
     voice = state.get("voice")
@@ -248,6 +270,7 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
     return {
         "messages": messages,
         "pending": [],
+        "awaiting": [call for call in state["pending"] if ctx.runs_on_client(call["name"])],
         "rounds": state["rounds"] + 1,
         "tool_calls": [*state["tool_calls"], *(o.record for o in outcomes)],
         "citations": citations,
@@ -263,7 +286,7 @@ def _announce_calls(state: AgentState, runtime: Runtime[TurnContext]) -> None:
     soon as the tool was chosen). A line says what is done, never a result, so it can never
     claim what the tools have not found.
     """
-    calls = state["pending"]
+    calls = [call for call in state["pending"] if not runtime.context.runs_on_client(call["name"])]
     said_before = bool(state["messages"] and message_text(state["messages"][-1]).strip())
     if calls and not (said_before or state["spoke"]):
         _announce(runtime.context, state.get("voice"), runtime, calls[0]["name"], calls[0]["arguments"])

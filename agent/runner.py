@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, assert_never, cast
+from typing import Any, Literal, assert_never, cast
 
 import anyio
 import numpy as np
@@ -37,7 +37,7 @@ from agent.speech import speak_along, trace_speech
 from agent.state import Replace, fresh_turn
 from agent.tracing import TraceTree, Tracing, TurnTrace
 from model.audio import SAMPLE_RATE
-from model.base import Message
+from model.base import Message, ToolSpecDict
 from model.errors import InputError
 
 __all__ = [
@@ -83,6 +83,14 @@ class TurnRequest:
     knowledge_bases: tuple[str, ...] | None = None
     voice: str | None = None
     """Speak in this voice from this turn on ("": the default voice); None keeps the session's."""
+    instructions: str = ""
+    """The client's own instructions (a realtime session's), read after the system prompt."""
+    tool_choice: Literal["auto", "none"] = "auto"
+    client_tools: tuple[ToolSpecDict, ...] = ()
+    """Tools the client runs itself (a realtime session's functions)."""
+    tool_outputs: tuple[tuple[str, str], ...] = ()
+    """(call id, output) for calls of client tools the last turn ended with: the input instead
+    of text or audio."""
 
 
 class Agent:
@@ -120,8 +128,8 @@ class Agent:
     @staticmethod
     def validate(request: TurnRequest) -> None:
         validate_session_id(request.session_id)
-        if (request.text is None) == (request.audio is None):
-            raise InputError("a turn takes either text or audio, not both or neither")
+        if (request.text is not None) + (request.audio is not None) + bool(request.tool_outputs) != 1:
+            raise InputError("a turn takes one of text, audio or tool outputs")
         if request.transcript is not None and request.audio is None:
             raise InputError("a transcript comes with the audio it was heard in")
         if request.text is not None:
@@ -249,6 +257,10 @@ class Agent:
             knowledge_bases=request.knowledge_bases,
             registry=self.deps.registry_for(request.tenant),
             voice=request.voice,
+            instructions=request.instructions,
+            tool_choice=request.tool_choice,
+            client_tools=request.client_tools,
+            tool_outputs=request.tool_outputs,
             trace=trace,
         )
 

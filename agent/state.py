@@ -48,6 +48,8 @@ class AgentState(TypedDict):
     """Every tool call of this turn, with its status and duration."""
     pending: list[ToolCall]
     """Calls the planner just made, waiting for the act node."""
+    awaiting: list[ToolCall]
+    """Calls of tools the client runs itself: the turn ends, and their outputs start the next."""
     rounds: int
     """Tool rounds run this turn (plan -> act counts one)."""
     spoke: bool
@@ -63,6 +65,7 @@ def fresh_turn() -> dict[str, object]:
         "citations": [],
         "tool_calls": [],
         "pending": [],
+        "awaiting": [],
         "rounds": 0,
         "spoke": False,
     }

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,16 @@ MAX_BUFFER_S = 600
 MIN_COMMIT_MS = 100
 
 
+@dataclass
+class _Pending:
+    """Input the next response answers: a user message (typed or spoken), or the outputs of
+    the calls the client ran."""
+
+    transcript: str
+    audio: np.ndarray | None = None
+    outputs: list[tuple[str, str]] = field(default_factory=list)
+
+
 class RealtimeConnection:
     def __init__(
         self,
@@ -62,8 +73,8 @@ class RealtimeConnection:
         self.buffered = 0
         self.live: LiveTranscript | None = None
         self.speech_item: str | None = None
-        self.pending: tuple[str, TurnRequest, str] | None = None
-        """A committed user item not answered yet: its id, its turn, its transcript."""
+        self.pending: _Pending | None = None
+        """The input not answered yet."""
         self.last_item: str | None = None
         self.response: Response | None = None
         self.response_task: asyncio.Task[None] | None = None
@@ -117,11 +128,9 @@ class RealtimeConnection:
         if not isinstance(update, dict):
             raise ClientError("session.update needs a 'session' object", param="session")
         config = self.config.merged(update)
-        if config.tools:
-            raise ClientError(
-                "tools the client runs itself are not supported yet; voicegraph's own tools run on the server",
-                param="session.tools",
-            )
+        ours = set(self.agent.deps.registry_for(self.tenant).names())
+        if clash := sorted(ours & {tool.name for tool in config.tools}):
+            raise ClientError(f"voicegraph runs a tool of that name itself: {', '.join(clash)}", param="session.tools")
         detection_changed = config.audio.input.turn_detection != self.config.audio.input.turn_detection
         self.config = config
         if detection_changed:
@@ -213,11 +222,26 @@ class RealtimeConnection:
         part["transcript"] = transcript
         await self.send(ev("conversation.item.done", previous_item_id=previous, item={**item, "status": "completed"}))
         if transcript:  # noise with no words in it is not a turn
-            self.pending = (item_id, self._request(audio=audio, transcript=transcript), transcript)
+            self.pending = _Pending(transcript, audio=audio)
 
-    def _request(self, **given: Any) -> TurnRequest:
+    def _request(self, pending: _Pending) -> TurnRequest:
+        given: dict[str, Any]
+        if pending.outputs:
+            given = {"tool_outputs": tuple(pending.outputs)}
+        elif pending.audio is not None:
+            given = {"audio": pending.audio, "transcript": pending.transcript}
+        else:
+            given = {"text": pending.transcript}
+        config = self.config
         return TurnRequest(
-            session_id=self.session_id, tenant=self.tenant, speak=self.config.speaks, voice=self._voice(), **given
+            session_id=self.session_id,
+            tenant=self.tenant,
+            speak=config.speaks,
+            voice=self._voice(),
+            instructions=config.instructions,
+            tool_choice=config.tool_choice,
+            client_tools=config.client_tools(),
+            **given,
         )
 
     def _voice(self) -> str | None:
@@ -226,8 +250,10 @@ class RealtimeConnection:
 
     async def _item_create(self, event: dict[str, Any]) -> None:
         item = event.get("item")
+        if isinstance(item, dict) and item.get("type") == "function_call_output":
+            return await self._function_output(item)
         if not isinstance(item, dict) or item.get("type", "message") != "message" or item.get("role") != "user":
-            raise ClientError("conversation.item.create takes a user message", param="item")
+            raise ClientError("conversation.item.create takes a user message or a function_call_output", param="item")
         texts: list[str] = []
         audio: list[np.ndarray] = []
         for part in item.get("content") or []:
@@ -241,18 +267,31 @@ class RealtimeConnection:
         previous, self.last_item = self.last_item, item_id
         if audio:
             heard = np.concatenate(audio)
-            transcript = (await asyncio.to_thread(self.asr.transcribe, heard)).strip()
-            request = self._request(audio=heard, transcript=transcript)
+            pending = _Pending((await asyncio.to_thread(self.asr.transcribe, heard)).strip(), audio=heard)
         else:
-            transcript = " ".join(texts).strip()
-            if not transcript:
+            pending = _Pending(" ".join(texts).strip())
+            if not pending.transcript:
                 raise ClientError("the message has no text", param="item.content")
-            request = self._request(text=transcript)
         public: dict[str, Any] = {"id": item_id, "type": "message", "object": "realtime.item", "role": "user"}
         public.update(status="completed", content=item.get("content"))
         await self.send(ev("conversation.item.added", previous_item_id=previous, item=public))
         await self.send(ev("conversation.item.done", previous_item_id=previous, item=public))
-        self.pending = (item_id, request, transcript)
+        self.pending = pending
+
+    async def _function_output(self, item: dict[str, Any]) -> None:
+        call_id, output = item.get("call_id"), item.get("output")
+        if not isinstance(call_id, str) or not isinstance(output, str):
+            raise ClientError("a function_call_output has a call_id and an output, both strings", param="item")
+        if self.pending is not None and not self.pending.outputs:
+            raise ClientError("a user message is waiting for its response: send response.create first", param="item")
+        self.pending = self.pending or _Pending("")
+        self.pending.outputs.append((call_id, output))
+        item_id = str(item["id"]) if isinstance(item.get("id"), str) else new_id("item")
+        previous, self.last_item = self.last_item, item_id
+        public = {"id": item_id, "type": "function_call_output", "object": "realtime.item", "call_id": call_id}
+        public.update(output=output, status="completed")
+        await self.send(ev("conversation.item.added", previous_item_id=previous, item=public))
+        await self.send(ev("conversation.item.done", previous_item_id=previous, item=public))
 
     async def _truncate(self, event: dict[str, Any]) -> None:
         item_id, end = event.get("item_id"), event.get("audio_end_ms")
@@ -284,9 +323,9 @@ class RealtimeConnection:
 
     async def _start_response(self) -> None:
         assert self.pending is not None
-        _, request, transcript = self.pending
-        self.pending = None
-        response = Response(new_id("resp"), request, transcript, self.send, self.config.speaks)
+        pending, self.pending = self.pending, None
+        client_tools = {tool.name for tool in self.config.tools}
+        response = Response(new_id("resp"), self._request(pending), pending.transcript, self.send, client_tools)
         self.response = response
         await self.send(ev("response.created", response=response.public()))
         self.response_task = asyncio.create_task(self._respond(response))

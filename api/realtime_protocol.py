@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model.audio import SAMPLE_RATE, resample
+from model.base import ToolSpecDict
 
 __all__ = [
     "WIRE_RATE",
@@ -122,7 +123,7 @@ class RealtimeConfig(_Loose):
     output_modalities: list[Modality] = Field(default_factory=lambda: list[Modality](["audio"]))
     audio: _Audio = Field(default_factory=_Audio)
     tools: list[FunctionTool] = Field(default_factory=list, max_length=32)
-    tool_choice: Literal["auto", "none", "required"] = "auto"
+    tool_choice: Literal["auto", "none"] = "auto"
 
     def merged(self, update: dict[str, Any]) -> RealtimeConfig:
         """These settings with the fields `update` names replaced (the rest kept)."""
@@ -141,6 +142,9 @@ class RealtimeConfig(_Loose):
         body = self.model_dump()
         body["audio"]["input"]["format"] = body["audio"]["output"]["format"] = {"type": "audio/pcm", "rate": WIRE_RATE}
         return {"id": session_id, "object": "realtime.session", "model": model, **body}
+
+    def client_tools(self) -> tuple[ToolSpecDict, ...]:
+        return tuple(ToolSpecDict(name=t.name, description=t.description, parameters=t.parameters) for t in self.tools)
 
     @property
     def speaks(self) -> bool:

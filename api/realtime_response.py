@@ -61,7 +61,8 @@ class Response:
     request: TurnRequest
     transcript: str
     send: Send
-    speaks: bool
+    client_tools: set[str]
+    """Functions the client runs: a call to one is a function_call item for it to answer."""
     output: list[dict[str, Any]] = field(default_factory=list)
     message: dict[str, Any] | None = None
     spoken: Spoken = field(default_factory=Spoken)
@@ -102,8 +103,14 @@ class Response:
             case _:
                 assert_never(event)
 
+    @property
+    def speaks(self) -> bool:
+        return self.request.speak
+
     async def _called(self, event: ToolCalled) -> None:
         arguments = json.dumps(event.call["arguments"], ensure_ascii=False)
+        if event.call["name"] in self.client_tools:
+            return await self._client_call(event, arguments)
         item: dict[str, Any] = {"id": new_id("item"), "type": "mcp_call", "server_label": "voicegraph"}
         item.update(name=event.call["name"], arguments=arguments, output=None, error=None)
         self.calls[event.call["id"]] = item
@@ -113,6 +120,18 @@ class Response:
         await self.send(ev("response.output_item.added", **common, item=item))
         await self.send(ev("response.mcp_call_arguments.done", **common, item_id=item["id"], arguments=arguments))
         await self.send(ev("response.mcp_call.in_progress", output_index=index, item_id=item["id"]))
+
+    async def _client_call(self, event: ToolCalled, arguments: str) -> None:
+        call_id, name = event.call["id"], event.call["name"]
+        item: dict[str, Any] = {"id": new_id("item"), "type": "function_call", "object": "realtime.item"}
+        item.update(status="completed", call_id=call_id, name=name, arguments=arguments)
+        index = len(self.output)
+        self.output.append(item)
+        common = {"response_id": self.id, "output_index": index, "item_id": item["id"], "call_id": call_id}
+        await self.send(ev("response.output_item.added", response_id=self.id, output_index=index, item=item))
+        await self.send(ev("response.function_call_arguments.delta", **common, delta=arguments))
+        await self.send(ev("response.function_call_arguments.done", **common, name=name, arguments=arguments))
+        await self.send(ev("response.output_item.done", response_id=self.id, output_index=index, item=item))
 
     async def _finished(self, event: ToolFinished) -> None:
         record = event.record

@@ -102,6 +102,8 @@ class PlanRequest:
     tool_choice: Literal["auto", "none"] = "auto"
     """"none": answer now, calling nothing. The tools stay in `tools` all the same, so that a
     planner that keeps its prompt's KV cache sees the same prompt as in the steps before."""
+    instructions: str = ""
+    """The client's own instructions for the session, read after the planner's system prompt."""
 
     @property
     def callable_tools(self) -> Sequence[ToolSpecDict]:

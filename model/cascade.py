@@ -190,7 +190,8 @@ class CascadePlanner(Planner):
         start = time.perf_counter()
         history = _chat_messages(request.messages)
         kind = self._kind(request, history)
-        messages = [self._system(), *history]
+        instructions = [{"role": "system", "content": request.instructions}] if request.instructions else []
+        messages = [self._system(), *instructions, *history]
         tools = self._declarations(request.tools)
         completions: list[Completion] = []
         if isinstance(self.engine, SteppingEngine):

@@ -160,3 +160,51 @@ async def test_a_wrong_key_is_refused_at_the_handshake(server: str) -> None:
     async with websockets.connect(ws_url, subprotocols=["realtime", "openai-insecure-api-key.k2"]) as browser:
         assert browser.subprotocol == "realtime"
         assert json.loads(await browser.recv())["type"] == "session.created"
+
+
+STOCK = {
+    "type": "function",
+    "name": "get_stock_price",
+    "description": "The latest price of a stock, by ticker symbol.",
+    "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}}, "required": ["symbol"]},
+}
+
+
+async def test_a_function_the_client_runs_makes_a_round_trip(server: str, planner: ScriptedPlanner) -> None:
+    _script(planner, call("get_stock_price", symbol="ACME"), reply("ACME trades at 42 dollars."))
+    async with connect(server, session_id="rt-stock") as connection:
+        await connection.session.update(
+            session={"type": "realtime", "instructions": "Answer in one sentence.", "tools": [STOCK]}
+        )
+        await send_speech(connection, piper_wav("What is the price of ACME stock?"))
+        first = await collect(connection)
+        asked = next(e for e in first if e.type == "response.function_call_arguments.done")
+        assert asked.name == "get_stock_price" and json.loads(asked.arguments) == {"symbol": "ACME"}
+        assert [item.type for item in first[-1].response.output] == ["function_call"]
+        assert "response.mcp_call.in_progress" not in _types(first)  # the server did not run it
+        output = {"type": "function_call_output", "call_id": asked.call_id, "output": '{"price": 42}'}
+        await connection.conversation.item.create(item=output)
+        await connection.response.create()
+        second = await collect(connection)
+    said = next(e for e in second if e.type == "response.output_audio_transcript.done").transcript
+    assert said == "ACME trades at 42 dollars." and second[-1].response.status == "completed"
+    asking, answering = planner.requests[-2], planner.requests[-1]
+    assert asking.instructions == "Answer in one sentence."
+    assert "get_stock_price" in [tool["name"] for tool in asking.tools]
+    last = answering.messages[-1]
+    assert last["role"] == "tool" and last["content"] == '{"price": 42}' and last["tool_call_id"] == asked.call_id
+
+
+async def test_an_output_for_no_waiting_call_fails_that_response_only(server: str, planner: ScriptedPlanner) -> None:
+    _script(planner, reply("Fine."))
+    async with connect(server) as connection:
+        output = {"type": "function_call_output", "call_id": "call_nobody", "output": "{}"}
+        await connection.conversation.item.create(item=output)
+        await connection.response.create()
+        events = await collect(connection)
+        error = next(e for e in events if e.type == "error")
+        assert "call_nobody" in error.error.message and events[-1].response.status == "failed"
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello?"}]}
+        await connection.conversation.item.create(item=item)
+        await connection.response.create()
+        assert (await collect(connection))[-1].response.status == "completed"
