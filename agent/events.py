@@ -37,7 +37,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Heard:
-    """What the user said (or typed); `final` False for a partial transcript while they speak."""
+    """What the user said (or typed). `final` False: what a transcript that grows while the user
+    speaks adds to what it told before (a realtime connection's hearing, api/realtime_hearing.py)."""
 
     text: str
     final: bool = True

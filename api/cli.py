@@ -112,6 +112,7 @@ class BenchMode(StrEnum):
     stages = "stages"
     latency = "latency"
     hearing = "hearing"
+    realtime = "realtime"
 
 
 @app.command()
@@ -121,7 +122,8 @@ def bench(
         typer.Argument(
             help="stages: one spoken turn in-process, stage by stage, with model load times and memory. "
             "latency: warm turns of three kinds over HTTP on each engine (first audio, answer audio, total, "
-            "tokens, peak memory, start-up). hearing: word error rate of the recognizer on a spoken set."
+            "tokens, peak memory, start-up). hearing: word error rate of the recognizer on a spoken set. "
+            "realtime: spoken turns over /v1/realtime (end of speech to first audio, barge-in)."
         ),
     ] = BenchMode.stages,
     question: Annotated[str, typer.Option(help="stages: the question, spoken by the TTS.")] = (
@@ -129,7 +131,7 @@ def bench(
     ),
     audio: Annotated[Path | None, typer.Option("--audio", help="stages: use this recording instead.")] = None,
     turns: Annotated[
-        int | None, typer.Option(min=1, help="Turns to time (stages: 1; latency: 5 of each kind).")
+        int | None, typer.Option(min=1, help="Turns to time (stages: 1; latency, realtime: 5 of each kind).")
     ] = None,
     compare: Annotated[
         bool, typer.Option("--compare/--no-compare", help="latency: also run the transformers engine, as a ratio.")
@@ -140,6 +142,10 @@ def bench(
         from api.latency_bench import run_latency_bench
 
         typer.echo(guard(run_latency_bench, load_settings(), turns=turns or 5, compare=compare))
+    elif mode is BenchMode.realtime:
+        from api.realtime_bench import run_realtime_bench
+
+        typer.echo(guard(run_realtime_bench, load_settings(), turns=turns or 5))
     elif mode is BenchMode.hearing:
         from api.hearing_bench import run_hearing_bench
 

@@ -39,7 +39,7 @@ from api.kb_bench_data import DOCUMENTS
 from api.settings import Settings
 from model.audio import encode_wav
 
-__all__ = ["KINDS", "run_latency_bench"]
+__all__ = ["KINDS", "ServeProcess", "percentile", "run_latency_bench"]
 
 KINDS: dict[str, list[str]] = {
     "no tool": [
@@ -112,7 +112,7 @@ def _peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
-class _Server:
+class ServeProcess:
     """`voicegraph serve` for one engine, in its own process; `ready_s` from start to answering."""
 
     def __init__(self, settings: Settings, engine: str, data_dir: Path, log: Path) -> None:
@@ -219,7 +219,7 @@ def _upload_knowledge(client: httpx.Client) -> None:
 
 
 def _run(settings: Settings, engine: str, clips: dict[str, list[bytes]], turns: int, data_dir: Path) -> _Run:
-    server = _Server(settings, engine, data_dir, data_dir / f"serve-{engine}.log")
+    server = ServeProcess(settings, engine, data_dir, data_dir / f"serve-{engine}.log")
     run = _Run(_ENGINES[engine], server.ready_s)
     try:
         with httpx.Client(base_url=server.url, timeout=_TURN_TIMEOUT_S) as client:
@@ -237,7 +237,7 @@ def _run(settings: Settings, engine: str, clips: dict[str, list[bytes]], turns: 
     return run
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
@@ -257,7 +257,7 @@ def _table(runs: list[_Run], turns: int) -> list[str]:
         for kind in KINDS:
             done = [t for t in run.turns if t.kind == kind]
             series = ([t.first_audio_s for t in done], [t.answer_audio_s for t in done], [t.total_s for t in done])
-            cells = [f"{_pct(values, 50):.2f} / {_pct(values, 90):.2f}" for values in series]
+            cells = [f"{percentile(values, 50):.2f} / {percentile(values, 90):.2f}" for values in series]
             prefilled = statistics.median([t.prefilled for t in done])
             reused = statistics.median([t.reused for t in done])
             tools = ",".join(sorted({name for t in done for name in t.tools})) or "-"
@@ -282,6 +282,6 @@ def run_latency_bench(settings: Settings, *, turns: int, compare: bool) -> str:
     engines = ["llama", "transformers"] if compare else ["llama"]
     with tempfile.TemporaryDirectory(prefix="voicegraph-bench-") as tmp:
         data_dir = Path(tmp)
-        _Server(settings, "llama", data_dir, data_dir / "prepare.log").stop()  # renders the voice library once
+        ServeProcess(settings, "llama", data_dir, data_dir / "prepare.log").stop()  # renders the voice library once
         runs = [_run(settings, engine, clips, turns, data_dir) for engine in engines]
     return "\n".join(_table(runs, turns))

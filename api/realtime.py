@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from agent.events import Heard
 from agent.runner import Agent, TurnRequest
 from api.realtime_hearing import LiveTranscript
 from api.realtime_protocol import ClientError, RealtimeConfig, decode_pcm16, new_id, parse_client_event
@@ -182,9 +183,9 @@ class RealtimeConnection:
         if settings is not None and settings.create_response and self.pending and self.response is None:
             await self._start_response()
 
-    async def _transcript_delta(self, delta: str) -> None:
+    async def _transcript_delta(self, heard: Heard) -> None:
         if self.config.transcribes and self.speech_item:
-            event = ev("conversation.item.input_audio_transcription.delta", content_index=0, delta=delta)
+            event = ev("conversation.item.input_audio_transcription.delta", content_index=0, delta=heard.text)
             await self.send({**event, "item_id": self.speech_item})
 
     async def _commit(self, event: dict[str, Any]) -> None:

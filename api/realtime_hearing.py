@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from agent.events import Heard
 from model.audio import SAMPLE_RATE
 from model.base import SpeechRecognizer
 
@@ -26,7 +27,7 @@ class LiveTranscript:
     def __init__(
         self,
         asr: SpeechRecognizer,
-        on_delta: Callable[[str], Awaitable[None]],
+        on_delta: Callable[[Heard], Awaitable[None]],
         *,
         every_ms: int = 1000,
         tolerance_ms: int = 300,
@@ -71,5 +72,5 @@ class LiveTranscript:
         text = (await asyncio.to_thread(self.asr.transcribe, speech)).strip()
         if text.startswith(self.sent) and len(text) > len(self.sent):  # deltas only ever add
             delta, self.sent = text[len(self.sent) :], text
-            await self.on_delta(delta)
+            await self.on_delta(Heard(delta, final=False))
         return text
