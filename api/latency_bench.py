@@ -8,7 +8,8 @@ is not counted. For every turn it times, from the request's first byte:
 
 - first audio: the first `audio` event, whatever it says (the line said while a tool runs
   counts);
-- answer audio: the first `audio` event after the last `tool_result`, the answer itself;
+- answer audio: the first `audio` event that says part of the answer (not the line said
+  while a tool runs);
 - total: the `result` event;
 
 and reads each turn's trace for the tokens its planning steps prefilled and reused. Both
@@ -179,21 +180,18 @@ def _events(client: httpx.Client, session: str, wav: bytes) -> Iterator[tuple[fl
 
 def _timed_turn(client: httpx.Client, kind: str, session: str, wav: bytes) -> _Turn:
     first_audio: float | None = None
-    answer_audio: float | None = None
-    after_tools = True
+    said: list[tuple[float, str]] = []
     for at, name, data in _events(client, session, wav):
-        if name == "tool_call":
-            after_tools = False
-        elif name == "tool_result":
-            after_tools, answer_audio = True, None
-        elif name == "audio":
+        if name == "audio":
             first_audio = at if first_audio is None else first_audio
-            answer_audio = at if answer_audio is None and after_tools else answer_audio
+            if data["text"]:
+                said.append((at, data["text"]))
         elif name == "error":
             raise RuntimeError(f"turn failed: {data}")
         elif name == "result":
             tools = [call["name"] for call in data["tool_calls"]]
-            return _Turn(kind, first_audio or at, answer_audio or at, at, session, data["trace_id"], tools)
+            answer_audio = next((when for when, text in said if text in data["answer"]), at)
+            return _Turn(kind, first_audio or at, answer_audio, at, session, data["trace_id"], tools)
     raise RuntimeError("the event stream ended without a result")
 
 

@@ -150,11 +150,11 @@ class RealtimeConnection:
 
     async def _append(self, event: dict[str, Any]) -> None:
         audio = decode_pcm16(event.get("audio"))
-        if self.buffered + len(audio) > MAX_BUFFER_S * SAMPLE_RATE:
-            raise ClientError(f"the input audio buffer holds at most {MAX_BUFFER_S} s; commit or clear it")
-        self.buffer.append(audio)
-        self.buffered += len(audio)
-        if self.detector is None:
+        if self.detector is None:  # committed by hand: the buffer holds everything until then
+            if self.buffered + len(audio) > MAX_BUFFER_S * SAMPLE_RATE:
+                raise ClientError(f"the input audio buffer holds at most {MAX_BUFFER_S} s; commit or clear it")
+            self.buffer.append(audio)
+            self.buffered += len(audio)
             return
         for found in self.detector.feed(audio):
             if isinstance(found, SpeechStarted):
@@ -168,8 +168,12 @@ class RealtimeConnection:
         self.speech_item = new_id("item")
         await self.send(ev("input_audio_buffer.speech_started", audio_start_ms=found.at_ms, item_id=self.speech_item))
         settings = self.config.audio.input.turn_detection
-        if self.response is not None and settings is not None and settings.interrupt_response:
-            await self._stop_response("turn_detected")
+        if settings is not None and settings.interrupt_response:
+            if self.response is not None:
+                await self._stop_response("turn_detected")
+            elif self.answered is not None and self.answered[1].still_playing():
+                # Sent whole, but not yet all heard: keep what was, by the pace of playback.
+                await self.agent.amend_answer(self.tenant, self.session_id, self.answered[1].heard_so_far())
         self.live = LiveTranscript(self.asr, self._transcript_delta)
 
     async def _speech_stopped(self, found: SpeechStopped) -> None:
@@ -189,7 +193,10 @@ class RealtimeConnection:
             await self.send({**event, "item_id": self.speech_item})
 
     async def _commit(self, event: dict[str, Any]) -> None:
-        audio = np.concatenate(self.buffer) if self.buffer else np.zeros(0, np.float32)
+        if self.detector is not None:  # the server's VAD holds the speech so far
+            audio = self.detector.speech_so_far()
+        else:
+            audio = np.concatenate(self.buffer) if self.buffer else np.zeros(0, np.float32)
         if len(audio) < MIN_COMMIT_MS * SAMPLE_RATE // 1000:
             raise ClientError(
                 f"the input audio buffer holds under {MIN_COMMIT_MS} ms of audio",
@@ -274,7 +281,11 @@ class RealtimeConnection:
             if not pending.transcript:
                 raise ClientError("the message has no text", param="item.content")
         public: dict[str, Any] = {"id": item_id, "type": "message", "object": "realtime.item", "role": "user"}
-        public.update(status="completed", content=item.get("content"))
+        content = [
+            {**part, "audio": None, "transcript": pending.transcript} if part["type"] == "input_audio" else part
+            for part in item["content"]
+        ]  # the audio is not sent back
+        public.update(status="completed", content=content)
         await self.send(ev("conversation.item.added", previous_item_id=previous, item=public))
         await self.send(ev("conversation.item.done", previous_item_id=previous, item=public))
         self.pending = pending
@@ -348,14 +359,15 @@ class RealtimeConnection:
         response, task, self.response = self.response, self.response_task, None
         if response is None or task is None:
             return
-        heard = response.spoken.heard(response.spoken.played_ms())
+        heard = response.spoken.heard_so_far()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         if notify:
             await response.cancelled(reason)
         try:
-            await self.agent.keep_heard(response.request, response.transcript, heard)
+            if response.transcript:  # a user's message (not a client's tool outputs) and what was heard of the answer
+                await self.agent.keep_heard(response.request, response.transcript, heard)
         except Exception:
             log.warning("could not keep the heard part of a cut answer in %s", self.session_id, exc_info=True)
         if response.message is not None:

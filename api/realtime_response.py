@@ -54,6 +54,12 @@ class Spoken:
             return 0.0
         return min(self.sent_ms, (time.monotonic() - self.first_sent) * 1000)
 
+    def heard_so_far(self) -> str:
+        return self.heard(self.played_ms())
+
+    def still_playing(self) -> bool:
+        return self.played_ms() < self.sent_ms
+
 
 @dataclass
 class Response:

@@ -4,7 +4,8 @@
     event: tool_call    {"id", "name", "arguments"}      a call the planner made
     event: tool_result  {"id", "name", ..., "status"}    how it went (as in `tool_calls`)
     event: text         {"text"}                         the answer as the planner writes it
-    event: audio        {"audio_wav_b64", "sample_rate"} the spoken answer, chunk by chunk
+    event: audio        {"audio_wav_b64", "sample_rate", "text"}  the spoken reply, chunk by chunk;
+                                                     `text`: what the chunk begins to say ("" goes on)
     event: result       the turn, exactly as the JSON endpoint answers it (whole audio included)
     event: error        {"status", "detail"}             instead of `result` when the turn failed
 
@@ -62,7 +63,7 @@ def _encode(event: TurnEvent, audio: ReplyAudio, where: str) -> bytes:
         case Audio():
             audio.add(event.audio, event.sample_rate)
             wav = base64.b64encode(encode_wav(event.audio, event.sample_rate)).decode("ascii")
-            return _event("audio", {"audio_wav_b64": wav, "sample_rate": event.sample_rate})
+            return _event("audio", {"audio_wav_b64": wav, "sample_rate": event.sample_rate, "text": event.text})
         case TurnDone(result=result):
             return _event("result", public_turn(audio.output(result)).model_dump(mode="json"))
         case TurnFailed(error=error):
