@@ -337,7 +337,9 @@ class RealtimeConnection:
         assert self.pending is not None
         pending, self.pending = self.pending, None
         client_tools = {tool.name for tool in self.config.tools}
-        response = Response(new_id("resp"), self._request(pending), pending.transcript, self.send, client_tools)
+        response = Response(
+            new_id("resp"), self._request(pending), pending.transcript, self.send, client_tools, self.last_item
+        )
         self.response = response
         await self.send(ev("response.created", response=response.public()))
         self.response_task = asyncio.create_task(self._respond(response))
@@ -353,6 +355,7 @@ class RealtimeConnection:
             self.response = None
             if response.message is not None:
                 self.answered = (response.message["id"], response.spoken)
+                self.last_item = response.message["id"]
 
     async def _stop_response(self, reason: str, *, notify: bool = True) -> None:
         """Cancel the response now; keep in the session what the user heard of it."""
@@ -372,3 +375,4 @@ class RealtimeConnection:
             log.warning("could not keep the heard part of a cut answer in %s", self.session_id, exc_info=True)
         if response.message is not None:
             self.answered = (response.message["id"], response.spoken)
+            self.last_item = response.message["id"]

@@ -69,6 +69,8 @@ class Response:
     send: Send
     client_tools: set[str]
     """Functions the client runs: a call to one is a function_call item for it to answer."""
+    previous_item: str | None = None
+    """The conversation's item before this response's message."""
     output: list[dict[str, Any]] = field(default_factory=list)
     message: dict[str, Any] | None = None
     spoken: Spoken = field(default_factory=Spoken)
@@ -163,6 +165,7 @@ class Response:
             self.output.append(item)
             common = {"response_id": self.id, "output_index": len(self.output) - 1}
             await self.send(ev("response.output_item.added", **common, item=item))
+            await self.send(ev("conversation.item.added", previous_item_id=self.previous_item, item=item))
             await self._delta("response.content_part.added", part=_part(part))
         return self.message
 
@@ -203,6 +206,7 @@ class Response:
         await self._delta("response.content_part.done", part=_part(part))
         index = self.output.index(message)
         await self.send(ev("response.output_item.done", response_id=self.id, output_index=index, item=message))
+        await self.send(ev("conversation.item.done", previous_item_id=self.previous_item, item=message))
 
     async def done(self, answer: str, tokens: Mapping[str, int]) -> None:
         if self.message is None and answer:  # nothing was said: the answer as text
