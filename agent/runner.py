@@ -333,26 +333,26 @@ class Agent:
                 log.warning("session upkeep failed for %s", request.session_id, exc_info=True)
         yield TurnDone(result, tokens)
 
-    async def keep_heard(self, request: TurnRequest, transcript: str, heard: str) -> None:
-        """Land a turn that was cut short (the user spoke over it) as far as it was heard: its
-        user message, and of the answer only what was said before the cut (maybe nothing).
-        The cut turn itself was rolled back when its stream was closed; what its tools did
-        is not kept."""
+    async def record_exchange(self, request: TurnRequest, transcript: str, answer: str) -> None:
+        """Land a turn that did not run through the graph: the user's message and the answer
+        as it stands. A cut answer (the user spoke over it) is kept as far as it was heard,
+        maybe nothing, after the cut turn itself was rolled back (what its tools did is not
+        kept); a stateless chat's earlier turns are laid down this way before its last."""
         config = _config(request.tenant, request.session_id)
         with _memory_errors():
             async with self.locks.hold(_thread(request.tenant, request.session_id)):
                 before = await self.graph.aget_state(config)
                 turn = int(before.values.get("turn") or 0) + 1
                 messages = [Message(role="user", content=transcript)]
-                if heard:
-                    messages.append(Message(role="assistant", content=heard))
-                update = {**fresh_turn(), "messages": messages, "turn": turn, "transcript": transcript, "answer": heard}
+                if answer:
+                    messages.append(Message(role="assistant", content=answer))
+                update = {**fresh_turn(), "messages": messages, "turn": turn, "transcript": transcript, "answer": answer}
                 await self.graph.aupdate_state(config, update, as_node="plan")
                 record = TurnResult(
                     session_id=request.session_id,
                     turn=turn,
                     transcript=transcript,
-                    answer=heard,
+                    answer=answer,
                     citations=[],
                     tool_calls=[],
                     voice=before.values.get("voice"),

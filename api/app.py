@@ -10,7 +10,17 @@ from fastapi import FastAPI
 
 from api.compose import Services, open_services
 from api.errors import install_error_handlers
-from api.routes import health, knowledge_bases, playground, realtime, sessions, tools, turns, voices
+from api.routes import (
+    chat_completions,
+    health,
+    knowledge_bases,
+    playground,
+    realtime,
+    sessions,
+    tools,
+    turns,
+    voices,
+)
 from api.settings import Settings
 
 __all__ = ["create_app"]
@@ -35,6 +45,7 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = ope
     app.include_router(health.router)
     app.include_router(turns.router)
     app.include_router(realtime.router)
+    app.include_router(chat_completions.router)
     app.include_router(sessions.router)
     app.include_router(knowledge_bases.router)
     app.include_router(tools.router)

@@ -370,7 +370,7 @@ class RealtimeConnection:
             await response.cancelled(reason)
         try:
             if response.transcript:  # a user's message (not a client's tool outputs) and what was heard of the answer
-                await self.agent.keep_heard(response.request, response.transcript, heard)
+                await self.agent.record_exchange(response.request, response.transcript, heard)
         except Exception:
             log.warning("could not keep the heard part of a cut answer in %s", self.session_id, exc_info=True)
         if response.message is not None:

@@ -1,5 +1,6 @@
-"""/v1/realtime on the real path: the packaged planner, Whisper, Silero and Piper, with the
-openai SDK as the client and speech streamed in at the pace it is spoken."""
+"""/v1/realtime and /v1/chat/completions on the real path: the packaged planner, Whisper,
+Silero and Piper, with the openai SDK as the client and speech streamed in at the pace it
+is spoken."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
+import openai
 import pytest
 
 from api.app import create_app
@@ -92,3 +94,19 @@ async def test_typed_follow_ups_remember_the_spoken_turn(server: str) -> None:
         events = await collect(connection)
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert "ada" in text.lower(), json.dumps([e.type for e in events])
+
+
+async def test_the_audio_chat_completions_api_answers_a_spoken_question_out_loud(server: str) -> None:
+    question = base64.b64encode(piper_wav("What time is it in Tokyo?")).decode()
+    client = openai.AsyncOpenAI(base_url=f"{server}/v1", api_key="unused")
+    completion = await client.chat.completions.create(
+        model="voicegraph",
+        modalities=["text", "audio"],
+        audio={"voice": "default", "format": "wav"},
+        messages=[
+            {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": question, "format": "wav"}}]}
+        ],
+    )
+    audio = completion.choices[0].message.audio
+    assert audio is not None and "tokyo" in audio.transcript.lower(), audio
+    assert completion.usage is not None and completion.usage.completion_tokens > 0

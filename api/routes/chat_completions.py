@@ -1,0 +1,45 @@
+"""POST /v1/chat/completions: the agent for clients of the audio Chat Completions API (api/chat_completions.py).
+
+Errors answer in OpenAI's shape (`{"error": {"message", "type", "code"}}`), which its SDKs
+read and show; a missing or wrong key still gets the service's own 401.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from api.bodies import json_body
+from api.chat_completions import ChatRequest, completion, completion_chunks
+from api.deps import AgentDep, SettingsDep, TenantDep
+from api.errors import error_answer
+
+router = APIRouter(tags=["chat"])
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    request: Request, agent: AgentDep, settings: SettingsDep, tenant: TenantDep
+) -> dict[str, Any] | StreamingResponse | JSONResponse:
+    """One answer to the conversation's last user message (text or `input_audio`), spoken
+    when `modalities` has "audio"; streamed as chunks with `stream`."""
+    try:
+        body = await json_body(request, ChatRequest)
+        if body.stream:
+            chunks = await completion_chunks(agent, body, tenant, settings)
+            return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return await completion(agent, body, tenant, settings)
+    except HTTPException as refused:
+        return _error(refused.status_code, str(refused.detail))
+    except Exception as error:
+        return _error(*error_answer(error, "POST /v1/chat/completions"))
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": status}}, status)
+
+
+__all__ = ["router"]
