@@ -346,7 +346,13 @@ class Agent:
                 messages = [Message(role="user", content=transcript)]
                 if answer:
                     messages.append(Message(role="assistant", content=answer))
-                update = {**fresh_turn(), "messages": messages, "turn": turn, "transcript": transcript, "answer": answer}
+                update = {
+                    **fresh_turn(),
+                    "messages": messages,
+                    "turn": turn,
+                    "transcript": transcript,
+                    "answer": answer,
+                }
                 await self.graph.aupdate_state(config, update, as_node="plan")
                 record = TurnResult(
                     session_id=request.session_id,
