@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from agent.events import Heard
 from agent.runner import Agent, TurnRequest
+from api.realtime_early import EarlyAnswer, HeldSend
 from api.realtime_hearing import LiveTranscript
 from api.realtime_protocol import ClientError, RealtimeConfig, decode_pcm16, new_id, parse_client_event
 from api.realtime_protocol import server_event as ev
@@ -78,6 +79,8 @@ class RealtimeConnection:
         """The input not answered yet."""
         self.last_item: str | None = None
         self.response: Response | None = None
+        self.early: EarlyAnswer | None = None
+        """An answer begun while the user pauses, its events held until the turn ends."""
         self.response_task: asyncio.Task[None] | None = None
         self.answered: tuple[str, Spoken] | None = None
         """The last finished response's message item and what it said (for truncation)."""
@@ -102,6 +105,7 @@ class RealtimeConnection:
         finally:
             if self.live is not None:
                 self.live.cancel()
+            await self._drop_early()
             await self._stop_response("client_gone", notify=False)
 
     async def send(self, event: dict[str, Any]) -> None:
@@ -162,7 +166,26 @@ class RealtimeConnection:
             else:
                 await self._speech_stopped(found)
         if self.live is not None and self.detector.speaking:
-            self.live.update(self.detector.speech_so_far(), pausing=self.detector.pausing)
+            speech = self.detector.speech_so_far()
+            self.live.update(speech, self.detector.spoken_samples(), pausing=self.detector.pausing)
+            await self._answer_early(self.live, speech)
+
+    async def _answer_early(self, live: LiveTranscript, speech: np.ndarray) -> None:
+        """Start answering when the user pauses; drop that answer if they go on."""
+        assert self.detector is not None
+        settings = self.config.audio.input.turn_detection
+        if self.early is not None and not self.detector.pausing:
+            await self._drop_early()
+        elif self.early is None and self.detector.pausing and self.response is None:
+            transcript = live.ready(self.detector.spoken_samples())
+            if transcript and settings is not None and settings.create_response:
+                pending = _Pending(transcript, audio=speech)
+                held = HeldSend(self.send)
+                request = self._request(pending)
+                tools = {tool.name for tool in self.config.tools}
+                response = Response(new_id("resp"), request, transcript, held, tools, self.speech_item, self._completed)
+                self.early = EarlyAnswer(transcript, response, held)
+                self.early.task = asyncio.create_task(self._respond(response))
 
     async def _speech_started(self, found: SpeechStarted) -> None:
         self.speech_item = new_id("item")
@@ -181,8 +204,18 @@ class RealtimeConnection:
         await self.send(ev("input_audio_buffer.speech_stopped", audio_end_ms=found.at_ms, item_id=item_id))
         live, self.live, self.speech_item = self.live, None, None
         self._reset_buffer()
-        transcript = await (live.final(found.audio) if live else asyncio.to_thread(self.asr.transcribe, found.audio))
+        heard = (
+            live.final(found.audio, found.spoken_samples)
+            if live
+            else asyncio.to_thread(self.asr.transcribe, found.audio)
+        )
+        transcript = await heard
         await self._committed(item_id, found.audio, transcript.strip())
+        early = self.early
+        if early is not None and early.transcript == transcript.strip() and self.pending is not None:
+            self.early = self.pending = None
+            return await self._adopt(early)
+        await self._drop_early()
         settings = self.config.audio.input.turn_detection
         if settings is not None and settings.create_response and self.pending and self.response is None:
             await self._start_response()
@@ -208,6 +241,7 @@ class RealtimeConnection:
         await self._committed(new_id("item"), audio, transcript)
 
     async def _clear(self, event: dict[str, Any]) -> None:
+        await self._drop_early()
         self._reset_buffer()
         self.detector = self._detector()
         await self.send(ev("input_audio_buffer.cleared"))
@@ -337,9 +371,9 @@ class RealtimeConnection:
         assert self.pending is not None
         pending, self.pending = self.pending, None
         client_tools = {tool.name for tool in self.config.tools}
-        response = Response(
-            new_id("resp"), self._request(pending), pending.transcript, self.send, client_tools, self.last_item
-        )
+        request = self._request(pending)
+        response = Response(new_id("resp"), request, pending.transcript, self.send, client_tools, self.last_item)
+        response.on_complete = self._completed
         self.response = response
         await self.send(ev("response.created", response=response.public()))
         self.response_task = asyncio.create_task(self._respond(response))
@@ -353,15 +387,32 @@ class RealtimeConnection:
             await response.failed(error)
         if self.response is response:
             self.response = None
-            if response.message is not None:
-                self.answered = (response.message["id"], response.spoken)
-                self.last_item = response.message["id"]
+
+    def _completed(self, response: Response) -> None:
+        """A response's answer landed whole: it is the one a truncation may cut."""
+        if self.response is response:
+            self.response = None
+        if response.message is not None:
+            self.answered = (response.message["id"], response.spoken)
+            self.last_item = response.message["id"]
+
+    async def _drop_early(self) -> None:
+        early, self.early = self.early, None
+        if early is not None:
+            await early.drop()
+
+    async def _adopt(self, early: EarlyAnswer) -> None:
+        """The early answer is the answer: out with what it held, and on as the response."""
+        self.response, self.response_task = early.response, early.task
+        await self.send(ev("response.created", response=early.response.public()))
+        early.held.release()
 
     async def _stop_response(self, reason: str, *, notify: bool = True) -> None:
         """Cancel the response now; keep in the session what the user heard of it."""
         response, task, self.response = self.response, self.response_task, None
         if response is None or task is None:
             return
+        response.spoken.stop()
         heard = response.spoken.heard_so_far()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

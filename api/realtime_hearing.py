@@ -30,39 +30,48 @@ class LiveTranscript:
         on_delta: Callable[[Heard], Awaitable[None]],
         *,
         every_ms: int = 1000,
-        tolerance_ms: int = 300,
+        tolerance_ms: int = 100,
     ) -> None:
         self.asr = asr
         self.on_delta = on_delta
         self.every = every_ms * SAMPLE_RATE // 1000
         self.tolerance = tolerance_ms * SAMPLE_RATE // 1000
-        """How much of the speech's end (silence after the last word) a transcript may miss and still be final."""
+        """How much of the speech a transcript may miss at its end and still be final."""
         self.sent = ""
         """The transcript as far as deltas have told it."""
         self._task: asyncio.Task[str] | None = None
         self._task_samples = 0
-        """How much of the speech the running (or last) transcription covers."""
+        """How much audio the running (or last) transcription was given."""
+        self._covered = 0
+        """How much of the speech, up to its last word, it was given (silence after not counted)."""
 
-    def update(self, speech: np.ndarray, *, pausing: bool) -> None:
-        """The speech so far; transcribe it again when enough is new, or when the user pauses."""
+    def update(self, speech: np.ndarray, spoken: int, *, pausing: bool) -> None:
+        """The speech so far, `spoken` samples of it up to the last word: transcribe it again
+        when another `every_ms` has come in, or when the user pauses after new words."""
         if self._task is not None and not self._task.done():
             return
-        new = len(speech) - self._task_samples
-        if new <= 0 or (new < self.every and not pausing):
-            return
-        self._task_samples = len(speech)
-        self._task = asyncio.create_task(self._transcribe(speech.copy()))
+        if (pausing and spoken > self._covered) or len(speech) - self._task_samples >= self.every:
+            self._task_samples, self._covered = len(speech), spoken
+            self._task = asyncio.create_task(self._transcribe(speech.copy()))
 
-    async def final(self, speech: np.ndarray) -> str:
-        """The whole speech's transcript: the last one when it covered all of the speech with
-        words in it, else transcribed now."""
-        if self._task is not None and self._task_samples >= len(speech) - self.tolerance:
+    async def final(self, speech: np.ndarray, spoken: int) -> str:
+        """The whole speech's transcript: the last one when it was given all its words, else
+        transcribed now."""
+        if self._task is not None and self._covered >= spoken - self.tolerance:
             text = await self._task
         else:
             if self._task is not None:
                 self._task.cancel()
             text = await asyncio.to_thread(self.asr.transcribe, speech)
         return text.strip()
+
+    def ready(self, spoken: int) -> str | None:
+        """The transcript of the speech, `spoken` samples of it up to the last word, if one
+        that was given all of them is done already; else None."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result() if self._covered >= spoken - self.tolerance else None
 
     def cancel(self) -> None:
         if self._task is not None:

@@ -35,6 +35,8 @@ class Spoken:
     """(ms into the audio where the piece begins, its text)."""
     sent_ms: float = 0.0
     first_sent: float | None = None
+    stopped_ms: float | None = None
+    """Where playback was cut (the response was cancelled): it goes no further."""
 
     def heard(self, audio_end_ms: float) -> str:
         """The text said before `audio_end_ms`; a piece cut short keeps its share of words."""
@@ -50,15 +52,21 @@ class Spoken:
 
     def played_ms(self) -> float:
         """How far a client playing the audio in real time from its first delta has got."""
+        if self.stopped_ms is not None:
+            return self.stopped_ms
         if self.first_sent is None:
             return 0.0
         return min(self.sent_ms, (time.monotonic() - self.first_sent) * 1000)
+
+    def stop(self) -> None:
+        """Playback was cut here (the client dropped what it had not played)."""
+        self.stopped_ms = self.played_ms()
 
     def heard_so_far(self) -> str:
         return self.heard(self.played_ms())
 
     def still_playing(self) -> bool:
-        return self.played_ms() < self.sent_ms
+        return self.stopped_ms is None and self.played_ms() < self.sent_ms
 
 
 @dataclass
@@ -71,6 +79,8 @@ class Response:
     """Functions the client runs: a call to one is a function_call item for it to answer."""
     previous_item: str | None = None
     """The conversation's item before this response's message."""
+    on_complete: Callable[[Response], None] | None = None
+    """Told when the response has completed, before `response.done` goes out."""
     output: list[dict[str, Any]] = field(default_factory=list)
     message: dict[str, Any] | None = None
     spoken: Spoken = field(default_factory=Spoken)
@@ -214,6 +224,8 @@ class Response:
             self.text.append(answer)
         await self.close_message("completed")
         self.status = "completed"
+        if self.on_complete is not None:
+            self.on_complete(self)
         usage = {
             "total_tokens": tokens.get("input", 0) + tokens.get("output", 0),
             "input_tokens": tokens.get("input", 0),

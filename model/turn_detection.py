@@ -37,6 +37,8 @@ class SpeechStopped:
     """Where the speech ends in the stream (after its last speech window)."""
     audio: np.ndarray
     """The speech, from its padded start to `tail_ms` past its end, 16 kHz float32."""
+    spoken_samples: int
+    """How much of `audio` lies before the end of the speech (the tail not counted)."""
 
 
 class TurnDetector:
@@ -87,6 +89,13 @@ class TurnDetector:
         """The current speech's audio up to now (empty when no one is speaking)."""
         return self._slice(self._start_ms, self.position_ms) if self._start_ms is not None else self._audio[:0]
 
+    def spoken_samples(self) -> int:
+        """How much of the current speech lies before its last speech window (silence after it
+        not counted); 0 when no one is speaking."""
+        if self._start_ms is None:
+            return 0
+        return (self._last_speech_ms - self._start_ms) * SAMPLE_RATE // 1000
+
     def feed(self, audio: np.ndarray) -> list[SpeechStarted | SpeechStopped]:
         """Take more of the stream; what started or stopped in it."""
         self._audio = np.concatenate([self._audio, np.asarray(audio, np.float32)])
@@ -106,7 +115,8 @@ class TurnDetector:
                 self._run_ms += _WINDOW_MS
                 if self._run_ms >= self.silence_ms:
                     stop = self._last_speech_ms
-                    events.append(SpeechStopped(stop, self._slice(self._start_ms, stop + self.tail_ms)))
+                    spoken = (stop - self._start_ms) * SAMPLE_RATE // 1000
+                    events.append(SpeechStopped(stop, self._slice(self._start_ms, stop + self.tail_ms), spoken))
                     self._start_ms, self._run_ms = None, 0
         self._forget()
         return events

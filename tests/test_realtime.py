@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -208,3 +209,53 @@ async def test_an_output_for_no_waiting_call_fails_that_response_only(server: st
         await connection.conversation.item.create(item=item)
         await connection.response.create()
         assert (await collect(connection))[-1].response.status == "completed"
+
+
+def _echo(heard_at: list[float]) -> Any:
+    """A step that answers with what it was asked, noting when it was asked."""
+
+    def step(request: Any) -> Any:
+        heard_at.append(time.monotonic())
+        return reply(f"You said {str(request.messages[-1]['content']).strip().rstrip('.?!')}.")
+
+    return step
+
+
+async def test_the_answer_starts_while_the_server_waits_out_the_silence(server: str, planner: ScriptedPlanner) -> None:
+    asked: list[float] = []
+    _script(planner, *[_echo(asked)] * 4)
+    async with connect(server, session_id="rt-early") as connection:
+        detection = {"type": "server_vad", "silence_duration_ms": 1500}
+        await connection.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": detection}}})
+        speaking = asyncio.create_task(
+            send_speech(connection, piper_wav("What time is it in Tokyo?"), silence_after_ms=2500, real_time=True)
+        )
+        stopped = await collect(connection, until="input_audio_buffer.speech_stopped")
+        stopped_at = time.monotonic()
+        events = stopped + await collect(connection)
+        await speaking
+    kinds = _types(events)
+    assert kinds.count("response.created") == 1
+    assert kinds.index("input_audio_buffer.speech_stopped") < kinds.index("response.created")
+    assert len(asked) == 1 and asked[0] < stopped_at
+    said = next(e for e in events if e.type == "response.output_audio_transcript.done").transcript
+    assert "tokyo" in said.lower()
+
+
+async def test_an_early_answer_is_dropped_unheard_when_the_user_goes_on(server: str, planner: ScriptedPlanner) -> None:
+    asked: list[float] = []
+    _script(planner, *[_echo(asked)] * 4)
+    async with connect(server, session_id="rt-goes-on") as connection:
+        detection = {"type": "server_vad", "silence_duration_ms": 1500}
+        await connection.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": detection}}})
+        await send_speech(connection, piper_wav("What is the time"), silence_after_ms=900, real_time=True)
+        await send_speech(connection, piper_wav("in Tokyo right now?"), silence_after_ms=2500, real_time=True)
+        events = await collect(connection)
+    kinds = _types(events)
+    assert kinds.count("input_audio_buffer.speech_started") == 1 and kinds.count("response.created") == 1
+    said = next(e for e in events if e.type == "response.output_audio_transcript.done").transcript.lower()
+    assert "time" in said and "tokyo" in said  # the whole question, not its first half
+    assert len(asked) == 2  # an answer to the first half was begun in the pause, and dropped
+    async with httpx.AsyncClient(base_url=server, headers={"Authorization": "Bearer local"}) as http:
+        turns = (await http.get("/v1/sessions/rt-goes-on")).json()["turns"]
+    assert len(turns) == 1 and "tokyo" in turns[0]["transcript"].lower()
