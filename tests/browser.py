@@ -3,7 +3,8 @@
 Nothing is downloaded: Playwright launches the system's /usr/bin/chromium (deploy/bootstrap.sh
 installs it). Chromium's fake capture device plays a WAV file as the microphone; it takes
 16-bit PCM at 48 kHz best, and with `%noloop` it plays the file once, from the start each
-time a page opens the microphone, so a push-to-talk recording hears the whole clip.
+time a page opens the microphone, so a push-to-talk recording hears the whole clip. Without
+it (`loop=True`) the file plays over and over, as a user who keeps talking.
 """
 
 from __future__ import annotations
@@ -57,13 +58,14 @@ def fake_microphone(wav: bytes, path: Path) -> Path:
 
 
 @contextmanager
-def chromium(microphone: Path | None = None) -> Iterator[Browser]:
-    """Headless Chromium whose microphone plays `microphone` (a WAV from `fake_microphone`)."""
+def chromium(microphone: Path | None = None, *, loop: bool = False) -> Iterator[Browser]:
+    """Headless Chromium whose microphone plays `microphone` (a WAV from `fake_microphone`),
+    once or, with `loop`, over and over."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: deploy/bootstrap.sh installs Debian's chromium")
     args = list(_ARGS)
     if microphone is not None:
-        args.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
+        args.append(f"--use-file-for-fake-audio-capture={microphone}{'' if loop else '%noloop'}")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
         try:

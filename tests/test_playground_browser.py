@@ -192,14 +192,18 @@ def test_page_and_assets_are_served(base_url: str) -> None:
     with httpx.Client(base_url=base_url, timeout=30) as client:
         page = client.get("/")
         script = client.get("/static/app.js")
+        module = client.get("/static/js/dom.js")  # app.js imports the page's modules from js/
         style = client.get("/static/style.css")
         unknown = client.get("/static/nothing.js")
+        outside = [client.get(path) for path in ("/static/js/%2e%2e/%2e%2e/app.py", "/static/%2fetc%2fpasswd")]
         schema = client.get("/openapi.json").json()
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<title>voicegraph playground</title>" in page.text
-    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert '<script type="module" src="/static/app.js">' in page.text
+    for asset in (script, module):
+        assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
-    assert unknown.status_code == 404
+    assert unknown.status_code == 404 and [r.status_code for r in outside] == [404, 404]
     assert "/" not in schema["paths"] and not any(p.startswith("/static") for p in schema["paths"])
     assert not re.search(r"(src|href)=\"(https?:)?//", page.text), "the page must load nothing from elsewhere"
 
