@@ -379,6 +379,7 @@ class Agent:
                     return False
                 messages[last] = Message(role="assistant", content=heard)
                 await self.graph.aupdate_state(config, {"messages": [Replace(replace=messages)]}, as_node="plan")
+                await self.sessions.amend_answer(tenant, session_id, heard)
                 return True
 
     async def _restore(self, before: StateSnapshot) -> None:

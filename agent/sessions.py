@@ -55,6 +55,11 @@ class SessionStore(Protocol):
         """Add a landed turn, bump `updated_at`, and keep only the last `max_turns` records."""
         ...
 
+    async def amend_answer(self, tenant: str, session_id: str, answer: str) -> None:
+        """Put `answer` in the last kept turn's record (its answer was cut where the user
+        stopped listening); nothing for a session with no turns."""
+        ...
+
     async def list_sessions(self, tenant: str) -> list[SessionInfo]:
         """The tenant's live sessions, most recently updated first."""
         ...
@@ -138,6 +143,11 @@ class InMemorySessionStore:
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
         session = self._live((tenant, session_id))
         return SessionInfo(**session.info) if session else None
+
+    async def amend_answer(self, tenant: str, session_id: str, answer: str) -> None:
+        session = self._live((tenant, session_id))
+        if session and session.records:
+            session.records[-1] = {**session.records[-1], "answer": answer}
 
     async def turns(self, tenant: str, session_id: str) -> list[TurnRecord]:
         session = self._live((tenant, session_id))

@@ -95,6 +95,12 @@ class RedisSessionStore:
         raw = await self.client.hgetall(self._info(tenant, session_id))
         return _parse(session_id, raw) if raw else None
 
+    async def amend_answer(self, tenant: str, session_id: str, answer: str) -> None:
+        key = self._turns(tenant, session_id)
+        last = await self.client.lindex(key, -1)
+        if last is not None:  # the session's lock is held: no turn lands meanwhile
+            await self.client.lset(key, -1, json.dumps({**json.loads(last), "answer": answer}))
+
     async def turns(self, tenant: str, session_id: str) -> list[TurnRecord]:
         return [json.loads(r) for r in await self.client.lrange(self._turns(tenant, session_id), 0, -1)]
 

@@ -118,6 +118,21 @@ class SqliteSessionStore:
             await self._append("voicegraph_turns", key, json.dumps(record))
             await self.conn.commit()
 
+    async def amend_answer(self, tenant: str, session_id: str, answer: str) -> None:
+        async with self.lock:
+            await self._setup()
+            select = "SELECT seq, record FROM voicegraph_turns WHERE tenant = ? AND session_id = ? ORDER BY seq DESC"
+            async with self.conn.execute(select + " LIMIT 1", (tenant, session_id)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return
+            record = {**json.loads(row[1]), "answer": answer}
+            await self.conn.execute(
+                "UPDATE voicegraph_turns SET record = ? WHERE tenant = ? AND session_id = ? AND seq = ?",
+                (json.dumps(record), tenant, session_id, row[0]),
+            )
+            await self.conn.commit()
+
     async def _append(self, table: str, key: tuple[str, str], *values: Any) -> None:
         """Add a row after the session's last in `table`, keeping only its last `max_turns` rows."""
         marks = ", ".join("?" * len(values))

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 MAX_BUFFER_S = 600
 """The most audio an uncommitted input buffer holds."""
 MIN_COMMIT_MS = 100
+EARLY_AFTER_MS = 160
+"""Silence before an answer is begun early: shorter gaps are mostly between words."""
 
 
 @dataclass
@@ -176,7 +178,7 @@ class RealtimeConnection:
         settings = self.config.audio.input.turn_detection
         if self.early is not None and not self.detector.pausing:
             await self._drop_early()
-        elif self.early is None and self.detector.pausing and self.response is None:
+        elif self.early is None and self.detector.silent_for_ms >= EARLY_AFTER_MS and self.response is None:
             transcript = live.ready(self.detector.spoken_samples())
             if transcript and settings is not None and settings.create_response:
                 pending = _Pending(transcript, audio=speech)

@@ -82,6 +82,11 @@ class TurnDetector:
         return self._start_ms is not None and self._run_ms > 0
 
     @property
+    def silent_for_ms(self) -> int:
+        """How long the current speech has been silent (0 while words come, or when no one speaks)."""
+        return self._run_ms if self._start_ms is not None else 0
+
+    @property
     def position_ms(self) -> int:
         return (self._dropped + len(self._audio)) * 1000 // SAMPLE_RATE
 

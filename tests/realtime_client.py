@@ -23,9 +23,11 @@ CHUNK_MS = 100
 
 @asynccontextmanager
 async def connect(base_url: str, *, key: str = "local", session_id: str | None = None) -> AsyncIterator[Any]:
-    client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=key)
     query = {"session_id": session_id} if session_id else {}
-    async with client.realtime.connect(model="voicegraph", extra_query=query) as connection:
+    async with (
+        AsyncOpenAI(base_url=f"{base_url}/v1", api_key=key) as client,
+        client.realtime.connect(model="voicegraph", extra_query=query) as connection,
+    ):
         yield connection
 
 

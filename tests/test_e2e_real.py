@@ -157,8 +157,8 @@ def test_tenant_memory_on_redis_survives_restarts_with_the_real_model(tmp_path: 
 
 
 def test_a_spoken_tool_turn_streams_its_announcement_first_and_reads_each_token_once(base_url: str) -> None:
-    """Over server-sent events: the line said while the clock runs comes before the tool's result,
-    the answer's audio after it, and the answer step reuses the whole tool-choice step's KV state."""
+    """Over server-sent events: the line said while the clock runs is heard first, the answer's
+    audio after it, and the answer step reuses the whole tool-choice step's KV state."""
     events: list[tuple[str, dict[str, Any]]] = []
     files = {"audio": ("q.wav", piper_wav("What time is it in London?"), "audio/wav")}
     url, headers = "/v1/sessions/e2e-stream/turns", {"accept": "text/event-stream"}
@@ -175,8 +175,11 @@ def test_a_spoken_tool_turn_streams_its_announcement_first_and_reads_each_token_
                 events.append((name, json.loads(line.split(":", 1)[1])))
         traces = client.get("/v1/sessions/e2e-stream/traces").json()["traces"]
     names = [n for n, _ in events]
-    assert names[:4] == ["transcript", "tool_call", "audio", "tool_result"], names
-    assert "audio" in names[names.index("tool_result") :] and names[-1] == "result"
+    assert names[:2] == ["transcript", "tool_call"] and names[-1] == "result", names
+    said = [data["text"] for name, data in events if name == "audio" and data["text"]]
+    assert said[0] == "Let me check the time in London.", said  # the line first, then the answer
+    answer = events[-1][1]["answer"]
+    assert len(said) > 1 and all(text in answer for text in said[1:]), (said, answer)
     assert events[1][1]["name"] == "get_date_time" and "london" in json.dumps(events[1][1]["arguments"]).lower()
     plans = [c for c in traces[-1]["root"]["children"] if c["name"] == "plan"]
     choice, answer = (p["attributes"] for p in plans)

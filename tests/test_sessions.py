@@ -85,6 +85,16 @@ async def test_store_records_lists_and_deletes(memory: Memory) -> None:
     assert [s["session_id"] for s in await store.list_sessions("b")] == ["s1"]
 
 
+async def test_store_amends_the_last_answer_only(memory: Memory) -> None:
+    store: SessionStore = memory.sessions
+    await store.amend_answer("a", "none", "nothing to amend")  # no turns: nothing happens
+    await store.record_turn("a", "cut", _record(1, "first answer"))
+    await store.record_turn("a", "cut", _record(2, "a long second answer that was cut"))
+    await store.amend_answer("a", "cut", "a long second")
+    assert [r["answer"] for r in await store.turns("a", "cut")] == ["first answer", "a long second"]
+    assert [r["turn"] for r in await store.turns("a", "cut")] == [1, 2]
+
+
 async def test_store_keeps_only_the_last_turns(memory: Memory) -> None:
     for turn in range(1, 6):
         await memory.sessions.record_turn("a", "long", _record(turn))
