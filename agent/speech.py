@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -45,21 +46,41 @@ class Spoken:
     audio_seconds: float
 
 
+_CLAUSE_END = re.compile(r"[,;:](?=\s+\S)")
+FIRST_CLAUSE_WORDS = 2
+"""The fewest words the answer's first clause is said on its own with."""
+
+
 @dataclass
 class SentenceBuffer:
-    """Text as it streams in, given back a whole sentence at a time."""
+    """Text as it streams in, given back a whole sentence at a time, and the answer's first
+    clause on its own ("In Tokyo right now, ..."): the voice starts once it is written, not
+    once the whole first sentence is, which on a slow planner is most of the wait."""
 
     _text: str = ""
+    _begun: bool = False
 
     def add(self, text: str) -> str:
         """Add `text`; the sentences it completed (the next has begun), "" when none."""
         self._text += text
         sentences = split_sentences(self._text)
         if len(sentences) < 2:
-            return ""
+            return self._first_clause()
         *complete, rest = sentences
         self._text = self._text[self._text.rfind(rest) :]  # keep its raw tail: the next delta may begin " word"
+        self._begun = True
         return " ".join(complete)
+
+    def _first_clause(self) -> str:
+        """The first clause of the answer, once the words after it have begun; else ""."""
+        if self._begun:
+            return ""
+        for end in _CLAUSE_END.finditer(self._text):
+            clause = self._text[: end.end()]
+            if len(clause.split()) >= FIRST_CLAUSE_WORDS:
+                self._text, self._begun = self._text[end.end() :], True
+                return clause.strip()
+        return ""
 
     def rest(self) -> str:
         """Whatever is left, and the buffer emptied."""

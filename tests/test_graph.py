@@ -15,6 +15,7 @@ from agent.events import TurnDone
 from agent.graph import build_graph
 from agent.memory import open_checkpointer
 from agent.runner import Agent, TurnRequest
+from agent.speech import SentenceBuffer
 from model.base import PlanRequest
 from model.errors import InputError, PlannerError
 from model.testing import RecordingSynthesizer, ScriptedPlanner, Step, call, reply
@@ -256,3 +257,23 @@ async def test_fallback_answer_is_spoken_and_unspoken_turns_stay_silent() -> Non
     assert tts.said == [(output.result["answer"], None)] and output.result["answer"]
     silent = await agent.run_turn(TurnRequest("s2", text="text only", speak=False))
     assert silent.audio.size == 0 and len(tts.said) == 1
+
+
+@pytest.mark.parametrize(
+    ("pieces", "said"),
+    [
+        (
+            ["In", " Tokyo", " now,", " it", " is", " 3:45", " PM.", " Enjoy."],
+            ["In Tokyo now,", "it is 3:45 PM.", "Enjoy."],
+        ),
+        (["Sure,", " here", " it", " is."], ["Sure, here it is."]),  # one word is no clause of its own
+        (["It", " costs", " 1,000", " euros."], ["It costs 1,000 euros."]),  # a comma inside a number
+        (["Hello", " there,", " Ada.", " Well,", " hi."], ["Hello there,", "Ada.", "Well, hi."]),  # only the first
+    ],
+)
+def test_the_answers_first_clause_is_said_on_its_own(pieces: list[str], said: list[str]) -> None:
+    buffer, out = SentenceBuffer(), []
+    for piece in pieces:
+        if done := buffer.add(piece):
+            out.append(done)
+    assert [*out, buffer.rest()] == said
