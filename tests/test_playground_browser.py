@@ -284,8 +284,9 @@ def test_a_turn_streams_into_a_live_card_and_speaks_as_it_goes(page: Page, voice
         expect(live.get_by_test_id("answer")).to_contain_text(
             re.compile(r"^It is .* in Tokyo .*opens at nine \[1\]\.$")
         )
-        # the line said while the tools ran, and the first sentence, and no more yet
-        expect(live).to_have_attribute("data-audio-chunks", "2")
+        # the line said while the tools ran, the first sentence (its first clause on its own,
+        # "It is 22:02 (10:02 PM) on Friday,"), and no more yet
+        expect(live).to_have_attribute("data-audio-chunks", "3")
         expect(page.get_by_test_id("turn")).to_have_count(0)
         expect(page.get_by_test_id("status")).to_have_text("thinking…")
         _screenshot(page, "playground-streaming.png", tmp_path)
@@ -296,13 +297,13 @@ def test_a_turn_streams_into_a_live_card_and_speaks_as_it_goes(page: Page, voice
     expect(live).to_have_count(0)
     expect(turn.get_by_test_id("answer")).to_contain_text(LAST_SENTENCE)
     expect(turn.get_by_test_id("tool-call")).to_have_count(3)
-    expect(turn).to_have_attribute("data-audio-chunks", "3")  # counted on the turn's card from here on
+    expect(turn).to_have_attribute("data-audio-chunks", "4")  # counted on the turn's card from here on
     audio = turn.get_by_test_id("audio")
     expect(audio).to_have_count(1)  # the whole answer, to hear again, but not played twice
     assert audio.evaluate("a => a.paused && a.played.length === 0")
 
     starts = page.evaluate("window.audioStarts")
-    assert len(starts) == 3
+    assert len(starts) == 4
     for first, second in itertools.pairwise(starts):
         first_ends = first["when"] + first["duration"]
         assert second["when"] >= first_ends - 1e-6, "the chunks overlap"
