@@ -30,7 +30,15 @@ from agent.events import Heard
 from agent.runner import Agent, TurnRequest
 from api.realtime_early import EarlyAnswer, HeldSend
 from api.realtime_hearing import LiveTranscript
-from api.realtime_protocol import ClientError, RealtimeConfig, decode_pcm16, new_id, parse_client_event
+from api.realtime_protocol import (
+    ClientError,
+    RealtimeConfig,
+    decode_pcm16,
+    function_output,
+    new_id,
+    parse_client_event,
+    user_message,
+)
 from api.realtime_protocol import server_event as ev
 from api.realtime_response import Response, Spoken
 from model.audio import SAMPLE_RATE
@@ -146,13 +154,7 @@ class RealtimeConnection:
 
     def _detector(self) -> TurnDetector | None:
         settings = self.config.audio.input.turn_detection
-        if settings is None:
-            return None
-        return TurnDetector(
-            threshold=settings.threshold,
-            prefix_ms=settings.prefix_padding_ms,
-            silence_ms=settings.silence_duration_ms,
-        )
+        return settings.detector() if settings is not None else None
 
     async def _append(self, event: dict[str, Any]) -> None:
         audio = decode_pcm16(event.get("audio"))
@@ -293,25 +295,14 @@ class RealtimeConnection:
         return None if voice in (None, "", "default") else voice
 
     async def _item_create(self, event: dict[str, Any]) -> None:
-        item = event.get("item")
-        if isinstance(item, dict) and item.get("type") == "function_call_output":
+        item: dict[str, Any] = event["item"] if isinstance(event.get("item"), dict) else {}
+        if item.get("type") == "function_call_output":
             return await self._function_output(item)
-        if not isinstance(item, dict) or item.get("type", "message") != "message" or item.get("role") != "user":
-            raise ClientError("conversation.item.create takes a user message or a function_call_output", param="item")
-        texts: list[str] = []
-        audio: list[np.ndarray] = []
-        for part in item.get("content") or []:
-            if isinstance(part, dict) and part.get("type") == "input_text" and isinstance(part.get("text"), str):
-                texts.append(part["text"])
-            elif isinstance(part, dict) and part.get("type") == "input_audio":
-                audio.append(decode_pcm16(part.get("audio"), param="item.content.audio"))
-            else:
-                raise ClientError("a user message's content is input_text or input_audio parts", param="item.content")
+        texts, audio = user_message(item)
         item_id = str(item["id"]) if isinstance(item.get("id"), str) else new_id("item")
         previous, self.last_item = self.last_item, item_id
-        if audio:
-            heard = np.concatenate(audio)
-            pending = _Pending((await asyncio.to_thread(self.asr.transcribe, heard)).strip(), audio=heard)
+        if audio is not None:
+            pending = _Pending((await asyncio.to_thread(self.asr.transcribe, audio)).strip(), audio=audio)
         else:
             pending = _Pending(" ".join(texts).strip())
             if not pending.transcript:
@@ -327,9 +318,7 @@ class RealtimeConnection:
         self.pending = pending
 
     async def _function_output(self, item: dict[str, Any]) -> None:
-        call_id, output = item.get("call_id"), item.get("output")
-        if not isinstance(call_id, str) or not isinstance(output, str):
-            raise ClientError("a function_call_output has a call_id and an output, both strings", param="item")
+        call_id, output = function_output(item)
         if self.pending is not None and not self.pending.outputs:
             raise ClientError("a user message is waiting for its response: send response.create first", param="item")
         self.pending = self.pending or _Pending("")

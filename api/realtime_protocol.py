@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model.audio import SAMPLE_RATE, resample
 from model.base import ToolSpecDict
+from model.turn_detection import TurnDetector
 
 __all__ = [
     "WIRE_RATE",
@@ -27,9 +28,11 @@ __all__ = [
     "TurnDetection",
     "decode_pcm16",
     "encode_pcm16",
+    "function_output",
     "new_id",
     "parse_client_event",
     "server_event",
+    "user_message",
 ]
 
 WIRE_RATE = 24_000
@@ -75,6 +78,11 @@ class TurnDetection(_Loose):
     silence_duration_ms: int = Field(default=500, ge=100, le=5000)
     create_response: bool = True
     interrupt_response: bool = True
+
+    def detector(self) -> TurnDetector:
+        return TurnDetector(
+            threshold=self.threshold, prefix_ms=self.prefix_padding_ms, silence_ms=self.silence_duration_ms
+        )
 
 
 class _AudioFormat(_Loose):
@@ -198,6 +206,30 @@ def parse_client_event(raw: str | bytes) -> dict[str, Any]:
     if event_id is not None and not isinstance(event_id, str):
         raise ClientError("event_id must be a string", param="event_id")
     return event
+
+
+def user_message(item: Any) -> tuple[list[str], np.ndarray | None]:
+    """A `conversation.item.create` user message: its texts, and its audio (16 kHz) if any."""
+    if not isinstance(item, dict) or item.get("type", "message") != "message" or item.get("role") != "user":
+        raise ClientError("conversation.item.create takes a user message or a function_call_output", param="item")
+    texts: list[str] = []
+    audio: list[np.ndarray] = []
+    for part in item.get("content") or []:
+        if isinstance(part, dict) and part.get("type") == "input_text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(part, dict) and part.get("type") == "input_audio":
+            audio.append(decode_pcm16(part.get("audio"), param="item.content.audio"))
+        else:
+            raise ClientError("a user message's content is input_text or input_audio parts", param="item.content")
+    return texts, np.concatenate(audio) if audio else None
+
+
+def function_output(item: dict[str, Any]) -> tuple[str, str]:
+    """A `function_call_output` item's call id and output."""
+    call_id, output = item.get("call_id"), item.get("output")
+    if not isinstance(call_id, str) or not isinstance(output, str):
+        raise ClientError("a function_call_output has a call_id and an output, both strings", param="item")
+    return call_id, output
 
 
 def decode_pcm16(data: Any, *, param: str = "audio") -> np.ndarray:
