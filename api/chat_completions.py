@@ -19,7 +19,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -149,12 +149,17 @@ async def completion(agent: Agent, body: ChatRequest, tenant: str, settings: Set
     try:
         async with contextlib.aclosing(agent.stream_turn(request)) as events:
             async for event in events:
-                if isinstance(event, Audio):
-                    audio.add(event.audio, event.sample_rate)
-                elif isinstance(event, TurnFailed):
-                    raise event.error
-                elif isinstance(event, TurnDone):
-                    done = event
+                match event:
+                    case Audio():
+                        audio.add(event.audio, event.sample_rate)
+                    case TurnFailed(error=error):
+                        raise error
+                    case TurnDone():
+                        done = event
+                    case Heard() | AnswerText() | ToolCalled() | ToolFinished():
+                        pass
+                    case _:
+                        assert_never(event)
     finally:
         await agent.delete_session(tenant, request.session_id)
     assert done is not None, "a turn's events end with its result or its failure"
@@ -225,6 +230,8 @@ async def completion_chunks(agent: Agent, body: ChatRequest, tenant: str, settin
                         yield f"data: {json.dumps({'error': {'message': detail, 'code': status}})}\n\n".encode()
                     case Heard() | ToolCalled() | ToolFinished() | AnswerText() | Audio():
                         pass
+                    case _:
+                        assert_never(event)
             yield b"data: [DONE]\n\n"
         finally:
             with contextlib.suppress(Exception):
