@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -37,6 +38,8 @@ class TurnOutput:
     audio: np.ndarray
     """The spoken reply, float32 mono at `sample_rate`; empty when not spoken."""
     sample_rate: int
+    tokens: Mapping[str, int] = field(default_factory=dict)
+    """The planner's tokens over the turn: input, output and cached (input reused)."""
 
 
 class ReplyAudio:
@@ -50,9 +53,9 @@ class ReplyAudio:
         self._rate = self._rate or sample_rate
         self._chunks.append(resample(audio, sample_rate, self._rate))
 
-    def output(self, result: TurnResult) -> TurnOutput:
+    def output(self, result: TurnResult, tokens: Mapping[str, int] | None = None) -> TurnOutput:
         audio = np.concatenate(self._chunks).astype(np.float32) if self._chunks else np.zeros(0, np.float32)
-        return TurnOutput(result=result, audio=audio, sample_rate=self._rate or SAMPLE_RATE)
+        return TurnOutput(result=result, audio=audio, sample_rate=self._rate or SAMPLE_RATE, tokens=tokens or {})
 
 
 @dataclass

@@ -197,8 +197,8 @@ class Agent:
                 match event:
                     case Audio():
                         audio.add(event.audio, event.sample_rate)
-                    case TurnDone(result=result):
-                        return audio.output(result)
+                    case TurnDone(result=result, tokens=tokens):
+                        return audio.output(result, tokens)
                     case TurnFailed(error=error):
                         raise error
                     case Heard() | AnswerText() | ToolCalled() | ToolFinished():

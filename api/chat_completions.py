@@ -24,7 +24,6 @@ from typing import Any, Literal, assert_never
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.events import AnswerText, Audio, Heard, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
-from agent.outcome import ReplyAudio
 from agent.runner import Agent, TurnRequest
 from api.errors import error_answer
 from api.realtime_protocol import encode_pcm16, new_id
@@ -144,26 +143,11 @@ def _usage(tokens: dict[str, int]) -> dict[str, Any]:
 
 async def completion(agent: Agent, body: ChatRequest, tenant: str, settings: Settings) -> dict[str, Any]:
     request = await _prepare(agent, body, tenant, settings)
-    done: TurnDone | None = None
-    audio = ReplyAudio()
     try:
-        async with contextlib.aclosing(agent.stream_turn(request)) as events:
-            async for event in events:
-                match event:
-                    case Audio():
-                        audio.add(event.audio, event.sample_rate)
-                    case TurnFailed(error=error):
-                        raise error
-                    case TurnDone():
-                        done = event
-                    case Heard() | AnswerText() | ToolCalled() | ToolFinished():
-                        pass
-                    case _:
-                        assert_never(event)
+        output = await agent.run_turn(request)
     finally:
         await agent.delete_session(tenant, request.session_id)
-    assert done is not None, "a turn's events end with its result or its failure"
-    output, answer, tokens = audio.output(done.result), done.result["answer"], dict(done.tokens)
+    answer, tokens = output.result["answer"], dict(output.tokens)
     message: dict[str, Any] = {"role": "assistant", "content": answer, "refusal": None}
     if body.speaks and output.audio.size:
         if body.audio and body.audio.format == "pcm16":
