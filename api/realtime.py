@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,11 +183,8 @@ class RealtimeConnection:
         elif self.early is None and self.detector.silent_for_ms >= EARLY_AFTER_MS and self.response is None:
             transcript = live.ready(self.detector.spoken_samples())
             if transcript and settings is not None and settings.create_response:
-                pending = _Pending(transcript, audio=speech)
                 held = HeldSend(self.send)
-                request = self._request(pending)
-                tools = {tool.name for tool in self.config.tools}
-                response = Response(new_id("resp"), request, transcript, held, tools, self.speech_item, self._completed)
+                response = self._response(_Pending(transcript, audio=speech), held, self.speech_item)
                 self.early = EarlyAnswer(transcript, response, held)
                 self.early.task = asyncio.create_task(self._respond(response))
 
@@ -361,13 +358,18 @@ class RealtimeConnection:
     async def _start_response(self) -> None:
         assert self.pending is not None
         pending, self.pending = self.pending, None
-        client_tools = {tool.name for tool in self.config.tools}
-        request = self._request(pending)
-        response = Response(new_id("resp"), request, pending.transcript, self.send, client_tools, self.last_item)
-        response.on_complete = self._completed
-        self.response = response
+        response = self.response = self._response(pending, self.send, self.last_item)
         await self.send(ev("response.created", response=response.public()))
         self.response_task = asyncio.create_task(self._respond(response))
+
+    def _response(
+        self, pending: _Pending, send: Callable[[dict[str, Any]], Awaitable[None]], previous: str | None
+    ) -> Response:
+        """A response to `pending`, sending through `send`, after item `previous`."""
+        tools = {tool.name for tool in self.config.tools}
+        return Response(
+            new_id("resp"), self._request(pending), pending.transcript, send, tools, previous, self._completed
+        )
 
     async def _respond(self, response: Response) -> None:
         try:
