@@ -221,6 +221,12 @@ async def test_an_output_for_no_waiting_call_fails_that_response_only(server: st
         assert (await collect(connection))[-1].response.status == "completed"
 
 
+async def _end_turns_after_long_silence(connection: Any) -> None:
+    """1.5 s of silence ends a turn: time enough for an answer to begin early, whatever the load."""
+    detection = {"type": "server_vad", "silence_duration_ms": 1500}
+    await connection.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": detection}}})
+
+
 def _echo(heard_at: list[float]) -> Any:
     """A step that answers with what it was asked, noting when it was asked."""
 
@@ -235,8 +241,7 @@ async def test_the_answer_starts_while_the_server_waits_out_the_silence(server: 
     asked: list[float] = []
     _script(planner, *[_echo(asked)] * 4)
     async with connect(server, session_id="rt-early") as connection:
-        detection = {"type": "server_vad", "silence_duration_ms": 1500}
-        await connection.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": detection}}})
+        await _end_turns_after_long_silence(connection)
         speaking = asyncio.create_task(
             send_speech(connection, piper_wav("What time is it in Tokyo?"), silence_after_ms=2500, real_time=True)
         )
@@ -256,8 +261,7 @@ async def test_an_early_answer_is_dropped_unheard_when_the_user_goes_on(server: 
     asked: list[float] = []
     _script(planner, *[_echo(asked)] * 4)
     async with connect(server, session_id="rt-goes-on") as connection:
-        detection = {"type": "server_vad", "silence_duration_ms": 1500}
-        await connection.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": detection}}})
+        await _end_turns_after_long_silence(connection)
         await send_speech(connection, piper_wav("What is the time"), silence_after_ms=900, real_time=True)
         await send_speech(connection, piper_wav("in Tokyo right now?"), silence_after_ms=2500, real_time=True)
         events = await collect(connection)
