@@ -32,7 +32,7 @@ from model.base import SpeechSynthesizer
 from model.errors import ModelAssetError
 from model.tts import PiperTTS, speakable, split_sentences
 
-__all__ = ["DEFAULT_VOICE_ID", "EspeakTTS", "VoiceStyle", "VoiceSynthesizer", "parse_voice_id"]
+__all__ = ["DEFAULT_VOICE_ID", "EspeakTTS", "VoiceStyle", "VoiceSynthesizer", "parse_voice_id", "restyled"]
 
 DEFAULT_VOICE_ID = "piper:joe"
 _STYLE_WORDS = {"deep": ("pitch", 0.82), "low": ("pitch", 0.9), "high": ("pitch", 1.2)} | {
@@ -88,6 +88,16 @@ def parse_voice_id(voice: str) -> VoiceStyle:
     pitch = min(max(factors["pitch"], _PITCH_LIMITS[0]), _PITCH_LIMITS[1])
     rate = min(max(factors["rate"], _RATE_LIMITS[0]), _RATE_LIMITS[1])
     return VoiceStyle(engine, name, pitch, rate)
+
+
+def restyled(voice: str | None, pitch: float, rate: float) -> str | None:
+    """`voice` (None: the default voice) with its pitch and rate multiplied by these factors,
+    within the limits every voice keeps; a voice that is not an id of ours is left as it is."""
+    try:
+        style = parse_voice_id(voice or DEFAULT_VOICE_ID)
+    except ValueError:
+        return voice
+    return parse_voice_id(f"{style.engine}:{style.voice}:p{style.pitch * pitch:.4f}-r{style.rate * rate:.4f}").id
 
 
 class EspeakTTS:

@@ -16,24 +16,37 @@ import numpy as np
 
 from model.audio import encode_wav
 from model.tts import PiperTTS
+from model.voices import VoiceSynthesizer
 
-__all__ = ["espeak_wav", "piper_wav"]
+__all__ = ["espeak_wav", "piper_wav", "voice_wav"]
 
 
-def espeak_wav(text: str, *, speed: int = 150) -> bytes:
-    """`text` spoken by espeak-ng as WAV bytes (22,050 Hz). deploy/bootstrap.sh installs it."""
+def espeak_wav(text: str, *, speed: int = 150, pitch: int = 50, voice: str = "en-us") -> bytes:
+    """`text` spoken by espeak-ng as WAV bytes (22,050 Hz): `speed` in words per minute, `pitch`
+    0-99. deploy/bootstrap.sh installs it."""
     binary = shutil.which("espeak-ng")
     assert binary, "espeak-ng is missing: run deploy/bootstrap.sh"
-    done = subprocess.run([binary, "-v", "en-us", "-s", str(speed), "--stdout", text], capture_output=True, check=True)
-    return done.stdout
+    command = [binary, "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", "--", text]
+    return subprocess.run(command, capture_output=True, check=True).stdout
 
 
 @functools.cache
-def _question_voice() -> PiperTTS:
-    return PiperTTS(length_scale=1.15)
+def _question_voice(length_scale: float) -> PiperTTS:
+    return PiperTTS(length_scale=length_scale)
 
 
-def piper_wav(text: str) -> bytes:
-    """`text` spoken by Piper, slower than the agent speaks, as WAV bytes."""
-    tts = _question_voice()
+def piper_wav(text: str, *, length_scale: float = 1.15) -> bytes:
+    """`text` spoken by Piper, by default slower than the agent speaks, as WAV bytes."""
+    tts = _question_voice(length_scale)
     return encode_wav(np.concatenate(list(tts.synthesize(text))), tts.sample_rate)
+
+
+@functools.cache
+def _voices() -> VoiceSynthesizer:
+    return VoiceSynthesizer.default()
+
+
+def voice_wav(text: str, voice: str) -> bytes:
+    """`text` in a voice id of the voice library ("piper:joe:p0.85-r0.7": deeper and slower)."""
+    synthesizer = _voices()
+    return encode_wav(np.concatenate(list(synthesizer.synthesize(text, voice))), synthesizer.sample_rate)
