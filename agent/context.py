@@ -44,6 +44,11 @@ class AgentDeps:
     announce_tools: bool = True
     """While tools run, say the line their specs give ("Let me check the time in Tokyo."), unless
     the planner already said something before calling them."""
+    paralinguistics: bool = True
+    """Measure how each spoken turn was said (pitch, loudness, pace, pauses), show it in the
+    result and give the planner a cue line when something stands out (agent/cues.py)."""
+    adapt_delivery: bool = True
+    """Let the reply's pitch and pace follow the cue (calmer and slower for a hurried speaker)."""
 
     def registry_for(self, tenant: str) -> ToolRegistry:
         """`registry` plus the tenant's own tools, fixed for the length of a turn."""

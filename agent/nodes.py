@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 from langgraph.runtime import Runtime
 from opentelemetry.trace import Span
 
 from agent.compaction import compact
-from agent.context import TurnContext
+from agent.context import AgentDeps, TurnContext
+from agent.cues import Cue, describe, public, update_baseline, with_cue
 from agent.events import AnswerText, Audio, Heard, Line, NodeEvent, ToolCalled, ToolFinished
 from agent.state import AgentState, Replace
 from agent.tracing import (
@@ -25,10 +27,13 @@ from agent.tracing import (
     ASR_MODEL,
     AUDIO_IN_S,
     CACHED_TOKENS,
+    CUE,
     FINISH_REASONS,
+    INPUT_MESSAGES,
     INPUT_TOKENS,
     OPERATION,
     OUTPUT_TOKENS,
+    PARALINGUISTICS,
     PLAN_ROUND,
     PLAN_TOOL_CALLS,
     PREFILLED_TOKENS,
@@ -64,6 +69,8 @@ from model.base import (
     message_text,
 )
 from model.errors import InputError, PlannerError
+from model.paralinguistics import Acoustics, Paralinguistics, measure_acoustics
+from model.voices import restyled
 from tools.base import CITATION_MARKER, Citation
 from tools.runtime import ToolOutcome, execute_calls
 
@@ -77,18 +84,23 @@ def _write(runtime: Runtime[TurnContext], event: NodeEvent) -> None:
     runtime.stream_writer(event)
 
 
-async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart | AudioPart]]:
-    """The transcript and the user message's content; `span` is the listen span."""
+async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart | AudioPart], _Measuring]:
+    """The transcript, the user message's content and, for a spoken turn, how it was said
+    (measured alongside the recognizer); `span` is the listen span."""
     deps = ctx.deps
-    if ctx.audio is None or (ctx.text is not None and not deps.planner.speech_native):
-        transcript = (ctx.text or "").strip()  # typed, or heard already (a realtime turn)
-        return transcript, transcript
+    if ctx.audio is None:
+        transcript = (ctx.text or "").strip()
+        return transcript, transcript, None
+    if ctx.text is not None and not deps.planner.speech_native:  # heard already (a realtime turn)
+        transcript = ctx.text.strip()
+        return transcript, transcript, _measure(deps, ctx.audio)
     audio = await asyncio.to_thread(deps.vad.trim, ctx.audio) if deps.vad else ctx.audio
     if audio.size == 0:
         raise InputError(NO_SPEECH)
+    measuring = _measure(deps, audio)
     if deps.planner.speech_native:
         wav = base64.b64encode(encode_wav(audio, SAMPLE_RATE)).decode("ascii")
-        return "", [AudioPart(type="input_audio", data=wav)]
+        return "", [AudioPart(type="input_audio", data=wav)], measuring
     if deps.asr is None:
         raise PlannerError("the planner needs text, and no speech recognizer is configured")
     attributes = {ASR_MODEL: deps.asr.name, AUDIO_IN_S: round(audio.size / SAMPLE_RATE, 3)}
@@ -96,7 +108,26 @@ async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart 
         transcript = (await asyncio.to_thread(deps.asr.transcribe, audio)).strip()
     if not transcript:
         raise InputError(NO_SPEECH)
-    return transcript, transcript
+    return transcript, transcript, measuring
+
+
+_Measuring = asyncio.Future[Acoustics] | None
+
+
+def _measure(deps: AgentDeps, audio: np.ndarray) -> _Measuring:
+    """Start measuring how `audio` was said, on a thread beside the recognizer's."""
+    return asyncio.ensure_future(asyncio.to_thread(measure_acoustics, audio)) if deps.paralinguistics else None
+
+
+def _cue(state: AgentState, ctx: TurnContext, span: Span, heard: Paralinguistics) -> tuple[Cue, dict[str, Any]]:
+    """The cue for how this turn was said and the state it updates: the turn's figures and the
+    speaker's baseline."""
+    cue = describe(heard, state.get("speaker"))
+    figures = public(heard, cue, adapted=ctx.deps.adapt_delivery)
+    span.set_attributes(
+        {PARALINGUISTICS.format(name=k): v for k, v in heard.as_dict().items() if v is not None} | {CUE: cue.text}
+    )
+    return cue, {"paralinguistics": figures, "speaker": update_baseline(state.get("speaker"), heard)}
 
 
 def _outputs(state: AgentState, outputs: tuple[tuple[str, str], ...]) -> list[Message | Replace]:
@@ -120,8 +151,13 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
     deps = ctx.deps
     if ctx.tool_outputs:
         return {"messages": _outputs(state, ctx.tool_outputs), "turn": (state.get("turn") or 0) + 1}
+    measured: dict[str, Any] = {}
     with ctx.trace.span("listen") as span:
-        transcript, content = await _hear(ctx, span)
+        transcript, content, measuring = await _hear(ctx, span)
+        if measuring is not None:
+            cue, measured = _cue(state, ctx, span, (await measuring).with_words(transcript))
+            if isinstance(content, str):
+                content = with_cue(content, cue)
         if ctx.trace.capture_content:
             span.set_attribute(TRANSCRIPT, transcript)
     _write(runtime, Heard(transcript))
@@ -134,6 +170,7 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
         "messages": added,
         "turn": (state.get("turn") or 0) + 1,
         "transcript": transcript,
+        **measured,
     }
     if ctx.voice is not None:  # the request chose a voice: "" is back to the default
         update["voice"] = ctx.voice or None
@@ -163,6 +200,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     deps = ctx.deps
     can_call = state["rounds"] < deps.max_tool_rounds and ctx.tool_choice == "auto"
     voice = state.get("voice")
+    said_in = _reply_voice(state)
     request = PlanRequest(
         messages=_recent(state["messages"], deps.history_turns, state["turn"]),
         tools=ctx.declarations(),
@@ -178,13 +216,15 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     usage: Usage | None = None
     provider, model = planner_model(deps.planner.name)
     attributes = {OPERATION: "chat", PROVIDER: provider, REQUEST_MODEL: model, PLAN_ROUND: state["rounds"] + 1}
+    if ctx.trace.capture_content and not deps.planner.speech_native:  # its messages carry the audio
+        attributes[INPUT_MESSAGES] = as_json(_this_turn(request.messages))
     with ctx.trace.span("plan", attributes) as span:
         async for event in deps.planner.plan(request):
             if isinstance(event, TextDelta):
                 text.append(event.text)
-                _write(runtime, AnswerText(event.text, voice))
+                _write(runtime, AnswerText(event.text, said_in))
             elif isinstance(event, ToolChosen) and can_call and not (text or calls or announced):
-                announced = _announce(ctx, voice, runtime, event.name, None)
+                announced = _announce(ctx, said_in, runtime, event.name, None)
             elif isinstance(event, ToolCallEvent) and can_call:
                 calls.append(event.call)
                 _write(runtime, ToolCalled(event.call))
@@ -199,11 +239,11 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         span.set_attributes(_plan_attributes(ctx, usage, calls, answer))
     if not calls and not answer:
         answer = NO_ANSWER
-        _write(runtime, AnswerText(answer, voice))
+        _write(runtime, AnswerText(answer, said_in))
     if deps.planner.speech_native and ctx.speak and answer and not spoke:
         # Its text is not spoken as it streams: its own line before a call ("Let me check.",
         # heard while the tool runs) or an answer it did not speak itself is said now.
-        _write(runtime, Line(answer, voice))
+        _write(runtime, Line(answer, said_in))
         spoke = True
     message = Message(role="assistant", content=answer)
     if calls:
@@ -214,6 +254,19 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     if not calls:
         update["answer"] = answer
     return update
+
+
+def _this_turn(messages: Sequence[Message]) -> Sequence[Message]:
+    """The messages from the last user message on: what this turn added to the conversation."""
+    starts = [i for i, message in enumerate(messages) if message["role"] == "user"]
+    return messages[starts[-1] :] if starts else messages
+
+
+def _reply_voice(state: AgentState) -> str | None:
+    """The session voice, as this turn's reply says it: with the delivery its cue asked for."""
+    voice = state.get("voice")
+    delivery = (state.get("paralinguistics") or {}).get("delivery")
+    return restyled(voice, delivery["pitch"], delivery["rate"]) if delivery else voice
 
 
 def _plan_attributes(ctx: TurnContext, usage: Usage | None, calls: list[ToolCall], answer: str) -> dict[str, Any]:
@@ -289,7 +342,7 @@ def _announce_calls(state: AgentState, runtime: Runtime[TurnContext]) -> None:
     calls = [call for call in state["pending"] if not runtime.context.runs_on_client(call["name"])]
     said_before = bool(state["messages"] and message_text(state["messages"][-1]).strip())
     if calls and not (said_before or state["spoke"]):
-        _announce(runtime.context, state.get("voice"), runtime, calls[0]["name"], calls[0]["arguments"])
+        _announce(runtime.context, _reply_voice(state), runtime, calls[0]["name"], calls[0]["arguments"])
 
 
 def _announce(

@@ -23,6 +23,8 @@ class TurnResult(TypedDict):
     session_id: str
     turn: int
     transcript: str
+    paralinguistics: dict[str, Any] | None
+    """How the turn was said (agent/cues.py `public`); None for a typed turn."""
     answer: str
     citations: list[Citation]
     tool_calls: list[CallRecord]

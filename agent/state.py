@@ -1,9 +1,10 @@
-"""The graph's state. `messages`, `turn` and `voice` are the session; the rest is this turn's."""
+"""The graph's state. `messages`, `turn`, `voice` and `speaker` are the session; the rest is this turn's."""
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict, cast
+from typing import Annotated, Any, TypedDict, cast
 
+from agent.cues import SpeakerBaseline
 from model.base import Message, ToolCall
 from tools.base import Citation
 from tools.runtime import CallRecord
@@ -40,6 +41,10 @@ class AgentState(TypedDict):
     """The session voice (None: the default voice); set by tools, kept across turns."""
     transcript: str
     """What the user said or typed this turn."""
+    paralinguistics: dict[str, Any] | None
+    """How this turn was said (agent/cues.py `public`); None when it was typed."""
+    speaker: SpeakerBaseline | None
+    """How the session's speaker sounded on earlier spoken turns, kept across turns."""
     answer: str
     """The answer of this turn, as text."""
     citations: list[Citation]
@@ -61,6 +66,7 @@ def fresh_turn() -> dict[str, object]:
     """The per-turn fields reset at the start of every turn (the graph's input)."""
     return {
         "transcript": "",
+        "paralinguistics": None,
         "answer": "",
         "citations": [],
         "tool_calls": [],

@@ -232,6 +232,8 @@ async def _open_services(
         max_stored_turns=settings.max_stored_turns,
         max_tool_concurrency=settings.tool_concurrency,
         announce_tools=settings.announce_tools,
+        paralinguistics=settings.paralinguistics,
+        adapt_delivery=settings.adapt_delivery,
     )
     async with (
         open_settings_memory(settings) as memory,

@@ -11,7 +11,9 @@ from agent.runner import MAX_TEXT_CHARS
 
 __all__ = [
     "CitationPublic",
+    "DeliveryPublic",
     "Health",
+    "ParalinguisticsPublic",
     "SessionPublic",
     "SessionSummary",
     "SessionTurnPublic",
@@ -58,11 +60,47 @@ class ToolCallPublic(BaseModel):
     attempts: int = 1
 
 
+class DeliveryPublic(BaseModel):
+    pitch: float
+    """Factor on the session voice's pitch for this reply (1.0: as it is)."""
+    rate: float
+    """Factor on its speaking rate."""
+
+
+class ParalinguisticsPublic(BaseModel):
+    """How a spoken turn was said, measured from its audio."""
+
+    speech_s: float
+    """Time spoken, pauses left out."""
+    pauses: int
+    """Silences of 250 ms or more between words."""
+    pause_s: float
+    loudness_dbfs: float | None
+    """RMS level of the speech in dB full scale."""
+    pitch_hz: float | None
+    """Median pitch; null when nothing was voiced."""
+    pitch_range_st: float | None
+    """Between the 10th and 90th percentile of the pitch, in semitones."""
+    pitch_end: Literal["rising", "falling", "level"] | None
+    rate_wps: float | None
+    """Words per second spoken."""
+    hesitations: int
+    """Filler words and words said twice in a row."""
+    cue: str
+    """The line the planner read after the words ("spoken faster than before; pitch higher
+    than before"); "" when nothing stood out, against the speaker's earlier turns where there
+    are some."""
+    delivery: DeliveryPublic | None
+    """How the reply's voice followed the cue; null: the session voice as it is."""
+
+
 class TurnFields(BaseModel):
     """What a turn answered: shared by the turn's response and the session's turn log."""
 
     turn: int
     transcript: str
+    paralinguistics: ParalinguisticsPublic | None = None
+    """How the turn was said; null for a typed turn."""
     answer: str
     citations: list[CitationPublic]
     tool_calls: list[ToolCallPublic]

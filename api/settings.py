@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     """The llama.cpp engine's context: the longest prompt (system block, tools and the conversation shown)."""
     announce_tools: bool = True
     """Say a short line while a tool runs ("Let me check the time in Tokyo."); off waits in silence."""
+    paralinguistics: bool = True
+    """Measure how each spoken turn was said (pitch, loudness, pace, pauses): shown in the result
+    and the trace, and a cue line for the planner when something stands out."""
+    adapt_delivery: bool = True
+    """Let the reply's pitch and pace follow that cue (calmer and slower for a hurried speaker)."""
 
     planner: Literal["cascade", "step-audio-2", "openai"] = "cascade"
     """The planner backend: the packaged local cascade, Step-Audio 2 on StepFun's vLLM/SGLang

@@ -30,7 +30,7 @@ from model.asr import WhisperASR
 from model.audio import SAMPLE_RATE, resample
 from tests.http_server import running_server
 from tests.redis_server import free_port, running_redis
-from tests.speech import piper_wav
+from tests.speech import piper_wav, voice_wav
 
 pytestmark = pytest.mark.real
 
@@ -114,6 +114,30 @@ def test_greeting_calls_no_tool(base_url: str, asr: WhisperASR) -> None:
     assert body["tool_calls"] == []
     assert body["answer"].strip()
     _assert_speaks_answer(body, asr)
+
+
+def test_how_a_question_was_said_reaches_the_planner(base_url: str) -> None:
+    """The same voice asks slow and low, then fast and high: the figures tell the turns apart,
+    the second turn's prompt carries the cue, and its reply is said calmer and slower."""
+    bodies = []
+    with httpx.Client(base_url=base_url, timeout=600) as client:
+        for question, voice in (
+            ("Hello, how are you today?", "piper:joe:p0.85-r0.7"),
+            ("What is a good name for a dog?", "piper:joe:p1.25-r1.4"),
+        ):
+            files = {"audio": ("q.wav", voice_wav(question, voice), "audio/wav")}
+            response = client.post("/v1/sessions/e2e-cues/turns", files=files)
+            assert response.status_code == 200, response.text
+            bodies.append(response.json())
+        traces = client.get("/v1/sessions/e2e-cues/traces").json()["traces"]
+    slow, fast = (body["paralinguistics"] for body in bodies)
+    assert "dog" in bodies[1]["transcript"].lower()
+    assert slow["rate_wps"] * 1.5 < fast["rate_wps"] and slow["pitch_hz"] * 1.25 < fast["pitch_hz"], (slow, fast)
+    assert "faster than before" in fast["cue"] and "pitch higher than before" in fast["cue"], fast
+    assert fast["delivery"] == {"pitch": 0.95, "rate": 0.88}
+    plan = next(c for c in traces[-1]["root"]["children"] if c["name"] == "plan")
+    assert f"[{fast['cue']}]" in json.loads(plan["attributes"]["gen_ai.input.messages"])[0]["content"]
+    assert bodies[1]["tool_calls"] == [] and bodies[1]["answer"].strip()  # the cue is no request
 
 
 def _cli(data: Path, models: Path, *args: str) -> subprocess.CompletedProcess[str]:
