@@ -235,6 +235,7 @@ def test_text_turn_shows_answer_citations_audio_and_timeline(page: Page, tmp_pat
     expect(page.get_by_test_id("text-input")).to_have_value("")
 
     expect(turn.get_by_test_id("transcript")).to_have_text(QUESTION)
+    expect(turn.get_by_test_id("how-said")).to_have_count(0)  # typed: nothing was heard
     expect(turn.get_by_test_id("answer")).to_contain_text("The Tokyo office opens at nine [1].")
     expect(turn.get_by_test_id("answer")).to_contain_text("in Tokyo")
     marker = turn.get_by_test_id("cite-marker")
@@ -348,6 +349,7 @@ def test_file_upload_turn(page: Page, question_wav: bytes) -> None:
     turn = _last_turn(page, 1)
     expect(turn.get_by_test_id("transcript")).to_contain_text("Tokyo")
     expect(turn).to_contain_text("file: question.wav")
+    expect(turn.get_by_test_id("how-said")).to_contain_text(re.compile(r"pitch \d+ Hz · [\d.]+ words/s · -\d+ dBFS"))
     _assert_audio_plays(turn)
     expect(turn.locator("[data-testid='span'][data-span-name='asr']")).to_have_count(1)
 

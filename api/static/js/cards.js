@@ -50,6 +50,20 @@ function timingsNode(timings) {
   return el("span", { class: "timings", "data-testid": "timings" }, parts);
 }
 
+/** How a spoken turn was said: the cue the planner read, then the figures behind it. */
+function howSaidNode(p) {
+  if (!p) return null;
+  const figures = [
+    p.pitch_hz != null ? `pitch ${Math.round(p.pitch_hz)} Hz` + (p.pitch_end === "rising" ? ", rising" : "") : null,
+    p.rate_wps != null ? `${p.rate_wps.toFixed(1)} words/s` : null,
+    p.loudness_dbfs != null ? `${Math.round(p.loudness_dbfs)} dBFS` : null,
+    p.pauses ? `${p.pauses} pause${p.pauses > 1 ? "s" : ""}` : null,
+  ].filter(Boolean).join(" · ");
+  const delivery = p.delivery ? " · reply slowed to match" : "";
+  return el("p", { class: "how-said muted small", "data-testid": "how-said", title: "how it was said" },
+    `${p.cue || "said as usual"} — ${figures}${delivery}`);
+}
+
 function audioNode(b64) {
   if (!b64) return null;
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -75,7 +89,8 @@ export function addTurn(turn, { autoplay, source }) {
       source ? el("span", { class: "tag" }, source) : null,
       el("time", { datetime: when.toISOString(), class: "muted" }, when.toLocaleTimeString())),
     el("div", { class: "msg you" }, el("span", { class: "who" }, "You"),
-      el("p", { class: "text", "data-testid": "transcript" }, turn.transcript || "(nothing heard)")),
+      el("p", { class: "text", "data-testid": "transcript" }, turn.transcript || "(nothing heard)"),
+      howSaidNode(turn.paralinguistics)),
     el("div", { class: "msg agent" }, el("span", { class: "who" }, "Agent"),
       el("div", { class: "body" },
         answerNode(turn.answer || "", citations, key),
