@@ -113,6 +113,7 @@ class BenchMode(StrEnum):
     latency = "latency"
     hearing = "hearing"
     realtime = "realtime"
+    paralinguistics = "paralinguistics"
 
 
 @app.command()
@@ -123,7 +124,8 @@ def bench(
             help="stages: one spoken turn in-process, stage by stage, with model load times and memory. "
             "latency: warm turns of three kinds over HTTP on each engine (first audio, answer audio, total, "
             "tokens, peak memory, start-up). hearing: word error rate of the recognizer on a spoken set. "
-            "realtime: spoken turns over /v1/realtime (end of speech to first audio, barge-in)."
+            "realtime: spoken turns over /v1/realtime (end of speech to first audio, barge-in). "
+            "paralinguistics: how right and how cheap the figures of how a turn was said are."
         ),
     ] = BenchMode.stages,
     question: Annotated[str, typer.Option(help="stages: the question, spoken by the TTS.")] = (
@@ -150,6 +152,10 @@ def bench(
         from api.hearing_bench import run_hearing_bench
 
         typer.echo(guard(run_hearing_bench))
+    elif mode is BenchMode.paralinguistics:
+        from api.paralinguistics_bench import run_paralinguistics_bench
+
+        typer.echo(guard(run_paralinguistics_bench))
     else:
         from api.bench import run_bench
 

@@ -8,13 +8,16 @@ resampling (pitch and pace times the factor), espeak-ng's `-s` (words per minute
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 from scipy.signal import lfilter
 
 from agent.cues import Cue, SpeakerBaseline, describe, public, update_baseline, with_cue
+from api.paralinguistics_bench import run_paralinguistics_bench
 from model.audio import SAMPLE_RATE, decode_audio, resample
+from model.base import SpeechRecognizer
 from model.paralinguistics import Paralinguistics, measure
 from model.voices import restyled
 from tests.speech import espeak_wav, piper_wav
@@ -194,3 +197,21 @@ def test_delivery_follows_the_cue_within_the_session_voice() -> None:
     assert restyled(None, delivery["pitch"], delivery["rate"]) == "piper:joe:p0.95-r0.88"
     assert restyled("espeak:en-gb+m3:slow", 1.0, 0.9) == "espeak:en-gb+m3:r0.70"
     assert restyled("not-a-voice", 1.0, 0.9) == "not-a-voice"
+
+
+class _Instant(SpeechRecognizer):
+    name = "instant"
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        return QUESTION
+
+
+def test_the_benchmark_finds_every_figure_within_its_tolerance() -> None:
+    """`voicegraph bench paralinguistics` over the hearing set's voices (the recognizer it is
+    set against stubbed: its cost is not what is checked)."""
+    table = run_paralinguistics_bench(asr=_Instant())
+    rows = re.findall(r"within (\d+)%: (\d+)/(\d+)", table)
+    assert len(rows) == 5, table
+    assert all(int(hit) == int(total) > 0 for _, hit, total in rows), table
+    assert re.search(r"order right (\d+)/\1,", table), table
+    assert "measure   p50" in table and "instant, same audio" in table
