@@ -99,6 +99,8 @@ async def test_a_spoken_question_is_heard_answered_and_remembered(server: str, p
     async with httpx.AsyncClient(base_url=server, headers={"Authorization": "Bearer local"}) as http:
         stored = (await http.get("/v1/sessions/rt-tokyo")).json()
     assert stored["turns"][0]["answer"] == "It is noon in Tokyo. Have a nice day."
+    heard = stored["turns"][0]["paralinguistics"]  # measured from the streamed audio as well
+    assert heard["pitch_hz"] > 50 and heard["rate_wps"] > 1 and heard["loudness_dbfs"] < 0
 
 
 async def test_typed_messages_and_manual_commit_in_text(server: str, planner: ScriptedPlanner) -> None:
