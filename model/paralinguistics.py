@@ -34,7 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from model.audio import SAMPLE_RATE
 
-__all__ = ["PAUSE_S", "Acoustics", "Paralinguistics", "measure", "measure_acoustics"]
+__all__ = ["HOP", "PAUSE_S", "Acoustics", "Paralinguistics", "frame_power", "measure", "measure_acoustics"]
 
 PitchEnd = Literal["rising", "falling", "level"]
 
@@ -105,7 +105,7 @@ def measure_acoustics(audio: np.ndarray) -> Acoustics:
     samples = np.asarray(audio, dtype=np.float32).reshape(-1)
     if samples.size < _LEVEL_WINDOW:
         return Acoustics(0.0, 0, 0.0, None, None, None, None)
-    power = _frame_power(samples)
+    power = frame_power(samples)
     level = 10 * np.log10(np.maximum(power, 10 ** (_SILENCE_DB / 10)))
     speech = _speech_frames(level)
     if not speech.any():
@@ -128,8 +128,9 @@ def measure_acoustics(audio: np.ndarray) -> Acoustics:
     )
 
 
-def _frame_power(samples: np.ndarray) -> np.ndarray:
-    """Mean square of each 25 ms frame, one every 10 ms (the last frames padded with silence)."""
+def frame_power(samples: np.ndarray) -> np.ndarray:
+    """Mean square of each 25 ms frame of 16 kHz `samples`, one every `HOP` (the last frames padded
+    with silence)."""
     padded = np.concatenate([samples, np.zeros(_LEVEL_WINDOW, np.float32)])
     squares = np.concatenate([[0.0], np.cumsum(padded.astype(np.float64) ** 2)])
     starts = np.arange(0, samples.size, HOP)

@@ -1,11 +1,11 @@
-"""Who is speaking and how: speaker embeddings (resemblyzer) and rough pitch and rate estimates.
+"""Who is speaking and how: speaker embeddings (resemblyzer), pitch and a rate for clips without words.
 
 The voice library compares timbres with resemblyzer's GE2E encoder (256-d unit vectors,
 weights inside the wheel, so nothing is downloaded). It tells different base voices
 apart well but hardly separates espeak variants of one voice, which is why a user's
 sample is matched to the nearest built-in timbre and its pitch and speaking rate are
-measured separately, with the plain estimators below: they need to be comparable
-between clips, not exact.
+measured separately: pitch as every turn's is (model/paralinguistics.py), and the rate
+as syllable-like loudness peaks per second, since a voice sample comes without its words.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from model.audio import resample
+from model.audio import SAMPLE_RATE, resample
 from model.errors import ModelAssetError
+from model.paralinguistics import HOP, frame_power, measure_acoustics
 
 __all__ = ["SpeakerEncoder", "estimate_pitch", "estimate_rate"]
 
-_RATE = 16_000
 _MISSING = "speaker embeddings need resemblyzer: pip install 'resemblyzer>=0.1.4' ({error})"
 _ENCODERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -48,44 +48,24 @@ class SpeakerEncoder:
         """A unit vector for the voice in `audio` (float32 mono)."""
         from resemblyzer import preprocess_wav
 
-        wav = preprocess_wav(resample(audio, sample_rate, _RATE), source_sr=_RATE)
-        if wav.size < _RATE // 4:  # silence trimmed away: embed what there is
-            wav = resample(audio, sample_rate, _RATE)
+        wav = preprocess_wav(resample(audio, sample_rate, SAMPLE_RATE), source_sr=SAMPLE_RATE)
+        if wav.size < SAMPLE_RATE // 4:  # silence trimmed away: embed what there is
+            wav = resample(audio, sample_rate, SAMPLE_RATE)
         vector = np.asarray(self.load().embed_utterance(wav), dtype=np.float32)
         return vector / (float(np.linalg.norm(vector)) or 1.0)
 
 
 def estimate_pitch(audio: np.ndarray, sample_rate: int) -> float:
-    """Median fundamental frequency in Hz over voiced frames (autocorrelation); 0.0 if none."""
-    wav = resample(audio, sample_rate, _RATE)
-    frame, hop = 640, 320  # 40 ms frames, 20 ms apart
-    low, high = _RATE // 400, _RATE // 60  # lags for 400 Hz .. 60 Hz
-    loudness = _frame_rms(wav, frame, hop)
-    if loudness.size == 0:
-        return 0.0
-    floor = 0.25 * float(np.percentile(loudness, 90))
-    found: list[float] = []
-    for index, rms in enumerate(loudness):
-        if rms < floor:
-            continue
-        chunk = wav[index * hop : index * hop + frame]
-        chunk = chunk - chunk.mean()
-        corr = np.correlate(chunk, chunk, mode="full")[frame - 1 :]
-        if corr[0] <= 0:
-            continue
-        lag = low + int(np.argmax(corr[low:high]))
-        if corr[lag] / corr[0] > 0.45:  # clearly periodic: voiced
-            found.append(_RATE / lag)
-    return float(np.median(found)) if found else 0.0
+    """Median fundamental frequency in Hz over voiced speech; 0.0 if none is voiced."""
+    return measure_acoustics(resample(audio, sample_rate, SAMPLE_RATE)).pitch_hz or 0.0
 
 
 def estimate_rate(audio: np.ndarray, sample_rate: int) -> float:
     """Syllable-like loudness peaks per second of speech (silences excluded); 0.0 for silence."""
-    wav = resample(audio, sample_rate, _RATE)
-    envelope = _frame_rms(wav, 320, 160)  # 10 ms steps
-    if envelope.size < 5:
+    power = frame_power(resample(audio, sample_rate, SAMPLE_RATE))
+    if power.size < 5:
         return 0.0
-    envelope = np.convolve(envelope, np.ones(5) / 5, mode="same")
+    envelope = np.convolve(np.sqrt(power), np.ones(5) / 5, mode="same")
     floor = 0.3 * float(np.percentile(envelope, 90))
     speech = envelope > floor
     peaks = 0
@@ -95,13 +75,5 @@ def estimate_rate(audio: np.ndarray, sample_rate: int) -> float:
         if speech[i] and rising and i - last >= 8:  # nuclei at least 80 ms apart
             peaks += 1
             last = i
-    seconds = float(speech.sum()) / 100
+    seconds = float(speech.sum()) * HOP / SAMPLE_RATE
     return peaks / seconds if seconds > 0 else 0.0
-
-
-def _frame_rms(wav: np.ndarray, frame: int, hop: int) -> np.ndarray:
-    count = max(0, 1 + (wav.size - frame) // hop)
-    if count == 0:
-        return np.zeros(0, dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(wav, frame)[::hop][:count]
-    return np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
