@@ -162,6 +162,8 @@ class Settings(BaseSettings):
             return self.engine
         if self.device is not None:
             return "transformers" if self.device.startswith("cuda") else "llama"
+        if not any(Path("/dev").glob("nvidia[0-9]*")):  # no GPU: no need to load torch (~480 MB) to ask it
+            return "llama"
         import torch
 
         return "transformers" if torch.cuda.is_available() else "llama"
