@@ -30,6 +30,10 @@ _CORRUPT = "the {fmt} audio is corrupt or truncated ({detail})"
 _NO_AUDIO_STREAM = "the {fmt} file has no audio stream"
 _NO_SAMPLES = "the audio contains no samples (zero length)"
 _TOO_LONG = "the audio lasts more than {limit:g} s"
+_TOO_MANY_TAGS = "the audio starts with more than {limit} ID3 tags"
+
+_MAX_ID3_TAGS = 16
+"""ID3v2 tags skipped before the audio; real files carry one, rarely two."""
 
 # FFmpeg can raise through several Python types; all of them mean "bad input" here.
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError, IndexError)
@@ -128,13 +132,34 @@ def _mono(audio: np.ndarray) -> np.ndarray:
 
 
 def _sniff(data: bytes) -> str | None:
-    """The FFmpeg demuxer for these bytes, from their magic numbers; None if not audio we take."""
-    head = data[:12]
-    if head[:3] == b"ID3" and len(data) >= 10:
-        # An ID3v2 tag (syncsafe size) may precede mp3, aac or flac: look behind it.
-        size = (data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]
-        inner = _sniff(data[10 + size :])
-        return inner if inner in ("mp3", "aac", "flac") else "mp3"
+    """The FFmpeg demuxer for these bytes, from their magic numbers; None if not audio we take.
+
+    ID3v2 tags (which may precede mp3, aac or flac) are stepped over by offset, a bounded
+    number of them: a file of nothing but stacked empty tags must cost neither a copy of
+    the upload per tag nor a frame of recursion per tag.
+    """
+    start = 0
+    for _ in range(_MAX_ID3_TAGS + 1):
+        if data[start : start + 3] != b"ID3" or len(data) - start < 10:
+            break
+        start += _id3_length(data, start)
+    else:
+        raise AudioDecodeError(_TOO_MANY_TAGS.format(limit=_MAX_ID3_TAGS))
+    fmt = _sniff_magic(data[start : start + 12])
+    if start == 0:
+        return fmt
+    return fmt if fmt in ("mp3", "aac", "flac") else "mp3"
+
+
+def _id3_length(data: bytes, start: int) -> int:
+    """Bytes of the ID3v2 tag at `start`: its 10-byte header, syncsafe size and optional footer."""
+    size = (data[start + 6] << 21) | (data[start + 7] << 14) | (data[start + 8] << 7) | data[start + 9]
+    footer = 10 if data[start + 5] & 0x10 else 0
+    return 10 + size + footer
+
+
+def _sniff_magic(head: bytes) -> str | None:
+    """The demuxer named by a file's first 12 bytes (past any ID3 tags)."""
     if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
         return "wav"
     if head[:4] == b"fLaC":

@@ -115,6 +115,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
     ("empty-audio", {"files": {"audio": ("q.wav", b"", "audio/wav")}}, 400, "empty"),
     ("corrupt-audio", {"files": {"audio": ("q.wav", b"RIFF\x00\x00garbage" * 50, "audio/wav")}}, 422, "audio"),
     ("png", {"files": {"audio": ("q.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 300, "image/png")}}, 422, "audio"),
+    ("id3-bomb", {"files": {"audio": ("q.mp3", (b"ID3\x04" + bytes(6)) * 30_000, "audio/mpeg")}}, 422, "ID3 tags"),
     ("too-large", {"files": {"audio": ("q.wav", b"\x00" * (LIMIT_BYTES + 10), "audio/wav")}}, 413, "larger than"),
     ("too-long", {"files": {"audio": ("q.wav", _silence(LIMIT_SECONDS + 2), "audio/wav")}}, 413, "more than 8 s"),
     ("silence", {"files": {"audio": ("q.wav", _silence(2), "audio/wav")}}, 422, "no speech"),

@@ -7,7 +7,10 @@ whole module runs in a few seconds on a 2-core CPU.
 from __future__ import annotations
 
 import io
+import struct
+import tracemalloc
 import wave
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -92,6 +95,75 @@ def test_bad_input_is_a_decode_error(data: bytes, reason: str) -> None:
     assert isinstance(caught.value, InputError)
     error = caught.value
     assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__), "no av traceback"
+
+
+def _id3(size: int = 0) -> bytes:
+    """An ID3v2.4 tag header announcing `size` bytes of frames (a syncsafe integer)."""
+    syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    return b"ID3\x04\x00\x00" + syncsafe
+
+
+def _wav_header(*, rate: int = SAMPLE_RATE, data_bytes: int, riff_bytes: int | None = None) -> bytes:
+    """A 16-bit mono PCM WAV header whose sizes say whatever the test wants them to."""
+    riff = 36 + data_bytes if riff_bytes is None else riff_bytes
+    fields = (b"RIFF", riff, b"WAVE", b"fmt ", 16, 1, 1, rate, rate * 2, 2, 16, b"data", data_bytes)
+    return struct.pack("<4sI4s4sIHHIIHH4sI", *fields)
+
+
+def _peak_bytes(call: Callable[[], object]) -> int:
+    """Python-heap peak while `call` runs (numpy buffers included), whatever it raises."""
+    tracemalloc.start()
+    try:
+        call()
+    except InputError:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def test_stacked_id3_tags_are_refused_in_bounded_memory() -> None:
+    bomb = _id3() * 100_000  # 1 MB of empty tags: once a RecursionError after ~1 GB of copies
+    with pytest.raises(AudioDecodeError, match="more than 16 ID3 tags"):
+        decode_audio(bomb)
+    assert _peak_bytes(lambda: decode_audio(bomb)) < 100_000
+
+
+def test_a_few_id3_tags_before_mp3_still_decode(spoken: np.ndarray, tts: PiperTTS) -> None:
+    mp3 = encode(spoken, tts.sample_rate, FORMATS["mp3"])
+    audio = decode_audio(_id3(20) + bytes(20) + _id3() + mp3)
+    assert duration_s(audio) == pytest.approx(duration_s(spoken, tts.sample_rate), abs=0.08)
+
+
+def test_id3_tag_claiming_more_than_the_file_is_a_decode_error() -> None:
+    with pytest.raises(AudioDecodeError):
+        decode_audio(_id3(0x0FFFFFFF) + bytes(100))
+
+
+@pytest.mark.parametrize(
+    ("data", "samples"),
+    [
+        (_wav_header(data_bytes=3200)[:30], None),
+        (_wav_header(data_bytes=3200), None),
+        (_wav_header(data_bytes=0xFFFFFFF0, riff_bytes=0xFFFFFFFF) + bytes(3200), 1600),
+    ],
+    ids=["cut-in-header", "header-only", "claims-4-GB"],
+)
+def test_wav_whose_header_lies_costs_only_what_it_holds(data: bytes, samples: int | None) -> None:
+    if samples is None:
+        with pytest.raises(AudioDecodeError):
+            decode_audio(data)
+    else:
+        assert len(decode_audio(data)) == samples
+    assert _peak_bytes(lambda: decode_audio(data)) < 1_000_000
+
+
+def test_wav_at_one_hertz_stops_at_the_limit() -> None:
+    data = _wav_header(rate=1, data_bytes=400_000) + b"\x01\x00" * 200_000  # 55 hours at 1 Hz
+    with pytest.raises(AudioTooLongError, match="more than 60 s"):
+        decode_audio(data, max_seconds=60)
+    assert _peak_bytes(lambda: decode_audio(data, max_seconds=60)) < 50_000_000
 
 
 def test_video_without_audio_says_so() -> None:
