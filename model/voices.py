@@ -118,9 +118,11 @@ class EspeakTTS:
         """`text` in `style` as float32 mono at `sample_rate`."""
         pitch = round(min(max(50 + 100 * math.log2(style.pitch), 0), 99))
         wpm = round(_ESPEAK_BASE_WPM * style.rate)
-        command = [self.binary, "-v", style.voice, "-s", str(wpm), "-p", str(pitch), "--stdout", text]
+        # The text goes in on stdin, never as an argument: a sentence starting with "-" would
+        # be read as an option ("-f/etc/passwd" makes espeak-ng read that file aloud).
+        command = [self.binary, "-v", style.voice, "-s", str(wpm), "-p", str(pitch), "--stdout"]
         try:
-            done = subprocess.run(command, capture_output=True, check=True, timeout=60)
+            done = subprocess.run(command, input=text.encode(), capture_output=True, check=True, timeout=60)
         except (OSError, subprocess.SubprocessError) as err:
             raise ModelAssetError(_ESPEAK_FAILED.format(voice=style.voice, error=err)) from err
         return _wav_samples(done.stdout)

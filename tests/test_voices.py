@@ -17,7 +17,7 @@ from api.settings import Settings
 from api.voicing import open_voice_library
 from model.audio import encode_wav
 from model.speaker import SpeakerEncoder, estimate_pitch
-from model.voices import DEFAULT_VOICE_ID, VoiceSynthesizer, parse_voice_id
+from model.voices import DEFAULT_VOICE_ID, EspeakTTS, VoiceSynthesizer, parse_voice_id
 from retrieval.voice_catalogue import BUILTIN_VOICES
 from retrieval.voices import VoiceLibrary, VoiceSampleError
 from tools.base import ToolContext
@@ -72,6 +72,19 @@ def test_unknown_voice_falls_back_to_the_default(tts: VoiceSynthesizer, caplog: 
     assert "festival:kal" in caplog.text
     assert fallback.size and tts.style("festival:kal").id == DEFAULT_VOICE_ID
     assert not tts.accepts("festival:kal") and tts.accepts(SCOTTISH_DEEP_SLOW)
+
+
+@pytest.mark.parametrize("option", ["-f{path}", "--path={path}", "-w{path}.wav"])
+def test_espeak_speaks_text_that_looks_like_an_option(tmp_path: Path, option: str) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("This file must never be read aloud. " * 40)
+    text = option.format(path=secret)
+    espeak = EspeakTTS()
+    style = parse_voice_id("espeak:en-us")
+    heard = espeak.speak(text, style)
+    as_words = espeak.speak("say " + text, style)  # not at the start, so never an option
+    assert 0.3 * len(as_words) < len(heard) < len(as_words), "the option was spoken as words"
+    assert not Path(f"{secret}.wav").exists()
 
 
 def test_builtins_are_rendered_once_per_data_dir(library: VoiceLibrary, settings: Settings) -> None:
