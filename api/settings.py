@@ -10,6 +10,7 @@ from pydantic import AnyHttpUrl, Field, RedisDsn, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.mcp_tools import McpServerConfig
+from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
 
 __all__ = ["Settings"]
 
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     """MCP servers (stdio or streamable HTTP) as a JSON list; their tools appear as `<name>_<tool>`."""
     tool_allow_private_hosts: str = ""
     """Hosts, addresses or CIDR networks (comma-separated) that tenants' HTTP tools may call though not public."""
+    tool_max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
+    """Bytes of an HTTP tool's response that are read (after inflating gzip); reading stops there."""
     tool_concurrency: int = Field(default=4, ge=1, le=64)
     """Tool calls of one planning step that run at the same time."""
     web_search: Literal["ddgs", "searxng", "off"] = "ddgs"

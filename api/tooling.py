@@ -65,7 +65,13 @@ async def open_tools(
                 tools.extend(connection.tools)
             registry = ToolRegistry(tools)
             guard = TargetGuard(settings.private_hosts)
-            tenant_tools = TenantTools(settings.tools_path, guard=guard, client=client, reserved=registry.names)
+            tenant_tools = TenantTools(
+                settings.tools_path,
+                guard=guard,
+                client=client,
+                reserved=registry.names,
+                max_response_bytes=settings.tool_max_response_bytes,
+            )
             await tenant_tools.start()
             try:
                 yield Tooling(registry=registry, tenant_tools=tenant_tools)

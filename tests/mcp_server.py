@@ -6,28 +6,31 @@ from typing import Any
 
 from mcp.server.fastmcp import FastMCP
 
-server = FastMCP("inventory", stateless_http=True)
-
 STOCK = {"apples": 12, "pears": 0}
 
 
-@server.tool()
 def stock_level(item: str) -> str:
     """How many of an item are in stock."""
     count = STOCK.get(item.lower())
     return f"{item}: unknown item" if count is None else f"{item}: {count} in stock"
 
 
-@server.tool()
 def fail(reason: str) -> str:
     """Always fails, for error handling tests."""
     raise ValueError(reason)
 
 
+def _server() -> FastMCP:
+    server = FastMCP("inventory", stateless_http=True)
+    for tool in (stock_level, fail):
+        server.tool()(tool)
+    return server
+
+
 def app() -> Any:
-    """The streamable HTTP app (serve it with uvicorn; the endpoint is /mcp)."""
-    return server.streamable_http_app()
+    """A new streamable HTTP app (serve it with uvicorn; the endpoint is /mcp): each runs only once."""
+    return _server().streamable_http_app()
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    _server().run("stdio")

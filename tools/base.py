@@ -18,6 +18,7 @@ from model.errors import VoicegraphError
 __all__ = [
     "CITATION_MARKER",
     "GENERIC_ANNOUNCEMENT",
+    "MAX_RESULT_CHARS",
     "Citation",
     "Tool",
     "ToolContext",
@@ -26,6 +27,7 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "TransientToolError",
+    "cut_text",
 ]
 
 
@@ -46,6 +48,9 @@ GENERIC_ANNOUNCEMENT = "One moment."
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 """`{name}` in an announcement: the argument's value (plain substitution, no format spec)."""
 _MAX_SAID_ARGUMENT = 60
+MAX_RESULT_CHARS = 8000
+"""Characters of a result from elsewhere (an HTTP endpoint, an MCP server) that the model reads."""
+_CUT = "\n[... cut: the rest of the result is left out]"
 
 
 class Citation(TypedDict):
@@ -57,6 +62,14 @@ class Citation(TypedDict):
     snippet: str
     url: NotRequired[str]
     doc_id: NotRequired[str]
+
+
+def cut_text(text: str, *, more: bool = False) -> str:
+    """`text` cut to MAX_RESULT_CHARS for the model, marked when anything is left out (`more`: the source
+    already held back the rest)."""
+    if len(text) <= MAX_RESULT_CHARS and not more:
+        return text
+    return text[:MAX_RESULT_CHARS] + _CUT
 
 
 @dataclass(frozen=True)

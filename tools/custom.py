@@ -25,6 +25,7 @@ from tools.base import Tool
 from tools.errors import InvalidToolError, ToolExistsError, ToolNotFoundError, UnsafeTargetError
 from tools.http_tools import HttpToolDefinition, TargetGuard, http_tool
 from tools.mcp_tools import McpConnection, McpServerConfig
+from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
 
 __all__ = ["TenantTools"]
 
@@ -51,8 +52,10 @@ class TenantTools:
         guard: TargetGuard,
         client: httpx.AsyncClient,
         reserved: Callable[[], Iterable[str]] = tuple,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._folder = folder
+        self._max_response_bytes = max_response_bytes
         self._guard = guard
         self._client = client
         self._reserved = reserved
@@ -98,9 +101,12 @@ class TenantTools:
 
     # What a turn sees
 
+    def _http_tool(self, definition: HttpToolDefinition) -> Tool:
+        return http_tool(definition, self._client, self._guard, max_response_bytes=self._max_response_bytes)
+
     def tools_for(self, tenant: str) -> list[Tool]:
         saved = self._load(tenant)
-        tools = [http_tool(d, self._client, self._guard) for d in saved.http]
+        tools = [self._http_tool(d) for d in saved.http]
         for config in saved.mcp:
             connection = self._mcp.get((tenant, config.name))
             if connection is not None:
@@ -121,7 +127,7 @@ class TenantTools:
 
         await asyncio.to_thread(self._guard.check, definition.url)
         try:
-            ToolRegistry([http_tool(definition, self._client, self._guard)])
+            ToolRegistry([self._http_tool(definition)])
         except ValueError as error:
             raise InvalidToolError(_BAD_SCHEMA.format(name=definition.name, error=error)) from error
         async with self._lock:

@@ -16,18 +16,20 @@ between), and redirects are not followed, so a public URL cannot bounce to a pri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
+from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, cut_text
 from tools.errors import UnsafeTargetError
+from tools.outbound import ACCEPTED_ENCODINGS, DEFAULT_MAX_RESPONSE_BYTES, read_capped
 
 __all__ = ["HttpToolDefinition", "TargetGuard", "http_tool"]
 
@@ -40,8 +42,6 @@ _PRIVATE = (
 _UNREACHABLE = "could not reach {url}: {error}"
 _SERVER_ERROR = "{url} answered {status}"
 _CLIENT_ERROR = "{url} refused the call with {status}: {body}"
-_TRUNCATED = "\n[... cut at {limit} characters]"
-MAX_RESULT_CHARS = 8000
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -112,40 +112,56 @@ def _is_public(address: Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def _body(response: httpx.Response) -> str:
-    try:
-        text = json.dumps(response.json(), ensure_ascii=False)
-    except ValueError:
-        text = response.text
-    if len(text) > MAX_RESULT_CHARS:
-        text = text[:MAX_RESULT_CHARS] + _TRUNCATED.format(limit=MAX_RESULT_CHARS)
-    return text
+def _text(response: httpx.Response, body: bytes, *, more: bool) -> str:
+    """The body as the model reads it: JSON as compact JSON, anything else as text, cut."""
+    text = None
+    if not more:  # a cut JSON document does not parse: it is read as text
+        with contextlib.suppress(ValueError):
+            text = json.dumps(json.loads(body), ensure_ascii=False)
+    if text is None:
+        try:
+            text = body.decode(response.charset_encoding or "utf-8", errors="replace")
+        except LookupError:
+            text = body.decode("utf-8", errors="replace")
+    return cut_text(text, more=more)
 
 
-def http_tool(definition: HttpToolDefinition, client: httpx.AsyncClient, guard: TargetGuard) -> Tool:
-    """The Tool that calls `definition.url`; `client` is shared (its connection pool), redirects off."""
-    headers: Mapping[str, str] = dict(definition.headers)
+def http_tool(
+    definition: HttpToolDefinition,
+    client: httpx.AsyncClient,
+    guard: TargetGuard,
+    *,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+) -> Tool:
+    """The Tool that calls `definition.url`; `client` is shared (its connection pool), redirects off.
+
+    At most `max_response_bytes` of the answer are read (see tools/outbound.py).
+    """
+    headers = httpx.Headers(definition.headers)
+    headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
 
     async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         await asyncio.to_thread(guard.check, definition.url)
         try:
-            response = await client.post(
+            async with client.stream(
+                "POST",
                 definition.url,
                 json=arguments,
                 headers=headers,
                 timeout=definition.timeout_s,
                 follow_redirects=False,
-            )
+            ) as response:
+                if response.status_code >= 500:
+                    raise TransientToolError(_SERVER_ERROR.format(url=definition.url, status=response.status_code))
+                body, more = await read_capped(response, max_response_bytes)
         except httpx.TimeoutException as error:
             raise TimeoutError(str(error)) from error
         except httpx.TransportError as error:
             raise TransientToolError(_UNREACHABLE.format(url=definition.url, error=error)) from error
-        if response.status_code >= 500:
-            raise TransientToolError(_SERVER_ERROR.format(url=definition.url, status=response.status_code))
+        text = _text(response, body, more=more)
         if response.status_code >= 300:
-            body = _body(response)[:300]
-            raise ToolError(_CLIENT_ERROR.format(url=definition.url, status=response.status_code, body=body))
-        return ToolResult(_body(response))
+            raise ToolError(_CLIENT_ERROR.format(url=definition.url, status=response.status_code, body=text[:300]))
+        return ToolResult(text)
 
     spec = ToolSpec(
         name=definition.name,

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
+from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, cut_text
 from tools.errors import ToolSourceError
 
 __all__ = ["McpConnection", "McpServerConfig"]
@@ -153,8 +153,8 @@ class McpConnection:
             if not text and result.structuredContent is not None:
                 text = str(result.structuredContent)
             if result.isError:
-                raise ToolError(text or _CALL_FAILED.format(name=self.config.name, error="error"))
-            return ToolResult(text)
+                raise ToolError(cut_text(text) or _CALL_FAILED.format(name=self.config.name, error="error"))
+            return ToolResult(cut_text(text))
 
         description = str(listed.description or remote)
         spec = ToolSpec(name, description, schema, timeout_s=self.config.timeout_s, read_only=read_only)

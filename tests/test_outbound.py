@@ -1,0 +1,120 @@
+"""What we read back from tenants' HTTP tools and MCP servers is bounded, on real loopback servers."""
+
+from __future__ import annotations
+
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Response
+from fastapi.responses import StreamingResponse
+
+from tests.http_server import running_server
+from tests.mcp_server import app as mcp_app
+from tools.base import MAX_RESULT_CHARS, ToolContext, ToolError, ToolResult
+from tools.http_tools import HttpToolDefinition, TargetGuard, http_tool
+from tools.mcp_tools import McpConnection, McpServerConfig
+
+pytestmark = pytest.mark.anyio
+
+CONTEXT = ToolContext(tenant="acme", session_id="s1")
+LONG_BYTES = 32 * 1024 * 1024
+BOMB_BYTES = 256 * 1024 * 1024
+CHUNK = 64 * 1024
+
+
+def _gzip_bomb(size: int) -> bytes:
+    """`size` zero bytes, gzipped (about a thousandth of that on the wire)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(CHUNK * 16)
+    parts = [packer.compress(zeros) for _ in range(size // len(zeros))]
+    return b"".join([*parts, packer.flush()])
+
+
+def _hostile_web() -> FastAPI:
+    app = FastAPI()
+    bomb = _gzip_bomb(BOMB_BYTES)
+
+    @app.post("/long")
+    async def long() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(LONG_BYTES // CHUNK):
+                yield b"a" * CHUNK
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.post("/bomb")
+    async def gzip_bomb() -> Response:
+        return Response(bomb, media_type="text/plain", headers={"Content-Encoding": "gzip"})
+
+    @app.post("/brotli")
+    async def brotli() -> Response:
+        return Response(b"\x0b\x02\x80hello\x03", media_type="text/plain", headers={"Content-Encoding": "br"})
+
+    @app.post("/json")
+    async def small_json() -> Response:
+        return Response(b'{\n  "forecast": "light snow"\n}', media_type="application/json")
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[str]:
+    with running_server(_hostile_web()) as url:
+        yield url
+
+
+async def _call(url: str, **options: Any) -> tuple[ToolResult, int]:
+    """The tool's result for one call to `url`, and the Python heap's peak (bytes) during it."""
+    definition = HttpToolDefinition(name="t", description="t", url=url, timeout_s=30)
+    async with httpx.AsyncClient() as client:
+        tool = http_tool(definition, client, TargetGuard(["127.0.0.1"]), **options)
+        tracemalloc.start()
+        try:
+            result = await tool.handler({}, CONTEXT)
+            return result, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+
+async def test_a_long_response_is_read_only_up_to_the_byte_limit(hostile: str) -> None:
+    url = hostile
+    result, peak = await _call(f"{url}/long", max_response_bytes=100_000)
+    assert result.content.startswith("a" * MAX_RESULT_CHARS) and result.content.endswith("left out]")
+    assert len(result.content) < MAX_RESULT_CHARS + 100
+    assert peak < 4_000_000, f"{peak} bytes held for a 32 MB response"
+
+
+async def test_a_gzip_bomb_is_inflated_only_up_to_the_byte_limit(hostile: str) -> None:
+    url = hostile
+    result, peak = await _call(f"{url}/bomb")
+    assert result.content.startswith("\0" * 100) and result.content.endswith("left out]")
+    assert peak < 4_000_000, f"{peak} bytes held for 256 MB of zeros"
+
+
+async def test_an_encoding_we_do_not_inflate_is_a_tool_error(hostile: str) -> None:
+    url = hostile
+    with pytest.raises(ToolError, match="'br'"):
+        await _call(f"{url}/brotli")
+
+
+async def test_a_short_json_answer_is_passed_on_whole(hostile: str) -> None:
+    url = hostile
+    result, _ = await _call(f"{url}/json")
+    assert result.content == '{"forecast": "light snow"}'
+
+
+async def test_an_mcp_result_is_cut_for_the_model() -> None:
+    with running_server(mcp_app()) as base_url:
+        config = McpServerConfig(name="inventory", transport="http", url=f"{base_url}/mcp")
+        connection = await McpConnection(config).start()
+        try:
+            [stock_level] = [t for t in connection.tools if t.spec.name == "inventory_stock_level"]
+            result = await stock_level.handler({"item": "apples " * 10_000}, CONTEXT)  # echoed back
+        finally:
+            await connection.close()
+    assert result.content.startswith("apples apples") and result.content.endswith("left out]")
+    assert len(result.content) < MAX_RESULT_CHARS + 100
