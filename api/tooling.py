@@ -20,8 +20,8 @@ from tools.builtin.date_time import date_time_tool
 from tools.builtin.knowledge import knowledge_search_tool
 from tools.builtin.web_search import DdgsBackend, SearchBackend, SearxngBackend, web_search_tool
 from tools.custom import TenantTools
-from tools.http_tools import TargetGuard
 from tools.mcp_tools import McpConnection
+from tools.outbound import TargetGuard
 from tools.python_tools import load_tools
 from tools.registry import ToolRegistry
 
@@ -68,7 +68,6 @@ async def open_tools(
             tenant_tools = TenantTools(
                 settings.tools_path,
                 guard=guard,
-                client=client,
                 reserved=registry.names,
                 max_response_bytes=settings.tool_max_response_bytes,
             )

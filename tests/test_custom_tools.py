@@ -17,8 +17,8 @@ from tests.http_server import running_server
 from tests.mcp_server import app as mcp_app
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec, TransientToolError
 from tools.errors import UnsafeTargetError
-from tools.http_tools import TargetGuard
 from tools.mcp_tools import McpConnection, McpServerConfig
+from tools.outbound import TargetGuard
 from tools.python_tools import load_tools
 from tools.registry import ToolRegistry
 from tools.runtime import execute_calls

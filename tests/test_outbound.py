@@ -5,7 +5,9 @@ from __future__ import annotations
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -14,9 +16,12 @@ from fastapi.responses import StreamingResponse
 
 from tests.http_server import running_server
 from tests.mcp_server import app as mcp_app
-from tools.base import MAX_RESULT_CHARS, ToolContext, ToolError, ToolResult
-from tools.http_tools import HttpToolDefinition, TargetGuard, http_tool
+from tools.base import MAX_RESULT_CHARS, ToolContext, ToolError, ToolResult, TransientToolError
+from tools.custom import TenantTools
+from tools.errors import UnsafeTargetError
+from tools.http_tools import HttpToolDefinition, http_tool
 from tools.mcp_tools import McpConnection, McpServerConfig
+from tools.outbound import PinnedTransport, TargetGuard
 
 pytestmark = pytest.mark.anyio
 
@@ -70,8 +75,8 @@ def hostile() -> Iterator[str]:
 async def _call(url: str, **options: Any) -> tuple[ToolResult, int]:
     """The tool's result for one call to `url`, and the Python heap's peak (bytes) during it."""
     definition = HttpToolDefinition(name="t", description="t", url=url, timeout_s=30)
-    async with httpx.AsyncClient() as client:
-        tool = http_tool(definition, client, TargetGuard(["127.0.0.1"]), **options)
+    async with httpx.AsyncClient(transport=PinnedTransport(TargetGuard(["127.0.0.1"]))) as client:
+        tool = http_tool(definition, client, **options)
         tracemalloc.start()
         try:
             result = await tool.handler({}, CONTEXT)
@@ -118,3 +123,57 @@ async def test_an_mcp_result_is_cut_for_the_model() -> None:
             await connection.close()
     assert result.content.startswith("apples apples") and result.content.endswith("left out]")
     assert len(result.content) < MAX_RESULT_CHARS + 100
+
+
+class _Rebinding:
+    """DNS for a name that answers `first` once, then `then`: it rebinds between two lookups."""
+
+    def __init__(self, first: str, then: str) -> None:
+        self.answers = [first]
+        self.then = then
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        return [self.answers.pop(0) if self.answers else self.then]
+
+
+def _counting_web(hits: list[str]) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/x")
+    async def x() -> dict[str, str]:
+        hits.append("x")
+        return {"internal": "secret"}
+
+    return app
+
+
+async def test_an_http_tool_connects_only_to_the_address_it_checked() -> None:
+    hits: list[str] = []
+    with running_server(_counting_web(hits)) as url:
+        # "localhost" passes the check as 127.0.0.2 (allowed, and nobody listens there); the
+        # system resolver would say 127.0.0.1, where the internal service listens.
+        resolver = _Rebinding("127.0.0.2", "127.0.0.1")
+        guard = TargetGuard(["127.0.0.2"], resolver=resolver)
+        definition = HttpToolDefinition(name="t", description="t", url=f"http://localhost:{urlsplit(url).port}/x")
+        async with httpx.AsyncClient(transport=PinnedTransport(guard)) as client:
+            tool = http_tool(definition, client)
+            with pytest.raises(TransientToolError, match="could not reach"):
+                await tool.handler({}, CONTEXT)
+            with pytest.raises(ToolError, match=r"resolves to 127\.0\.0\.1"):
+                await tool.handler({}, CONTEXT)
+    assert hits == [] and resolver.asked == ["localhost", "localhost"]
+
+
+async def test_an_mcp_server_is_checked_again_on_connecting(tmp_path: Path) -> None:
+    with running_server(mcp_app()) as url:
+        guard = TargetGuard(resolver=_Rebinding("93.184.215.14", "127.0.0.1"))
+        tenant_tools = TenantTools(tmp_path, guard=guard)
+        config = McpServerConfig(name="inventory", transport="http", url=f"http://localhost:{urlsplit(url).port}/mcp")
+        try:
+            with pytest.raises(UnsafeTargetError, match=r"resolves to 127\.0\.0\.1"):
+                await tenant_tools.register_mcp("acme", config)
+        finally:
+            await tenant_tools.aclose()
+    assert tenant_tools.list_mcp("acme") == []

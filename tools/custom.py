@@ -7,7 +7,7 @@ ones; a name may not shadow a built-in tool or another of the tenant's.
 
 Tenants may add MCP servers by URL only: a stdio server is a command run on our machine,
 which only the operator may configure (in settings). MCP URLs pass the same address guard
-as HTTP tools.
+as HTTP tools, when they are registered and on every connection (tools/outbound.py).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pydantic import BaseModel, Field
 
 from tools.base import Tool
 from tools.errors import InvalidToolError, ToolExistsError, ToolNotFoundError, UnsafeTargetError
-from tools.http_tools import HttpToolDefinition, TargetGuard, http_tool
+from tools.http_tools import HttpToolDefinition, http_tool
 from tools.mcp_tools import McpConnection, McpServerConfig
-from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
+from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES, PinnedTransport, TargetGuard
 
 __all__ = ["TenantTools"]
 
@@ -50,14 +50,14 @@ class TenantTools:
         folder: Path,
         *,
         guard: TargetGuard,
-        client: httpx.AsyncClient,
         reserved: Callable[[], Iterable[str]] = tuple,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._folder = folder
         self._max_response_bytes = max_response_bytes
         self._guard = guard
-        self._client = client
+        self._client = httpx.AsyncClient(transport=PinnedTransport(guard))
+        """Every HTTP tool's calls go through it: the guard checks each connection's address."""
         self._reserved = reserved
         self._saved: dict[str, _Saved] = {}
         self._mcp: dict[tuple[str, str], McpConnection] = {}
@@ -90,7 +90,7 @@ class TenantTools:
             tenant = path.stem
             for config in self._load(tenant).mcp:
                 try:
-                    self._mcp[(tenant, config.name)] = await McpConnection(config).start()
+                    self._mcp[(tenant, config.name)] = await McpConnection(config, guard=self._guard).start()
                 except Exception as error:
                     log.warning("tenant %s: MCP server %s is unavailable: %s", tenant, config.name, error)
 
@@ -98,11 +98,12 @@ class TenantTools:
         for connection in self._mcp.values():
             await connection.close()
         self._mcp.clear()
+        await self._client.aclose()
 
     # What a turn sees
 
     def _http_tool(self, definition: HttpToolDefinition) -> Tool:
-        return http_tool(definition, self._client, self._guard, max_response_bytes=self._max_response_bytes)
+        return http_tool(definition, self._client, max_response_bytes=self._max_response_bytes)
 
     def tools_for(self, tenant: str) -> list[Tool]:
         saved = self._load(tenant)
@@ -163,7 +164,7 @@ class TenantTools:
         async with self._lock:
             if any(c.name == config.name for c in self._load(tenant).mcp):
                 raise ToolExistsError(_EXISTS.format(name=config.name))
-            connection = await McpConnection(config).start()
+            connection = await McpConnection(config, guard=self._guard).start()
             clash = {t.spec.name for t in connection.tools} & self._taken(tenant)
             if clash:
                 await connection.close()

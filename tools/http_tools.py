@@ -4,25 +4,16 @@ The definition is the tool's name, description and JSON-schema parameters, plus 
 send the call (`url`, optional `headers`, `timeout_s`). The response body is the result:
 JSON is passed on as JSON text, anything else as text, cut to a size the model can read.
 
-A URL a tenant gives us is a request our server will make, inside our network: without a
-guard, "http://169.254.169.254/" or "http://localhost:6379/" would let any tenant read the
-cloud metadata service or poke at Redis. So every target's host is resolved and refused
-when any of its addresses is not globally routable (private, loopback, link-local,
-reserved, multicast), unless the host or address is on the operator's allow-list. The
-check runs when the tool is registered and again before every call (DNS can change in
-between), and redirects are not followed, so a public URL cannot bounce to a private one.
+The URL is a request our server makes inside our network: the client must be one whose
+transport is `tools.outbound.PinnedTransport`, which refuses private addresses (unless the
+operator allowed them) at the moment it connects, and redirects are not followed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import ipaddress
 import json
-import socket
-from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,19 +22,11 @@ from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, Trans
 from tools.errors import UnsafeTargetError
 from tools.outbound import ACCEPTED_ENCODINGS, DEFAULT_MAX_RESPONSE_BYTES, read_capped
 
-__all__ = ["HttpToolDefinition", "TargetGuard", "http_tool"]
+__all__ = ["HttpToolDefinition", "http_tool"]
 
-_BAD_URL = "tool url {url!r} must be an absolute http or https URL"
-_UNRESOLVED = "tool url host {host!r} does not resolve: {error}"
-_PRIVATE = (
-    "tool url {url!r} resolves to {address}, a private, loopback or link-local address; "
-    "list the host in VOICEGRAPH_TOOL_ALLOW_PRIVATE_HOSTS to allow it"
-)
 _UNREACHABLE = "could not reach {url}: {error}"
 _SERVER_ERROR = "{url} answered {status}"
 _CLIENT_ERROR = "{url} refused the call with {status}: {body}"
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class HttpToolDefinition(BaseModel):
@@ -63,55 +46,6 @@ class HttpToolDefinition(BaseModel):
     """The endpoint changes nothing, so a transient failure may be retried once."""
 
 
-class TargetGuard:
-    """Refuses URLs whose host resolves to a non-public address, unless the operator allowed it.
-
-    `allow` holds host names, addresses, or networks in CIDR form ("10.0.0.0/8").
-    """
-
-    def __init__(self, allow: Iterable[str] = ()) -> None:
-        self._hosts: set[str] = set()
-        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for entry in (e.strip() for e in allow):
-            if not entry:
-                continue
-            try:
-                self._networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self._hosts.add(entry.lower().rstrip("."))
-
-    def check(self, url: str) -> None:
-        """Raise UnsafeTargetError for a URL we must not call (blocking: it resolves the host)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UnsafeTargetError(_BAD_URL.format(url=url))
-        host = parts.hostname.lower().rstrip(".")
-        if host in self._hosts:
-            return
-        for address in _resolve(host, parts.port or (443 if parts.scheme == "https" else 80)):
-            if _is_public(address) or any(address in network for network in self._networks):
-                continue
-            raise UnsafeTargetError(_PRIVATE.format(url=url, address=address))
-
-
-def _resolve(host: str, port: int) -> list[Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise UnsafeTargetError(_UNRESOLVED.format(host=host, error=error)) from error
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-
-
-def _is_public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
 def _text(response: httpx.Response, body: bytes, *, more: bool) -> str:
     """The body as the model reads it: JSON as compact JSON, anything else as text, cut."""
     text = None
@@ -129,11 +63,10 @@ def _text(response: httpx.Response, body: bytes, *, more: bool) -> str:
 def http_tool(
     definition: HttpToolDefinition,
     client: httpx.AsyncClient,
-    guard: TargetGuard,
     *,
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Tool:
-    """The Tool that calls `definition.url`; `client` is shared (its connection pool), redirects off.
+    """The Tool that calls `definition.url` through `client` (shared, pinned), redirects off.
 
     At most `max_response_bytes` of the answer are read (see tools/outbound.py).
     """
@@ -141,7 +74,6 @@ def http_tool(
     headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
 
     async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
-        await asyncio.to_thread(guard.check, definition.url)
         try:
             async with client.stream(
                 "POST",
@@ -158,6 +90,8 @@ def http_tool(
             raise TimeoutError(str(error)) from error
         except httpx.TransportError as error:
             raise TransientToolError(_UNREACHABLE.format(url=definition.url, error=error)) from error
+        except UnsafeTargetError as error:  # the host now resolves to a private address
+            raise ToolError(str(error)) from error
         text = _text(response, body, more=more)
         if response.status_code >= 300:
             raise ToolError(_CLIENT_ERROR.format(url=definition.url, status=response.status_code, body=text[:300]))

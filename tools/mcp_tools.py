@@ -23,7 +23,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, cut_text
-from tools.errors import ToolSourceError
+from tools.errors import ToolSourceError, UnsafeTargetError
+from tools.outbound import PinnedTransport, TargetGuard
 
 __all__ = ["McpConnection", "McpServerConfig"]
 
@@ -63,10 +64,16 @@ class McpServerConfig(BaseModel):
 
 
 class McpConnection:
-    """A live session with one MCP server, and its tools as ours."""
+    """A live session with one MCP server, and its tools as ours.
 
-    def __init__(self, config: McpServerConfig) -> None:
+    With a `guard` (a tenant's server), every connection to the server's URL is checked
+    and pinned to the addresses checked (tools/outbound.py); settings' servers are the
+    operator's and may be private.
+    """
+
+    def __init__(self, config: McpServerConfig, *, guard: TargetGuard | None = None) -> None:
         self.config = config
+        self._guard = guard
         self.tools: list[Tool] = []
         self._session: Any = None
         self._stop = asyncio.Event()
@@ -80,7 +87,7 @@ class McpConnection:
             await asyncio.wait_for(asyncio.shield(ready), self.config.timeout_s)
         except BaseException as error:
             await self.close()
-            if isinstance(error, ToolSourceError):
+            if isinstance(error, ToolSourceError | UnsafeTargetError):
                 raise
             raise ToolSourceError(_CONNECT_FAILED.format(name=self.config.name, error=error)) from error
         return self
@@ -109,8 +116,11 @@ class McpConnection:
 
         assert config.url is not None
         timeout = httpx.Timeout(config.timeout_s, read=300)
+        transport = None if self._guard is None else PinnedTransport(self._guard)
         async with (
-            httpx.AsyncClient(headers=config.headers, timeout=timeout, follow_redirects=False) as client,
+            httpx.AsyncClient(
+                headers=config.headers, timeout=timeout, follow_redirects=False, transport=transport
+            ) as client,
             streamable_http_client(config.url, http_client=client) as streams,
         ):
             yield streams
@@ -128,7 +138,8 @@ class McpConnection:
                 await self._stop.wait()
         except BaseException as error:  # anyio wraps failures in exception groups
             if not ready.done():
-                ready.set_exception(ToolSourceError(_CONNECT_FAILED.format(name=self.config.name, error=error)))
+                failure = _refusal(error) or ToolSourceError(_CONNECT_FAILED.format(name=self.config.name, error=error))
+                ready.set_exception(failure)
             elif not self._stop.is_set():
                 log.warning("MCP server %s disconnected: %s", self.config.name, error)
         finally:
@@ -159,3 +170,12 @@ class McpConnection:
         description = str(listed.description or remote)
         spec = ToolSpec(name, description, schema, timeout_s=self.config.timeout_s, read_only=read_only)
         return Tool(spec=spec, handler=handler)
+
+
+def _refusal(error: BaseException) -> UnsafeTargetError | None:
+    """The address guard's refusal inside `error`, which anyio wraps in exception groups."""
+    if isinstance(error, UnsafeTargetError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        return next(filter(None, map(_refusal, error.exceptions)), None)
+    return None
