@@ -50,7 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4000
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 BAD_SESSION_ID = "session id must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 MEMORY_UNAVAILABLE = "the session memory is unavailable, so nothing was remembered; try again shortly ({error})"
 
@@ -65,7 +65,7 @@ def _memory_errors() -> Iterator[None]:
 
 
 def validate_session_id(session_id: str) -> None:
-    if not _SESSION_ID.match(session_id):
+    if not _SESSION_ID.fullmatch(session_id):  # `$` would let a trailing newline through
         raise InputError(BAD_SESSION_ID)
 
 

@@ -14,7 +14,7 @@ from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
 
 __all__ = ["Settings"]
 
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 BAD_API_KEYS = "VOICEGRAPH_API_KEYS must be 'key:tenant' pairs separated by commas (tenant: letters, digits, _ . -)"
 
 
@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         keys: dict[str, str] = {}
         for pair in self.api_keys.get_secret_value().split(","):
             key, sep, tenant = pair.strip().rpartition(":")
-            if not sep or not key or not _TENANT.match(tenant):
+            if not sep or not key or not _TENANT.fullmatch(tenant):
                 raise ValueError(BAD_API_KEYS)  # never echo the value: it holds secrets
             keys[key] = tenant
         return keys

@@ -62,6 +62,13 @@ async def test_langchain_tools_run_through_the_registry() -> None:
     assert planner.requests[1].messages[-1]["content"] == "HELLO"
 
 
+@pytest.mark.parametrize("name", ["convert\n", "1convert", "con vert", "x" * 65])
+def test_malformed_tool_names_are_refused(name: str) -> None:
+    [convert] = load_tools("tests.tool_fixtures:convert")
+    with pytest.raises(ValueError, match="tool name"):
+        ToolRegistry([Tool(ToolSpec(name, "d", convert.spec.parameters), convert.handler)])
+
+
 @pytest.mark.parametrize("ref", ["no_colon", "tests.tool_fixtures:missing", "tests.tool_fixtures:__all__"])
 def test_bad_tool_references_are_refused(ref: str) -> None:
     with pytest.raises(ValueError, match="tool reference"):

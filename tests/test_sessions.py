@@ -21,9 +21,10 @@ from agent.compaction import compact
 from agent.context import AgentDeps
 from agent.locks import SessionBusyError
 from agent.memory import Memory, MemoryKind, open_memory
-from agent.runner import Agent, TurnRequest
+from agent.runner import Agent, TurnRequest, validate_session_id
 from agent.sessions import SessionStore
 from model.base import Message, ToolCall
+from model.errors import InputError
 from model.testing import ScriptedPlanner, call, reply
 from tests.redis_server import running_redis
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec
@@ -278,3 +279,10 @@ async def test_a_second_concurrent_turn_is_refused(kind: MemoryKind, tmp_path: P
         assert not [k for k in client.scan_iter(match=f"{prefix}:lock:*")]  # released
         client.delete(*list(client.scan_iter(match=f"{prefix}:*")))
         client.close()
+
+
+@pytest.mark.parametrize("session_id", ["s1\n", "", "-s1", "s 1", "s1/..", "x" * 65])
+def test_malformed_session_ids_are_refused(session_id: str) -> None:
+    with pytest.raises(InputError, match="session id"):
+        validate_session_id(session_id)
+    validate_session_id("s1.a_b-" + "x" * 57)  # 64 characters

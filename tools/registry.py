@@ -16,7 +16,7 @@ __all__ = ["RESERVED_NAMES", "ToolRegistry"]
 RESERVED_NAMES = frozenset({"reply"})
 """Names the planners use themselves: `reply` is the cascade's "answer, call no tool"."""
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 class ToolRegistry:
@@ -29,7 +29,7 @@ class ToolRegistry:
 
     def register(self, tool: Tool) -> None:
         name = tool.spec.name
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError(f"tool name {name!r} must match {_NAME.pattern}")
         if name in RESERVED_NAMES:
             raise ValueError(f"tool name {name!r} is reserved")
