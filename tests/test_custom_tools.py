@@ -16,7 +16,9 @@ from model.testing import ScriptedPlanner, Step, call, reply
 from tests.http_server import running_server
 from tests.mcp_server import app as mcp_app
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec, TransientToolError
-from tools.errors import UnsafeTargetError
+from tools.custom import TenantTools
+from tools.errors import ToolNotFoundError, UnsafeTargetError
+from tools.http_tools import HttpToolDefinition
 from tools.mcp_tools import McpConnection, McpServerConfig
 from tools.outbound import TargetGuard
 from tools.python_tools import load_tools
@@ -174,3 +176,22 @@ async def test_tools_of_an_mcp_server_over_streamable_http() -> None:
             await _check_inventory(connection)
         finally:
             await connection.close()
+
+
+async def test_forgetting_an_mcp_server_keeps_the_http_tool_of_the_same_name(tmp_path: Path) -> None:
+    with running_server(mcp_app()) as base_url:
+        tenant_tools = TenantTools(tmp_path, guard=TargetGuard(["127.0.0.1"]))
+        try:
+            server = McpServerConfig(name="inventory", transport="http", url=f"{base_url}/mcp")
+            await tenant_tools.register_mcp("acme", server)
+            definition = HttpToolDefinition(name="inventory", description="The stock.", url=f"{base_url}/stock")
+            await tenant_tools.register_http("acme", definition)
+            await tenant_tools.delete_mcp("acme", "inventory")
+            assert [d.name for d in tenant_tools.list_http("acme")] == ["inventory"]
+            assert tenant_tools.list_mcp("acme") == []
+            with pytest.raises(ToolNotFoundError, match="MCP server"):
+                await tenant_tools.delete_mcp("acme", "inventory")
+            await tenant_tools.delete_http("acme", "inventory")
+            assert tenant_tools.list_http("acme") == []
+        finally:
+            await tenant_tools.aclose()

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _EXISTS = "a tool named {name!r} already exists"
 _NO_TOOL = "no tool named {name!r} was registered"
+_NO_SERVER = "no MCP server named {name!r} was registered"
 _NO_STDIO = "MCP servers registered at run time must use transport 'http'; stdio servers are set in settings"
 _BAD_SCHEMA = "tool {name!r}: {error}"
 
@@ -138,23 +139,31 @@ class TenantTools:
             self._write(tenant, _Saved(http=[*saved.http, definition], mcp=saved.mcp))
         return definition
 
-    async def delete(self, tenant: str, name: str) -> None:
-        """Forget an HTTP tool or an MCP server (by its name); ToolNotFoundError when there is none."""
+    async def delete_http(self, tenant: str, name: str) -> None:
+        """Forget an HTTP tool; ToolNotFoundError when there is none of that name."""
         async with self._lock:
             saved = self._load(tenant)
             http = [d for d in saved.http if d.name != name]
-            mcp = [c for c in saved.mcp if c.name != name]
-            if len(http) == len(saved.http) and len(mcp) == len(saved.mcp):
+            if len(http) == len(saved.http):
                 raise ToolNotFoundError(_NO_TOOL.format(name=name))
-            self._write(tenant, _Saved(http=http, mcp=mcp))
-            connection = self._mcp.pop((tenant, name), None)
-        if connection is not None:
-            await connection.close()
+            self._write(tenant, _Saved(http=http, mcp=saved.mcp))
 
     # MCP servers
 
     def list_mcp(self, tenant: str) -> list[McpServerConfig]:
         return list(self._load(tenant).mcp)
+
+    async def delete_mcp(self, tenant: str, name: str) -> None:
+        """Disconnect and forget an MCP server; ToolNotFoundError when there is none of that name."""
+        async with self._lock:
+            saved = self._load(tenant)
+            mcp = [c for c in saved.mcp if c.name != name]
+            if len(mcp) == len(saved.mcp):
+                raise ToolNotFoundError(_NO_SERVER.format(name=name))
+            self._write(tenant, _Saved(http=saved.http, mcp=mcp))
+            connection = self._mcp.pop((tenant, name), None)
+        if connection is not None:
+            await connection.close()
 
     async def register_mcp(self, tenant: str, config: McpServerConfig) -> list[Tool]:
         """Connect to an MCP server by URL and keep it; its tools are returned."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from api.deps import ServicesDep, TenantDep
 from api.errors import problem
 from tools.custom import TenantTools
+from tools.errors import ToolNotFoundError
 from tools.http_tools import HttpToolDefinition
 from tools.mcp_tools import McpServerConfig
 
@@ -22,6 +23,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["tools"])
 
 NO_CUSTOM_TOOLS = "this service does not accept registered tools"
+NO_TOOL = "no tool or MCP server named {name!r} was registered"
 
 
 class ToolPublic(BaseModel):
@@ -104,8 +106,15 @@ async def register_tool(body: HttpToolDefinition, services: ServicesDep, tenant:
 
 @router.delete("/tools/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
 async def delete_tool(name: str, services: ServicesDep, tenant: TenantDep) -> Response:
-    """Forget a registered HTTP tool (or an MCP server, by its name)."""
-    await _custom(services).delete(tenant, name)
+    """Forget a registered HTTP tool (or, when there is none of that name, an MCP server)."""
+    custom = _custom(services)
+    try:
+        await custom.delete_http(tenant, name)
+    except ToolNotFoundError:
+        try:
+            await custom.delete_mcp(tenant, name)
+        except ToolNotFoundError:
+            raise ToolNotFoundError(NO_TOOL.format(name=name)) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -128,5 +137,6 @@ async def register_mcp_server(body: McpServerConfig, services: ServicesDep, tena
 
 @router.delete("/mcp-servers/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
 async def delete_mcp_server(name: str, services: ServicesDep, tenant: TenantDep) -> Response:
-    await _custom(services).delete(tenant, name)
+    """Disconnect and forget an MCP server (an HTTP tool of the same name stays)."""
+    await _custom(services).delete_mcp(tenant, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
