@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
@@ -17,7 +18,7 @@ from tests.http_server import running_server
 from tests.mcp_server import app as mcp_app
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec, TransientToolError
 from tools.custom import TenantTools
-from tools.errors import ToolNotFoundError, UnsafeTargetError
+from tools.errors import InvalidToolError, ToolNotFoundError, UnsafeTargetError
 from tools.http_tools import HttpToolDefinition
 from tools.mcp_tools import McpConnection, McpServerConfig
 from tools.outbound import TargetGuard
@@ -195,3 +196,33 @@ async def test_forgetting_an_mcp_server_keeps_the_http_tool_of_the_same_name(tmp
             assert tenant_tools.list_http("acme") == []
         finally:
             await tenant_tools.aclose()
+
+
+def _recording_app(fetched: list[str]) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/{path}")
+    async def anything(path: str) -> dict[str, str]:
+        fetched.append(path)
+        return {"type": "string"}
+
+    return app
+
+
+async def test_a_schema_referring_outside_itself_is_refused_and_never_fetched(tmp_path: Path) -> None:
+    fetched: list[str] = []
+    with running_server(_recording_app(fetched)) as base_url:
+        remote = {"type": "object", "properties": {"city": {"$ref": f"{base_url}/city.json"}}}
+        tenant_tools = TenantTools(tmp_path, guard=TargetGuard(["127.0.0.1"]))
+        try:
+            definition = HttpToolDefinition(name="weather", description="d", url=f"{base_url}/x", parameters=remote)
+            with pytest.raises(InvalidToolError, match="refer only within"):
+                await tenant_tools.register_http("acme", definition)
+        finally:
+            await tenant_tools.aclose()
+        # A schema that gets one anyway (it is a plain dict) is still never resolved over the network.
+        registry = ToolRegistry(load_tools("tests.tool_fixtures:convert"))
+        registry.get("convert").spec.parameters["properties"]["unit"] = remote["properties"]["city"]  # type: ignore[union-attr,index]
+        [outcome] = await execute_calls(call("convert", amount=1, unit="km").calls, registry, CONTEXT)
+    assert outcome.record["status"] == "invalid_arguments" and "not followed" in (outcome.record["error"] or "")
+    assert fetched == []

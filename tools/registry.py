@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -44,6 +45,8 @@ class ToolRegistry:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
             raise ValueError(f"tool {name!r}: invalid parameters schema: {exc.message}") from exc
+        if (remote := _outside_ref(schema)) is not None:
+            raise ValueError(f"tool {name!r}: parameters may refer only within themselves ('#/...'), not to {remote!r}")
         self._tools[name] = tool
 
     def overlay(self, extra: list[Tool]) -> ToolRegistry:
@@ -76,3 +79,18 @@ class ToolRegistry:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+
+def _outside_ref(schema: Any) -> str | None:
+    """The first `$ref` or `$dynamicRef` that points outside the schema (resolving it would fetch a URL)."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
+                    return value
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None

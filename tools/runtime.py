@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from model.base import ToolCall
 from tools.base import Tool, ToolContext, ToolError, ToolResult, TransientToolError
@@ -35,10 +37,12 @@ UNKNOWN_TOOL = "Error: there is no tool named {name!r}. Valid tools: {valid}."
 INVALID_ARGUMENTS = (
     "Error: invalid arguments for {name}: {problem}. Call it again with arguments that match its schema."
 )
+UNRESOLVABLE = "the tool's parameters schema refers to {ref!r}, outside itself, which is not followed"
 TIMED_OUT = "Error: {name} did not answer within {timeout:g} seconds."
 FAILED = "Error: {name} failed: {reason}"
 DEFAULT_MAX_CONCURRENCY = 4
 _TRANSIENT = (TransientToolError, ConnectionError)
+_NO_RETRIEVAL: Registry[Any] = Registry()
 
 
 class CallRecord(TypedDict):
@@ -140,7 +144,13 @@ async def _execute(call: ToolCall, registry: ToolRegistry, context: ToolContext)
 
 
 def _validation_problem(schema: Any, arguments: dict[str, Any]) -> str | None:
-    errors = sorted(Draft202012Validator(dict(schema)).iter_errors(arguments), key=lambda e: list(e.path))
+    # An empty registry: a reference outside the schema is never fetched (jsonschema's
+    # default would GET its URL from our network), it is an unusable schema.
+    validator = Draft202012Validator(dict(schema), registry=_NO_RETRIEVAL)
+    try:
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
+    except Unresolvable as error:
+        return UNRESOLVABLE.format(ref=getattr(error, "ref", error))
     if not errors:
         return None
     return "; ".join(f"{'/'.join(str(p) for p in error.path) or 'arguments'}: {error.message}" for error in errors[:3])
