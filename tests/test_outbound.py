@@ -21,7 +21,7 @@ from tools.custom import TenantTools
 from tools.errors import UnsafeTargetError
 from tools.http_tools import HttpToolDefinition, http_tool
 from tools.mcp_tools import McpConnection, McpServerConfig
-from tools.outbound import PinnedTransport, TargetGuard
+from tools.outbound import PinnedTransport, TargetGuard, redact
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +177,19 @@ async def test_an_mcp_server_is_checked_again_on_connecting(tmp_path: Path) -> N
         finally:
             await tenant_tools.aclose()
     assert tenant_tools.list_mcp("acme") == []
+
+
+def test_credentials_in_a_url_are_redacted() -> None:
+    assert redact("https://user:secret@api.example:8443/x?q=1") == "https://***@api.example:8443/x?q=1"
+    assert redact("https://token@api.example/") == "https://***@api.example/"
+    assert redact("https://api.example/x") == "https://api.example/x"
+
+
+async def test_errors_about_a_url_never_show_its_credentials(hostile: str) -> None:
+    with pytest.raises(UnsafeTargetError) as refused:
+        TargetGuard().check("http://user:secret@10.0.0.1/x")
+    answered = hostile.replace("http://", "http://user:secret@") + "/missing"
+    with pytest.raises(ToolError) as refused_call:
+        await _call(answered)
+    for error in (refused.value, refused_call.value):
+        assert "secret" not in str(error) and "***@" in str(error)

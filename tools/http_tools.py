@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, cut_text
 from tools.errors import UnsafeTargetError
-from tools.outbound import ACCEPTED_ENCODINGS, DEFAULT_MAX_RESPONSE_BYTES, read_capped
+from tools.outbound import ACCEPTED_ENCODINGS, DEFAULT_MAX_RESPONSE_BYTES, read_capped, redact
 
 __all__ = ["HttpToolDefinition", "http_tool"]
 
@@ -70,6 +70,7 @@ def http_tool(
 
     At most `max_response_bytes` of the answer are read (see tools/outbound.py).
     """
+    shown = redact(definition.url)  # errors reach the model and the traces: no credentials in them
     headers = httpx.Headers(definition.headers)
     headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
 
@@ -84,17 +85,17 @@ def http_tool(
                 follow_redirects=False,
             ) as response:
                 if response.status_code >= 500:
-                    raise TransientToolError(_SERVER_ERROR.format(url=definition.url, status=response.status_code))
+                    raise TransientToolError(_SERVER_ERROR.format(url=shown, status=response.status_code))
                 body, more = await read_capped(response, max_response_bytes)
         except httpx.TimeoutException as error:
             raise TimeoutError(str(error)) from error
         except httpx.TransportError as error:
-            raise TransientToolError(_UNREACHABLE.format(url=definition.url, error=error)) from error
+            raise TransientToolError(_UNREACHABLE.format(url=shown, error=error)) from error
         except UnsafeTargetError as error:  # the host now resolves to a private address
             raise ToolError(str(error)) from error
         text = _text(response, body, more=more)
         if response.status_code >= 300:
-            raise ToolError(_CLIENT_ERROR.format(url=definition.url, status=response.status_code, body=text[:300]))
+            raise ToolError(_CLIENT_ERROR.format(url=shown, status=response.status_code, body=text[:300]))
         return ToolResult(text)
 
     spec = ToolSpec(

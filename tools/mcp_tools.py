@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, cut_text
 from tools.errors import ToolSourceError, UnsafeTargetError
-from tools.outbound import PinnedTransport, TargetGuard
+from tools.outbound import PinnedTransport, TargetGuard, redact
 
 __all__ = ["McpConnection", "McpServerConfig"]
 
@@ -138,7 +138,12 @@ class McpConnection:
                 await self._stop.wait()
         except BaseException as error:  # anyio wraps failures in exception groups
             if not ready.done():
-                failure = _refusal(error) or ToolSourceError(_CONNECT_FAILED.format(name=self.config.name, error=error))
+                reason = str(error)
+                if self.config.url:  # the SDK's and httpx's messages may quote the URL, credentials and all
+                    reason = reason.replace(self.config.url, redact(self.config.url))
+                failure = _refusal(error) or ToolSourceError(
+                    _CONNECT_FAILED.format(name=self.config.name, error=reason)
+                )
                 ready.set_exception(failure)
             elif not self._stop.is_set():
                 log.warning("MCP server %s disconnected: %s", self.config.name, error)

@@ -27,7 +27,7 @@ import socket
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
 import httpx
@@ -42,6 +42,7 @@ __all__ = [
     "Resolver",
     "TargetGuard",
     "read_capped",
+    "redact",
 ]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -70,6 +71,18 @@ _INFLATERS: dict[str, Callable[[], Any] | None] = {
     "deflate": lambda: zlib.decompressobj(32 + zlib.MAX_WBITS),  # zlib (or gzip) wrapped, detected
 }
 """Content codings we inflate ourselves (each call a fresh inflater); None: the bytes as sent."""
+
+
+def redact(url: str | httpx.URL) -> str:
+    """`url` with any user:password replaced by '***', for messages, traces and listings."""
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if "@" not in parts.netloc:
+        return text
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def _system_resolver(host: str, port: int) -> list[str]:
@@ -103,10 +116,10 @@ class TargetGuard:
         """Raise UnsafeTargetError for a URL we must not call (blocking: it resolves the host)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UnsafeTargetError(_BAD_URL.format(url=url))
+            raise UnsafeTargetError(_BAD_URL.format(url=redact(url)))
         if parts.hostname.lower().rstrip(".") in self._hosts:
             return
-        self.addresses(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), url)
+        self.addresses(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), redact(url))
 
     def addresses(self, host: str, port: int, target: str | None = None) -> list[Address]:
         """The host's addresses, every one allowed; UnsafeTargetError (naming `target`, the URL) if not."""
@@ -137,7 +150,7 @@ async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool
     """
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding not in _INFLATERS:
-        raise ToolError(_UNSUPPORTED_ENCODING.format(url=response.request.url, encoding=encoding))
+        raise ToolError(_UNSUPPORTED_ENCODING.format(url=redact(response.request.url), encoding=encoding))
     make = _INFLATERS[encoding]
     inflater = None if make is None else make()
     body = bytearray()
@@ -150,7 +163,7 @@ async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool
             try:
                 body += inflater.decompress(chunk, limit + 1 - len(body))
             except zlib.error as error:
-                url = response.request.url
+                url = redact(response.request.url)
                 raise ToolError(_CORRUPT.format(url=url, encoding=encoding, error=error)) from error
         if len(body) > limit or received > limit:
             return bytes(body[:limit]), True

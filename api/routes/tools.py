@@ -17,6 +17,7 @@ from tools.custom import TenantTools
 from tools.errors import ToolNotFoundError
 from tools.http_tools import HttpToolDefinition
 from tools.mcp_tools import McpServerConfig
+from tools.outbound import redact
 
 __all__ = ["router"]
 
@@ -57,11 +58,15 @@ def _http_public(definition: HttpToolDefinition) -> ToolPublic:
         description=definition.description,
         parameters=definition.parameters,
         source="http",
-        url=definition.url,
+        url=redact(definition.url),
         header_names=sorted(definition.headers),
         timeout_s=definition.timeout_s,
         read_only=definition.read_only,
     )
+
+
+def _mcp_public(config: McpServerConfig, tools: list[str]) -> McpServerPublic:
+    return McpServerPublic(name=config.name, url=config.url and redact(config.url), tools=tools)
 
 
 @router.get("/tools")
@@ -123,7 +128,9 @@ async def list_mcp_servers(services: ServicesDep, tenant: TenantDep) -> list[Mcp
     custom = _custom(services)
     names = [t.spec.name for t in custom.tools_for(tenant)]
     return [
-        McpServerPublic(name=c.name, url=c.url, tools=[n for n in names if n.startswith(f"{c.name}_")])
+        McpServerPublic(
+            name=c.name, url=c.url and redact(c.url), tools=[n for n in names if n.startswith(f"{c.name}_")]
+        )
         for c in custom.list_mcp(tenant)
     ]
 
@@ -132,7 +139,7 @@ async def list_mcp_servers(services: ServicesDep, tenant: TenantDep) -> list[Mcp
 async def register_mcp_server(body: McpServerConfig, services: ServicesDep, tenant: TenantDep) -> McpServerPublic:
     """Connect an MCP server over streamable HTTP; its tools appear as `<name>_<tool>`."""
     tools = await _custom(services).register_mcp(tenant, body)
-    return McpServerPublic(name=body.name, url=body.url, tools=[t.spec.name for t in tools])
+    return _mcp_public(body, [t.spec.name for t in tools])
 
 
 @router.delete("/mcp-servers/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
