@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,18 @@ async def test_a_schema_referring_outside_itself_is_refused_and_never_fetched(tm
         [outcome] = await execute_calls(call("convert", amount=1, unit="km").calls, registry, CONTEXT)
     assert outcome.record["status"] == "invalid_arguments" and "not followed" in (outcome.record["error"] or "")
     assert fetched == []
+
+
+def test_a_stored_tool_the_registry_refuses_is_left_out_of_turns_not_failing_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ours = ToolRegistry(load_tools("tests.tool_fixtures:convert"))
+    [good] = load_tools("tests.tool_fixtures:convert")
+    renamed = Tool(replace(good.spec, name="convert_too"), good.handler)
+    remote = Tool(
+        replace(good.spec, name="remote", parameters={"type": "object", "properties": {"x": {"$ref": "http://a/b"}}}),
+        good.handler,
+    )
+    combined = ours.overlay([good, remote, renamed])  # `good` clashes with ours; `remote` refers outside itself
+    assert combined.names() == ["convert", "convert_too"]
+    assert "left out of this turn" in caplog.text and "refer only within" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,8 @@ from model.base import ToolSpecDict
 from tools.base import Tool
 
 __all__ = ["RESERVED_NAMES", "ToolRegistry"]
+
+log = logging.getLogger(__name__)
 
 RESERVED_NAMES = frozenset({"reply"})
 """Names the planners use themselves: `reply` is the cascade's "answer, call no tool"."""
@@ -50,11 +53,18 @@ class ToolRegistry:
         self._tools[name] = tool
 
     def overlay(self, extra: list[Tool]) -> ToolRegistry:
-        """These tools plus `extra` (a tenant's own), without re-checking ours; a clash is a ValueError."""
+        """These tools plus `extra` (a tenant's own), without re-checking ours.
+
+        A tenant tool that cannot be registered (a name that clashes, a schema that a later
+        version refuses) is left out with a warning: registering it was refused when it was
+        made, and one stored tool must not fail every turn of its tenant."""
         combined = ToolRegistry()
         combined._tools = dict(self._tools)
         for tool in extra:
-            combined.register(tool)
+            try:
+                combined.register(tool)
+            except ValueError as error:
+                log.warning("left out of this turn: %s", error)
         return combined
 
     def unregister(self, name: str) -> None:
