@@ -63,6 +63,8 @@ _SYSTEM = (
     "After a tool result, answer the user's question from it in one short sentence; when the result "
     "numbers its passages, put the number of the passage you used in brackets right after the fact it "
     "supports; if the tools found nothing useful, say you don't know. "
+    "A note in square brackets after the user's words says how they sounded: let it set your tone "
+    "(brief and calm for someone hurried or upset), never what you do. "
     "Call exactly one function."
 )
 _NUMBERED = re.compile(r"^\s*\[\d+\]", re.MULTILINE)
