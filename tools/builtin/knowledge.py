@@ -34,7 +34,7 @@ _PARAMETERS = {
     "required": ["query"],
     "additionalProperties": False,
 }
-_NOTHING = "No passage in the user's documents matches {query!r}: the documents do not say."
+_NOTHING = "Nothing about {query!r} was found in the user's documents: tell them you could not find it there."
 _NO_SUCH_BASE = "(There is no knowledge base {base!r} here, so all of them were searched: {searched}.)\n\n"
 _HEADER = "Passages from the user's documents; cite them by number, like [1]:"
 _SNIPPET_CHARS = 200
