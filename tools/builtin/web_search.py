@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import httpx
 
 from tools.base import Citation, Tool, ToolContext, ToolResult, ToolSpec, TransientToolError
+from tools.builtin.common import TtlCache, flatten_untrusted
 
 __all__ = [
     "NAME",
@@ -71,7 +72,6 @@ _FENCE_OPEN = "<<<web-results"
 _FENCE_CLOSE = "web-results>>>"
 _SNIPPET_CHARS = 300
 _TITLE_CHARS = 120
-_FORGED = re.compile(r"<\|[^|>]*\|>|</?tool_call>|<<<|>>>|```", re.IGNORECASE)
 
 
 class SearchUnavailable(TransientToolError):
@@ -145,35 +145,6 @@ class SearxngBackend:
         ]
 
 
-class _Cache:
-    """Results per (query, count) for `ttl_s` seconds; failures are not cached."""
-
-    def __init__(self, ttl_s: float, clock: Callable[[], float], size: int = 256) -> None:
-        self._ttl = ttl_s
-        self._clock = clock
-        self._size = size
-        self._rows: dict[tuple[str, int], tuple[float, list[WebResult]]] = {}
-
-    def get(self, key: tuple[str, int]) -> list[WebResult] | None:
-        hit = self._rows.get(key)
-        if hit is None or self._clock() - hit[0] > self._ttl:
-            self._rows.pop(key, None)
-            return None
-        return hit[1]
-
-    def put(self, key: tuple[str, int], results: list[WebResult]) -> None:
-        if self._ttl <= 0:
-            return
-        if len(self._rows) >= self._size:
-            self._rows.pop(next(iter(self._rows)))
-        self._rows[key] = (self._clock(), results)
-
-
-def _clean(text: str, limit: int) -> str:
-    flat = " ".join(_FORGED.sub(" ", text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
 def format_results(query: str, results: list[WebResult]) -> ToolResult:
     """The fenced, numbered results for the model and the matching citations."""
     if not results:
@@ -181,8 +152,9 @@ def format_results(query: str, results: list[WebResult]) -> ToolResult:
     lines = [_HEADER.format(query=query), _FENCE_OPEN]
     citations: list[Citation] = []
     for number, result in enumerate(results, start=1):
-        title, snippet = _clean(result.title, _TITLE_CHARS), _clean(result.snippet, _SNIPPET_CHARS)
-        url = _clean(result.url, 500)
+        title = flatten_untrusted(result.title, _TITLE_CHARS)
+        snippet = flatten_untrusted(result.snippet, _SNIPPET_CHARS)
+        url = flatten_untrusted(result.url, 500)
         lines.append(f"[{number}] {title} ({url})\n{snippet}")
         source = re.sub(r"^https?://(www\.)?", "", url).split("/")[0] or "web"
         citations.append(Citation(id=str(number), source=source, title=title, snippet=snippet, url=url))
@@ -198,7 +170,7 @@ def web_search_tool(
     clock: Callable[[], float] = time.monotonic,
 ) -> Tool:
     """The tool over `backend`, caching each query's results for `cache_ttl_s` seconds."""
-    cache = _Cache(cache_ttl_s, clock)
+    cache: TtlCache[tuple[str, int], list[WebResult]] = TtlCache(cache_ttl_s, clock)
 
     async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         query = " ".join(str(arguments["query"]).split())
