@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, RedisDsn, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tools.builtin.weather import FORECAST_URL, GEOCODING_URL
 from tools.mcp_tools import McpServerConfig
 from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
 
@@ -74,6 +75,14 @@ class Settings(BaseSettings):
     """Build the voice library (the audio_search tool, /v1/voices); its first start renders the built-in voices."""
     web_search_cache_s: float = Field(default=600.0, ge=0)
     """How long a query's web results are reused."""
+    weather: bool = True
+    """The get_weather tool (Open-Meteo, no API key); off: not offered to the planner."""
+    weather_geocoding_url: AnyHttpUrl = AnyHttpUrl(GEOCODING_URL)
+    """Open-Meteo's geocoding API (`/v1/search` under it), or a self-hosted one."""
+    weather_forecast_url: AnyHttpUrl = AnyHttpUrl(FORECAST_URL)
+    """Open-Meteo's forecast API (`/v1/forecast` under it), or a self-hosted one."""
+    weather_cache_s: float = Field(default=600.0, ge=0)
+    """How long a place's weather is reused."""
 
     engine: Literal["auto", "llama", "transformers"] = "auto"
     """The cascade's text engine: llama.cpp on the packaged GGUF (the CPU default), or transformers

@@ -1,4 +1,4 @@
-"""Builds the tools from Settings: the built-ins, web search, Python tools, MCP servers, tenants' tools.
+"""Builds the tools from Settings: the built-ins, web search, weather, Python tools, MCP servers, tenants' tools.
 
 Kept apart from compose.py so the composition root stays readable; `open_tools` is an
 async context because MCP connections and the shared HTTP client must be closed.
@@ -18,6 +18,7 @@ from retrieval.knowledge import KnowledgeStore
 from tools.base import Tool
 from tools.builtin.date_time import date_time_tool
 from tools.builtin.knowledge import knowledge_search_tool
+from tools.builtin.weather import OpenMeteo, weather_tool
 from tools.builtin.web_search import DdgsBackend, SearchBackend, SearxngBackend, web_search_tool
 from tools.custom import TenantTools
 from tools.mcp_tools import McpConnection
@@ -46,6 +47,14 @@ def _web_search(settings: Settings, client: httpx.AsyncClient) -> Tool | None:
     return web_search_tool(backend, cache_ttl_s=settings.web_search_cache_s)
 
 
+def _weather(settings: Settings, client: httpx.AsyncClient) -> Tool | None:
+    if not settings.weather:
+        return None
+    geocoding, forecast = str(settings.weather_geocoding_url), str(settings.weather_forecast_url)
+    open_meteo = OpenMeteo(client, geocoding_url=geocoding, forecast_url=forecast)
+    return weather_tool(open_meteo, cache_ttl_s=settings.weather_cache_s)
+
+
 @asynccontextmanager
 async def open_tools(
     settings: Settings, knowledge: KnowledgeStore, extra: list[Tool] | None = None
@@ -56,6 +65,8 @@ async def open_tools(
         tools = [date_time_tool(), knowledge_search_tool(knowledge), *(extra or [])]
         if (search := _web_search(settings, client)) is not None:
             tools.append(search)
+        if (weather := _weather(settings, client)) is not None:
+            tools.append(weather)
         for ref in settings.tools:
             tools.extend(load_tools(ref))
         try:

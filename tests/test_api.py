@@ -73,6 +73,7 @@ def test_healthz(server: tuple[str, Services]) -> None:
     assert body["status"] == "ok" and body["tools"] == [
         "audio_search",
         "get_date_time",
+        "get_weather",
         "knowledge_search",
         "web_search",
     ]
