@@ -146,13 +146,14 @@ async def test_the_weather_is_read_out_and_cited(
     assert result.content == (
         "Weather in Paris, Île-de-France, France, from Open-Meteo:\n"
         "Now: 18°C, partly cloudy.\n"
-        "Today: mainly clear, high 21°C, low 12°C, 40% chance of precipitation."
+        "Today: mainly clear, high 21°C, low 12°C, 40% chance of precipitation.\n"
+        "Tomorrow: light rain, high 17°C, low 10°C, 85% chance of precipitation."
     )
     [search] = fake.calls("search")
     assert (search["name"], search["count"]) == ("Paris", "1")
     [forecast] = fake.calls("forecast")
     assert (forecast["latitude"], forecast["longitude"]) == ("48.85341", "2.3488")
-    assert forecast["timezone"] == "auto" and forecast["forecast_days"] == "1"
+    assert forecast["timezone"] == "auto" and forecast["forecast_days"] == "2"  # tomorrow is always there
     assert set(forecast["daily"].split(",")) >= {"temperature_2m_max", "temperature_2m_min", "weather_code"}
     assert "temperature_2m" in forecast["current"].split(",")
     [citation] = result.citations
@@ -191,7 +192,9 @@ async def test_answers_are_cached_per_place_and_days(
     again = await tool.handler({"location": "  paris "}, CONTEXT)
     assert again.content == first.content and len(fake.requests) == 2  # no request the second time
     await tool.handler({"location": "Paris", "days": 2}, CONTEXT)
-    assert len(fake.requests) == 4  # other days: asked anew
+    assert len(fake.requests) == 2  # 1 day is given as 2: the same answer
+    await tool.handler({"location": "Paris", "days": 3}, CONTEXT)
+    assert len(fake.requests) == 4  # more days: asked anew
     now[0] = 601.0
     await tool.handler({"location": "Paris"}, CONTEXT)
     assert len(fake.requests) == 6  # expired

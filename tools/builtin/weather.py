@@ -3,9 +3,10 @@
 Open-Meteo needs no API key: its geocoder turns what people say ("Paris", "Paris, France")
 into coordinates, and its forecast API gives the weather there in the place's own timezone.
 The answer is a few short lines the model can read out: the temperature now in °C, the
-conditions in words (from the WMO weather code), each day's high, low and chance of
-precipitation. Answers are cached per (place, days) for a while: a conversation asks the
-same thing again ("and tomorrow?"), and the weather does not change by the minute.
+conditions in words (from the WMO weather code), and each day's high, low and chance of
+precipitation, today and tomorrow at least. Answers are cached per (place, days) for a
+while: a conversation asks the same thing again, and the weather does not change by the
+minute.
 
 When Open-Meteo cannot be reached (offline, refused, a timeout, a 5xx) the tool says so as
 a tool error telling the model to say the weather is unavailable, never a guess. Place
@@ -30,6 +31,8 @@ from tools.builtin.common import TtlCache, flatten_untrusted
 __all__ = [
     "FORECAST_URL",
     "GEOCODING_URL",
+    "MAX_DAYS",
+    "MIN_DAYS",
     "NAME",
     "OpenMeteo",
     "Place",
@@ -43,6 +46,8 @@ NAME = "get_weather"
 GEOCODING_URL = "https://geocoding-api.open-meteo.com"
 FORECAST_URL = "https://api.open-meteo.com"
 MAX_DAYS = 7
+MIN_DAYS = 2
+"""Today and tomorrow are always given: asked about tomorrow, the 1.5B planner asks for 1 day."""
 _ANNOUNCE = "Let me check the weather in {location}."
 _DESCRIPTION = (
     "Current weather and the forecast for a city or place: temperature, conditions, "
@@ -56,7 +61,7 @@ _PARAMETERS = {
             "type": "integer",
             "minimum": 1,
             "maximum": MAX_DAYS,
-            "description": "Days of forecast, today first; 1 for today only.",
+            "description": "Days to forecast, counting today (today and tomorrow are always given); 7 for the week.",
         },
     },
     "required": ["location"],
@@ -281,7 +286,7 @@ def weather_tool(
 
     async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         location = " ".join(str(arguments["location"]).split())
-        days = max(1, min(int(arguments.get("days") or 1), MAX_DAYS))
+        days = max(MIN_DAYS, min(int(arguments.get("days") or 1), MAX_DAYS))
         key = (location.casefold(), days)
         result = cache.get(key)
         if result is None:
