@@ -24,7 +24,7 @@ from model.openai_planner import OpenAIPlanner
 from model.step_audio2 import StepAudio2Planner
 from model.testing import ScriptedEngine, ScriptedSteps, step_answer, step_call, step_reply
 from tests.openai_fake import FakeServer, Reply, serving
-from tests.planner_tools import TOOLS
+from tests.planner_tools import TOOLS, WEATHER
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,24 @@ def test_a_time_question_calls_the_clock(backend: Backend) -> None:
     events = _plan(backend.planner, [Message(role="user", content="What time is it in Tokyo?")], TOOLS)
     [event] = _calls(events)
     assert event.call["name"] == "get_date_time" and "tokyo" in event.call["arguments"]["timezone"].lower()
+
+
+@pytest.mark.parametrize(
+    ("question", "tool", "argument", "place"),
+    [
+        ("What's the weather like in Paris today?", "get_weather", "location", "paris"),
+        ("What time is it in Tokyo?", "get_date_time", "timezone", "tokyo"),
+    ],
+    ids=["weather", "time"],
+)
+def test_with_the_weather_on_offer_each_question_calls_its_tool(
+    backend: Backend, question: str, tool: str, argument: str, place: str
+) -> None:
+    backend.script(Call(tool, {argument: place.title()}), "choose")
+    tools = sorted([*TOOLS, WEATHER], key=lambda spec: spec["name"])  # as the registry declares them
+    events = _plan(backend.planner, [Message(role="user", content=question)], tools)
+    [event] = _calls(events)
+    assert event.call["name"] == tool and place in str(event.call["arguments"][argument]).lower()
 
 
 def test_the_answer_after_a_tool_result_uses_it(backend: Backend) -> None:
