@@ -11,6 +11,7 @@ store them as they are and served backends can send them with little translation
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ __all__ = [
     "Usage",
     "Vocoder",
     "message_text",
+    "prompt_text",
+    "untrusted_text",
 ]
 
 
@@ -86,6 +89,26 @@ def message_text(message: Message) -> str:
     if isinstance(content, str):
         return content
     return "".join(part["text"] for part in content if part["type"] == "text")
+
+
+_CONTROL_MARKER = re.compile(
+    r"<(?=\|[^<>|\s]{1,40}\|>|/?(?:tool_call|tool_response|tools|think|tts_start|tts_end|audio_start|audio_end)>"
+    r"|audio_\d+>)"
+)
+
+
+def untrusted_text(text: str) -> str:
+    """`text` with every chat-template control marker in it (`<|im_start|>`, `<tool_call>`,
+    Step-Audio 2's `<audio_123>`) defused: its `<` becomes `‹`, so no tokenizer reads it as
+    the control token it spells, and a passage or a user cannot open a turn or forge a call."""
+    return _CONTROL_MARKER.sub("‹", text)
+
+
+def prompt_text(message: Message) -> str:
+    """A message's text as a planner's prompt shows it: what users and tools wrote, which may
+    carry words from anywhere, with its control markers defused; our own text as it is."""
+    text = message_text(message)
+    return untrusted_text(text) if message["role"] in ("user", "tool") else text
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from model.base import (
     ToolCallEvent,
     ToolSpecDict,
     Usage,
-    message_text,
+    prompt_text,
 )
 from model.cascade_steps import FORCED_PREFIX, REPLY_TOOL, StepKind, run_step, strip_markup
 from model.llm import ChatEngine, Completion, SteppingEngine
@@ -105,7 +105,7 @@ def _chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     the very format it must continue)."""
     out: list[dict[str, Any]] = []
     for m in messages:
-        text = message_text(m)
+        text = prompt_text(m)
         if m["role"] == "assistant" and m.get("tool_calls"):
             calls = [{"name": c["name"], "arguments": c["arguments"]} for c in m["tool_calls"]]
             out.append({"role": "assistant", "content": text, "tool_calls": calls})

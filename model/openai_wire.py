@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from model.base import Message, message_text
+from model.base import Message, prompt_text
 
 __all__ = ["chat_url", "declarations", "headers", "openai_messages", "tool_call_wire", "usage_counts"]
 
@@ -44,7 +44,7 @@ def openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """Our messages in the OpenAI chat shape (text only: these servers do not hear audio)."""
     out: list[dict[str, Any]] = []
     for message in messages:
-        text = message_text(message)
+        text = prompt_text(message)
         if message["role"] == "assistant" and message.get("tool_calls"):
             calls = [tool_call_wire(c["id"], c["name"], c["arguments"]) for c in message["tool_calls"]]
             out.append({"role": "assistant", "content": text or None, "tool_calls": calls})

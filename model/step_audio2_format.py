@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from model.audio import SAMPLE_RATE, encode_wav, resample
-from model.base import Message, ToolSpecDict, message_text
+from model.base import Message, ToolSpecDict, message_text, prompt_text, untrusted_text
 from model.openai_wire import declarations, tool_call_wire
 from model.vocoder import read_wav
 
@@ -93,7 +93,7 @@ def audio_token_text(tokens: Sequence[int]) -> str:
 def _user(message: Message, clip: bytes | None, user_role: str) -> dict[str, Any]:
     content = message["content"]
     if isinstance(content, str) and clip is None:
-        return {"role": user_role, "content": content}
+        return {"role": user_role, "content": untrusted_text(content)}
     parts: list[dict[str, Any]] = []
     texts: list[str] = [content] if isinstance(content, str) else []
     for part in content if isinstance(content, list) else []:
@@ -101,6 +101,7 @@ def _user(message: Message, clip: bytes | None, user_role: str) -> dict[str, Any
             parts.extend(audio_parts(base64.b64decode(part["data"])))
         else:
             texts.append(part["text"])
+    texts = [untrusted_text(text) for text in texts]
     if clip is not None:
         parts.extend(audio_parts(clip))
         texts.append(VOICE_CLIP_NOTE)
@@ -144,10 +145,10 @@ def build_messages(
         elif role == "assistant":
             out.append(_assistant(message))
         elif role == "tool":
-            result = {"type": "text", "text": message_text(message)}
+            result = {"type": "text", "text": prompt_text(message)}
             out.append({"role": TOOL_RESULT_ROLE, "tool_call_id": message.get("tool_call_id", ""), "content": [result]})
         else:
-            out.append({"role": role, "content": message_text(message)})
+            out.append({"role": role, "content": prompt_text(message)})
     if speak:
         out.append({"role": "assistant", "content": TTS_START, "eot": False})
     return out
