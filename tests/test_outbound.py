@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from tests.http_server import running_server
 from tests.mcp_server import app as mcp_app
+from tests.tool_fixtures import reply_body
 from tools.base import MAX_RESULT_CHARS, ToolContext, ToolError, ToolResult, TransientToolError
 from tools.custom import TenantTools
 from tools.errors import UnsafeTargetError
@@ -88,15 +89,16 @@ async def _call(url: str, **options: Any) -> tuple[ToolResult, int]:
 async def test_a_long_response_is_read_only_up_to_the_byte_limit(hostile: str) -> None:
     url = hostile
     result, peak = await _call(f"{url}/long", max_response_bytes=100_000)
-    assert result.content.startswith("a" * MAX_RESULT_CHARS) and result.content.endswith("left out]")
-    assert len(result.content) < MAX_RESULT_CHARS + 100
+    body = reply_body(result.content)
+    assert body.startswith("a" * MAX_RESULT_CHARS) and body.endswith("left out]")
+    assert len(body) < MAX_RESULT_CHARS + 100
     assert peak < 4_000_000, f"{peak} bytes held for a 32 MB response"
 
 
 async def test_a_gzip_bomb_is_inflated_only_up_to_the_byte_limit(hostile: str) -> None:
     url = hostile
     result, peak = await _call(f"{url}/bomb")
-    assert result.content.startswith("\0" * 100) and result.content.endswith("left out]")
+    assert reply_body(result.content).startswith("\0" * 100) and reply_body(result.content).endswith("left out]")
     assert peak < 4_000_000, f"{peak} bytes held for 256 MB of zeros"
 
 
@@ -109,7 +111,7 @@ async def test_an_encoding_we_do_not_inflate_is_a_tool_error(hostile: str) -> No
 async def test_a_short_json_answer_is_passed_on_whole(hostile: str) -> None:
     url = hostile
     result, _ = await _call(f"{url}/json")
-    assert result.content == '{"forecast": "light snow"}'
+    assert reply_body(result.content) == '{"forecast": "light snow"}'
 
 
 async def test_an_mcp_result_is_cut_for_the_model() -> None:
@@ -121,8 +123,8 @@ async def test_an_mcp_result_is_cut_for_the_model() -> None:
             result = await stock_level.handler({"item": "apples " * 10_000}, CONTEXT)  # echoed back
         finally:
             await connection.close()
-    assert result.content.startswith("apples apples") and result.content.endswith("left out]")
-    assert len(result.content) < MAX_RESULT_CHARS + 100
+    assert reply_body(result.content).startswith("apples apples") and reply_body(result.content).endswith("left out]")
+    assert len(reply_body(result.content)) < MAX_RESULT_CHARS + 100
 
 
 class _Rebinding:

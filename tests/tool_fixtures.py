@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from langchain_core.tools import tool
 
 from tools.base import ToolContext
 
-__all__ = ["BACKEND_DOWN", "LANGCHAIN_TOOLS", "convert", "out_of_service", "whoami"]
+__all__ = ["BACKEND_DOWN", "LANGCHAIN_TOOLS", "convert", "out_of_service", "reply_body", "whoami"]
 
 BACKEND_DOWN = "the weather backend is down"
+
+
+def reply_body(content: str) -> str:
+    """What a tenant tool (HTTP, MCP) replied, from inside the fence its result reaches the model in."""
+    match = re.search(r"\n<<<tool-reply\n(.*)\ntool-reply>>>\Z", content, re.DOTALL)
+    assert match, f"not a fenced tool reply: {content!r}"
+    return match.group(1)
 
 
 def convert(amount: float, unit: Literal["km", "mi"] = "km") -> str:

@@ -18,7 +18,17 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, cut_text
+from tools.base import (
+    UNTRUSTED_REPLY,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    ToolSpec,
+    TransientToolError,
+    cut_text,
+    fenced,
+)
 from tools.errors import UnsafeTargetError
 from tools.outbound import ACCEPTED_ENCODINGS, DEFAULT_MAX_RESPONSE_BYTES, read_capped, redact
 
@@ -96,7 +106,7 @@ def http_tool(
         text = _text(response, body, more=more)
         if response.status_code >= 300:
             raise ToolError(_CLIENT_ERROR.format(url=shown, status=response.status_code, body=text[:300]))
-        return ToolResult(text)
+        return ToolResult(fenced(UNTRUSTED_REPLY.format(name=definition.name), "tool-reply", text))
 
     spec = ToolSpec(
         name=definition.name,

@@ -22,7 +22,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, cut_text
+from tools.base import (
+    UNTRUSTED_REPLY,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    ToolSpec,
+    TransientToolError,
+    cut_text,
+    fenced,
+)
 from tools.errors import ToolSourceError, UnsafeTargetError
 from tools.outbound import PinnedTransport, TargetGuard, redact
 
@@ -170,7 +180,7 @@ class McpConnection:
                 text = str(result.structuredContent)
             if result.isError:
                 raise ToolError(cut_text(text) or _CALL_FAILED.format(name=self.config.name, error="error"))
-            return ToolResult(cut_text(text))
+            return ToolResult(fenced(UNTRUSTED_REPLY.format(name=name), "tool-reply", cut_text(text)))
 
         description = str(listed.description or remote)
         spec = ToolSpec(name, description, schema, timeout_s=self.config.timeout_s, read_only=read_only)
