@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api.compose import Services, open_services
 from api.errors import install_error_handlers
+from api.limits import BodyLimits
 from api.routes import (
     chat_completions,
     health,
@@ -52,5 +53,6 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = ope
     app.include_router(voices.router)
     app.include_router(playground.router)
 
-    install_error_handlers(app)
+    app.add_middleware(BodyLimits, settings=settings)
+    install_error_handlers(app)  # outermost: a 500 for anything the layers inside let through
     return app

@@ -19,7 +19,7 @@ from agent.runner import Agent
 from api.compose import Services
 from api.settings import Settings
 
-__all__ = ["AgentDep", "ServicesDep", "SettingsDep", "TenantDep"]
+__all__ = ["AgentDep", "ServicesDep", "SettingsDep", "TenantDep", "authenticate"]
 
 NO_KEY = "this service needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 BAD_KEY = "the API key is not valid"
@@ -65,21 +65,29 @@ def _match(presented: str, keys: dict[str, str]) -> str | None:
     return tenant
 
 
+def authenticate(request: HTTPConnection, keys: dict[str, str]) -> tuple[str, str]:
+    """The tenant of the key the request brings and the key itself; HTTPException 401 without a valid one.
+
+    Also run by api/limits.py before a request's body is read, so a caller without a key
+    cannot make the server buffer anything.
+    """
+    presented = _presented_key(request)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if presented is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, NO_KEY, headers=challenge)
+    found = _match(presented, keys)
+    if found is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, BAD_KEY, headers=challenge)
+    return found, presented
+
+
 async def get_tenant(request: HTTPConnection, services: Annotated[Services, Depends(get_services)]) -> str:
     """The caller's tenant: the configured key's, or the one local tenant when no keys are configured."""
     settings = services.settings
-    keys = services.tenant_keys
     caller = f"tenant:{settings.tenant}"
     tenant = settings.tenant
-    if keys:
-        presented = _presented_key(request)
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if presented is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, NO_KEY, headers=challenge)
-        found = _match(presented, keys)
-        if found is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, BAD_KEY, headers=challenge)
-        tenant = found
+    if services.tenant_keys:
+        tenant, presented = authenticate(request, services.tenant_keys)
         caller = "key:" + hashlib.sha256(presented.encode()).hexdigest()[:24]
     if services.rate_limiter is not None:
         retry = await services.rate_limiter.hit(caller)

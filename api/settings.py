@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     """Turns a session keeps; older ones are dropped, and turns the planner no longer sees are compacted."""
 
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    """An audio file or voice sample, and each file added to a knowledge base; a request carrying
+    audio may be 64 KiB more (the form's other fields), or a third more as base64 in JSON."""
+    max_json_bytes: int = Field(default=1024 * 1024, gt=0)
+    """Any other request body (JSON); a bigger one is refused with 413 before it is read."""
+    max_documents_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """One request adding documents to a knowledge base: a batch of files, or a JSON text."""
+    max_document_chars: int = Field(default=2_000_000, gt=0)
+    """Characters of a text document sent as JSON (`text`)."""
     max_audio_seconds: float = Field(default=60.0, gt=0)
     max_tool_rounds: int = Field(default=3, ge=0, le=10)
     history_turns: int = Field(default=8, ge=0)

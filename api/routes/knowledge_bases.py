@@ -39,6 +39,7 @@ router = APIRouter(prefix="/v1/knowledge-bases", tags=["knowledge-bases"])
 NO_FILES = "send multipart/form-data with one or more 'files' parts, or application/json with 'text' and 'title'"
 UNSUPPORTED_BODY = "send multipart/form-data files or application/json text"
 TOO_LARGE = "{name}: over the limit of {limit} bytes"
+TEXT_TOO_LONG = "text: longer than {limit} characters, the most a document may hold (VOICEGRAPH_MAX_DOCUMENT_CHARS)"
 ALL_FAILED = "no document could be ingested: {problems}"
 NO_BASE = "no knowledge base named {kb!r}"
 MAX_FILES = 256
@@ -116,6 +117,8 @@ async def add_documents(
     content_type = media_type(request)
     if content_type == "application/json":
         body = await json_body(request, TextDocumentCreate)
+        if len(body.text) > settings.max_document_chars:
+            raise problem(status.HTTP_413_CONTENT_TOO_LARGE, TEXT_TOO_LONG.format(limit=settings.max_document_chars))
         outcomes = [await _call(store.ingest_text, tenant, kb, body.text, title=body.title, doc_id=body.doc_id)]
     elif content_type == "multipart/form-data":
         outcomes = await _upload(store, tenant, kb, request, settings.max_upload_bytes)

@@ -26,9 +26,6 @@ NO_AUDIO = "multipart turn needs an 'audio' file part"
 
 
 async def _parse(request: Request, session_id: str, tenant: str, settings: Settings) -> TurnRequest:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
-        raise problem(status.HTTP_413_CONTENT_TOO_LARGE, TOO_LARGE.format(limit=settings.max_upload_bytes))
     content_type = media_type(request)
     if content_type == "application/json":
         body = await json_body(request, TurnCreate)
