@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from agent.context import AgentDeps, VoiceActivityDetector
 from agent.memory import Memory, open_memory
@@ -21,6 +22,7 @@ from model.llm import ChatEngine, SteppingEngine
 from model.step_audio2 import VoiceClip
 from retrieval.embedder import MiniLMEmbedder
 from retrieval.knowledge import KnowledgeStore
+from retrieval.parsers import ArchiveLimits
 from retrieval.voices import VoiceLibrary
 from tools.base import Tool
 from tools.builtin.audio_search import audio_search_tool
@@ -81,7 +83,13 @@ def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -
     The CLI's `kb` commands use this alone, so managing bases never loads the speech models.
     """
     embedder = embedder or MiniLMEmbedder()
-    options = {"max_file_bytes": settings.max_upload_bytes}
+    limits = ArchiveLimits(
+        max_total_bytes=settings.max_inflated_bytes,
+        max_member_bytes=settings.max_inflated_member_bytes,
+        max_members=settings.max_archive_members,
+        max_ratio=settings.max_compression_ratio,
+    )
+    options: dict[str, Any] = {"max_file_bytes": settings.max_upload_bytes, "archive_limits": limits}
     if settings.chroma_url is not None:
         return KnowledgeStore.from_url(str(settings.chroma_url), embedder, **options)
     return KnowledgeStore.from_path(settings.chroma_path, embedder, **options)

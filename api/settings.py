@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     """One request adding documents to a knowledge base: a batch of files, or a JSON text."""
     max_document_chars: int = Field(default=2_000_000, gt=0)
     """Characters of a text document sent as JSON (`text`)."""
+    max_inflated_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """What a document may inflate to: a DOCX's (zip) files together, a PDF's text; a zip bomb is refused unread."""
+    max_inflated_member_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """What one file inside a DOCX (zip) may inflate to."""
+    max_archive_members: int = Field(default=2000, gt=0)
+    """Files a DOCX (zip) may hold."""
+    max_compression_ratio: float = Field(default=200.0, gt=1)
+    """How many times its compressed size a file of 1 MiB or more inside a DOCX may inflate to."""
     max_audio_seconds: float = Field(default=60.0, gt=0)
     max_tool_rounds: int = Field(default=3, ge=0, le=10)
     history_turns: int = Field(default=8, ge=0)

@@ -31,7 +31,7 @@ from retrieval.errors import (
     SourceNotFoundError,
 )
 from retrieval.ingest import FileOutcome, IngestReport, Progress, collect_files, write_document
-from retrieval.parsers import ParsedDocument, parse_document
+from retrieval.parsers import ArchiveLimits, ParsedDocument, parse_document
 from retrieval.search import DEFAULT_LEXICAL_WEIGHT, DEFAULT_MIN_SCORE, Hit, hybrid_search
 
 if TYPE_CHECKING:
@@ -97,12 +97,15 @@ class KnowledgeStore:
         min_score: float = DEFAULT_MIN_SCORE,
         lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
         max_file_bytes: int = 10 * 1024 * 1024,
+        archive_limits: ArchiveLimits | None = None,
     ) -> None:
         self._client = client
         self._embedder = embedder
         self.min_score = min_score
         self.lexical_weight = lexical_weight
         self.max_file_bytes = max_file_bytes
+        self.archive_limits = archive_limits or ArchiveLimits()
+        """How far an uploaded document may inflate (a zip bomb is refused unread)."""
 
     @classmethod
     def from_path(cls, path: Path, embedder: Embedder, **options: Any) -> KnowledgeStore:
@@ -223,7 +226,7 @@ class KnowledgeStore:
         def parse() -> ParsedDocument:
             if len(data) > self.max_file_bytes:
                 raise FileTooLargeError(_TOO_LARGE.format(name=name, size=len(data), limit=self.max_file_bytes))
-            return parse_document(name, data)
+            return parse_document(name, data, self.archive_limits)
 
         return self._ingest_one(collection, doc_id or name, Path(name).name, parse)
 
@@ -237,7 +240,7 @@ class KnowledgeStore:
         size = path.stat().st_size
         if size > self.max_file_bytes:
             raise FileTooLargeError(_TOO_LARGE.format(name=path.name, size=size, limit=self.max_file_bytes))
-        return parse_document(path.name, path.read_bytes())
+        return parse_document(path.name, path.read_bytes(), self.archive_limits)
 
     def _ingest_one(
         self,

@@ -4,6 +4,12 @@ Every format becomes markdown-like text whose headings are `#` lines, so one chu
 follows the structure of all of them and one title rule applies. Parsing is strict about
 what it cannot read: an unknown suffix, an empty file or bytes that do not parse raise a
 DocumentError naming the file, which a batch records and moves past.
+
+A few kilobytes can inflate to gigabytes (a zip bomb), and the parsers inflate whole: a
+DOCX (a zip archive) is checked against ArchiveLimits from its directory before any member
+is inflated, and a PDF's text stops at the same total (pypdf bounds each stream itself).
+Python's zipfile never inflates a member past the size its directory declares, so checking
+the declared sizes is enough.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from html.parser import HTMLParser
 from pathlib import PurePath
 
 from retrieval.chunking import document_title
-from retrieval.errors import CorruptDocumentError, EmptyDocumentError, UnsupportedFileError
+from retrieval.errors import CorruptDocumentError, EmptyDocumentError, FileTooLargeError, UnsupportedFileError
 
-__all__ = ["SUFFIXES", "ParsedDocument", "parse_document"]
+__all__ = ["SUFFIXES", "ArchiveLimits", "ParsedDocument", "parse_document"]
 
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
 _UNSUPPORTED = "{name}: unsupported file type {suffix!r} (supported: " + ", ".join(SUFFIXES) + ")"
@@ -28,6 +34,29 @@ _CORRUPT = "{name}: not a readable {kind} file ({error})"
 _BLOCK_TAGS = {"p", "div", "section", "article", "li", "tr", "br", "pre", "blockquote", "table", "ul", "ol", "hr"}
 _SKIP_TAGS = {"script", "style", "noscript", "template", "head"}
 _DOCX_HEADING = re.compile(r"(?:heading|title)\s*(\d?)", re.IGNORECASE)
+_ZIP_SUFFIXES = {".docx"}
+_TOO_MANY_MEMBERS = "{name}: the archive holds {count} files, more than {limit}"
+_MEMBER_TOO_LARGE = "{name}: {member!r} would inflate to {size} bytes, more than {limit}"
+_TOTAL_TOO_LARGE = "{name}: would inflate to {size} bytes, more than {limit}"
+_TEXT_TOO_LONG = "{name}: its text runs past {limit} characters"
+_TOO_COMPRESSED = "{name}: {member!r} is compressed {ratio:.0f} to 1, more than {limit:.0f} to 1 (a zip bomb?)"
+_RATIO_FLOOR = 1024 * 1024
+"""Members smaller than this inflated are not held to the ratio: a small file of blanks compresses well."""
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How far a document may inflate: a zip's members, their sizes and ratios; a PDF's text."""
+
+    max_total_bytes: int = 64 * 1024 * 1024
+    """All of a zip's members inflated together, and a PDF's extracted text."""
+    max_member_bytes: int = 32 * 1024 * 1024
+    max_members: int = 2000
+    max_ratio: float = 200.0
+    """Inflated over compressed size, for members of 1 MiB or more."""
+
+
+_DEFAULT_LIMITS = ArchiveLimits()
 
 
 @dataclass(frozen=True)
@@ -88,11 +117,40 @@ def _html(data: bytes) -> tuple[str, str]:
     return _tidy("".join(parser.parts)), " ".join(parser.title.split())
 
 
-def _pdf(data: bytes) -> tuple[str, str]:
+def _check_archive(name: str, data: bytes, limits: ArchiveLimits) -> None:
+    """Refuse a zip whose directory says it inflates too far, before anything is inflated."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+        if len(members) > limits.max_members:
+            raise FileTooLargeError(_TOO_MANY_MEMBERS.format(name=name, count=len(members), limit=limits.max_members))
+        total = 0
+        for member in members:
+            size = member.file_size
+            if size > limits.max_member_bytes:
+                message = _MEMBER_TOO_LARGE.format(
+                    name=name, member=member.filename, size=size, limit=limits.max_member_bytes
+                )
+                raise FileTooLargeError(message)
+            ratio = size / max(member.compress_size, 1)
+            if size >= _RATIO_FLOOR and ratio > limits.max_ratio:
+                message = _TOO_COMPRESSED.format(name=name, member=member.filename, ratio=ratio, limit=limits.max_ratio)
+                raise FileTooLargeError(message)
+            total += size
+        if total > limits.max_total_bytes:
+            raise FileTooLargeError(_TOTAL_TOO_LARGE.format(name=name, size=total, limit=limits.max_total_bytes))
+
+
+def _pdf(name: str, data: bytes, limits: ArchiveLimits) -> tuple[str, str]:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data), strict=False)
-    pages = [page.extract_text() or "" for page in reader.pages]
+    pages: list[str] = []
+    total = 0
+    for page in reader.pages:  # pages may share one huge stream: stop at the limit, not at the end
+        pages.append(page.extract_text() or "")
+        total += len(pages[-1])
+        if total > limits.max_total_bytes:
+            raise FileTooLargeError(_TEXT_TOO_LONG.format(name=name, limit=limits.max_total_bytes))
     title = str(reader.metadata.title or "").strip() if reader.metadata is not None else ""
     return _tidy("\n\n".join(pages)), title
 
@@ -113,11 +171,12 @@ def _docx(data: bytes) -> tuple[str, str]:
     return "\n\n".join(lines) + "\n", (document.core_properties.title or "").strip()
 
 
-def parse_document(name: str, data: bytes) -> ParsedDocument:
+def parse_document(name: str, data: bytes, limits: ArchiveLimits = _DEFAULT_LIMITS) -> ParsedDocument:
     """Text and title of a file given its name (for the type) and bytes.
 
     The title is the document's own (HTML <title>, PDF or DOCX properties), else its first
-    heading, else the file's stem.
+    heading, else the file's stem. A document that would inflate past `limits` raises
+    FileTooLargeError.
     """
     path = PurePath(name)
     suffix = path.suffix.lower()
@@ -127,14 +186,18 @@ def parse_document(name: str, data: bytes) -> ParsedDocument:
         raise EmptyDocumentError(_EMPTY.format(name=name))
     title = ""
     try:
+        if suffix in _ZIP_SUFFIXES:
+            _check_archive(name, data, limits)
         if suffix in {".html", ".htm"}:
             text, title = _html(data)
         elif suffix == ".pdf":
-            text, title = _pdf(data)
+            text, title = _pdf(name, data, limits)
         elif suffix == ".docx":
             text, title = _docx(data)
         else:
             text = data.decode("utf-8", errors="replace")
+    except FileTooLargeError:
+        raise
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as error:
         raise CorruptDocumentError(_CORRUPT.format(name=name, kind=suffix[1:].upper(), error=error)) from error
     except Exception as error:  # parsers of hostile bytes raise anything (pypdf, python-docx): the file's fault

@@ -8,10 +8,11 @@ writer dependency. DOCX files are written by python-docx, the same library that 
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["docx_bytes", "html_page", "pdf_bytes", "write_mixed_folder"]
+__all__ = ["docx_bytes", "html_page", "pdf_bytes", "write_mixed_folder", "zip_bomb_docx"]
 
 
 def _escape(text: str) -> str:
@@ -64,6 +65,25 @@ def docx_bytes(title: str, sections: Sequence[tuple[str, str]]) -> bytes:
         document.add_paragraph(paragraph)
     out = io.BytesIO()
     document.save(out)
+    return out.getvalue()
+
+
+def zip_bomb_docx(inflated_bytes: int) -> bytes:
+    """A valid DOCX whose word/document.xml is one paragraph of `inflated_bytes` zeros (about 1000:1)."""
+    source = zipfile.ZipFile(io.BytesIO(docx_bytes("Bomb", [])))
+    xml = source.read("word/document.xml").decode()
+    head = xml.partition("<w:body>")[0]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for item in source.infolist():
+            if item.filename != "word/document.xml":
+                bomb.writestr(item, source.read(item))
+        with bomb.open("word/document.xml", "w") as member:
+            member.write(f"{head}<w:body><w:p><w:r><w:t>".encode())
+            zeros = b"0" * (1024 * 1024)
+            for _ in range(inflated_bytes // len(zeros)):
+                member.write(zeros)
+            member.write(b"</w:t></w:r></w:p></w:body></w:document>")
     return out.getvalue()
 
 

@@ -13,7 +13,7 @@ from api.app import create_app
 from api.compose import open_services
 from api.settings import Settings
 from model.testing import ScriptedPlanner, call, reply
-from tests.documents import write_mixed_folder
+from tests.documents import write_mixed_folder, zip_bomb_docx
 from tests.http_server import running_server
 
 LIMIT = 60_000
@@ -116,3 +116,13 @@ def test_knowledge_base_lifecycle(base_url: str, tmp_path: Path, planner: Script
     with httpx.Client(base_url=base_url, timeout=120, headers=ACME) as client:
         assert client.delete("/v1/knowledge-bases/company").status_code == 204
         assert client.get("/v1/knowledge-bases").json() == []
+
+
+def test_a_zip_bomb_upload_is_refused_unread(base_url: str) -> None:
+    bomb = zip_bomb_docx(20 * 1024 * 1024)
+    assert len(bomb) < LIMIT
+    with httpx.Client(base_url=base_url, timeout=120, headers=ACME) as client:
+        client.post("/v1/knowledge-bases", json={"name": "bombs"})
+        response = client.post("/v1/knowledge-bases/bombs/documents", files=[("files", ("bomb.docx", bomb))])
+    assert response.status_code == 413, response.text
+    assert "bomb.docx" in response.json()["detail"] and "compressed" in response.json()["detail"]

@@ -5,6 +5,7 @@ Real Chroma (PersistentClient in tmp) and the real MiniLM embedder throughout.
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,13 @@ from retrieval.errors import (
     CorruptDocumentError,
     DocumentNotFoundError,
     EmptyDocumentError,
+    FileTooLargeError,
     InvalidFilterError,
     UnsupportedFileError,
 )
 from retrieval.knowledge import KnowledgeStore
-from retrieval.parsers import parse_document
-from tests.documents import PDF_FACT, docx_bytes, html_page, pdf_bytes, write_mixed_folder
+from retrieval.parsers import ArchiveLimits, parse_document
+from tests.documents import PDF_FACT, docx_bytes, html_page, pdf_bytes, write_mixed_folder, zip_bomb_docx
 
 PARTS = "# Spare parts\n\n" + "\n\n".join(
     f"Part ZX-{n} is a spare valve for the hydraulics, stocked in aisle {n % 9}." for n in range(4400, 4480)
@@ -156,3 +158,40 @@ def test_tenants_with_look_alike_names_stay_apart(store: KnowledgeStore) -> None
     assert store.list_bases("a") == ["docs"] and store.list_bases("a.b") == []
     assert store.search("a", "what is the vault code") == []
     assert store.search("a__b", "what is the vault code")[0].doc_id == "Vault"
+
+
+def test_a_zip_bomb_docx_is_refused_before_it_is_inflated() -> None:
+    """200 MB of zeros in 200 KB: refused from the zip's directory, using a few MB at most."""
+    bomb = zip_bomb_docx(200 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FileTooLargeError, match=r"bomb\.docx") as refused:
+            parse_document("bomb.docx", bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"zip bomb: {len(bomb)} bytes, peak traced memory {peak / 2**20:.1f} MiB")
+    assert refused.value.reason == "too_large" and peak < 4 * 2**20
+
+
+ARCHIVES: list[tuple[str, ArchiveLimits, str]] = [
+    ("total", ArchiveLimits(max_total_bytes=3 * 2**20, max_ratio=10_000), "would inflate to"),
+    ("member", ArchiveLimits(max_member_bytes=2 * 2**20, max_ratio=10_000), "'word/document.xml' would inflate"),
+    ("ratio", ArchiveLimits(max_ratio=100), "compressed"),
+    ("members", ArchiveLimits(max_members=5), "holds"),
+]
+
+
+@pytest.mark.parametrize(("case", "limits", "message"), ARCHIVES, ids=[c[0] for c in ARCHIVES])
+def test_each_archive_limit_refuses_with_a_message(case: str, limits: ArchiveLimits, message: str) -> None:
+    with pytest.raises(FileTooLargeError, match=message):
+        parse_document("big.docx", zip_bomb_docx(4 * 2**20), limits)
+    if case != "members":  # an ordinary DOCX holds a dozen or more files
+        assert "b." in parse_document("ok.docx", docx_bytes("Fine", [("A", "b.")]), limits).text
+
+
+def test_a_pdf_whose_text_runs_past_the_limit_is_refused() -> None:
+    pdf = pdf_bytes([["A line of text that repeats."] * 40] * 5)
+    with pytest.raises(FileTooLargeError, match="past 2000 characters"):
+        parse_document("long.pdf", pdf, ArchiveLimits(max_total_bytes=2000))
+    assert "repeats" in parse_document("long.pdf", pdf).text
