@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.compose import Services, open_services
 from api.errors import install_error_handlers
 from api.limits import BodyLimits
+from api.origins import CrossSiteGuard
 from api.routes import (
     chat_completions,
     health,
@@ -54,5 +55,6 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = ope
     app.include_router(playground.router)
 
     app.add_middleware(BodyLimits, settings=settings)
+    app.add_middleware(CrossSiteGuard, settings=settings)  # before the key and size checks
     install_error_handlers(app)  # outermost: a 500 for anything the layers inside let through
     return app

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    allowed_hosts: str = ""
+    """Without API keys: host names (comma-separated) the service may be addressed by besides loopback
+    ones (localhost, 127.0.0.1, [::1]) and `host`; `*`: any. Others are refused (DNS rebinding)."""
+    allowed_origins: str = ""
+    """Without API keys: web origins (`https://app.example`, comma-separated) whose pages may call the
+    service besides its own; `*`: any. A browser request from another site is refused."""
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> Settings:
@@ -220,4 +226,17 @@ class Settings(BaseSettings):
 
     @property
     def private_hosts(self) -> list[str]:
-        return [h.strip() for h in self.tool_allow_private_hosts.split(",") if h.strip()]
+        return _items(self.tool_allow_private_hosts)
+
+    @property
+    def allowed_host_names(self) -> list[str]:
+        return [*_items(self.allowed_hosts.lower()), self.host.lower()]
+
+    @property
+    def allowed_origin_list(self) -> list[str]:
+        return [origin.rstrip("/") for origin in _items(self.allowed_origins.lower())]
+
+
+def _items(text: str) -> list[str]:
+    """A comma-separated setting's items, trimmed, without empty ones."""
+    return [item.strip() for item in text.split(",") if item.strip()]
