@@ -76,10 +76,15 @@ class TenantTools:
         return self._saved[tenant]
 
     def _write(self, tenant: str, saved: _Saved) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True)
+        """Header values are secrets (API keys of the targets): the folder is 0700, each file 0600."""
+        self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._folder.chmod(0o700)
         path = self._path(tenant)
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(saved.model_dump_json(indent=2))
+        temporary.unlink(missing_ok=True)  # a leftover may have looser permissions than O_CREAT would give
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(saved.model_dump_json(indent=2))
         os.replace(temporary, path)
         self._saved[tenant] = saved
 
@@ -87,7 +92,9 @@ class TenantTools:
         """Reconnect the MCP servers tenants registered before a restart (one failing is logged, not fatal)."""
         if not self._folder.is_dir():
             return
+        self._folder.chmod(0o700)  # tightens a folder written before registrations were kept private
         for path in sorted(self._folder.glob("*.json")):
+            path.chmod(0o600)
             tenant = path.stem
             for config in self._load(tenant).mcp:
                 try:
