@@ -16,6 +16,11 @@ from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
 __all__ = ["Settings"]
 
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+RESERVED_TENANT = "builtin"
+RESERVED = (
+    "the tenant name 'builtin' is reserved for the built-in voices: "
+    "choose another in VOICEGRAPH_API_KEYS or VOICEGRAPH_TENANT"
+)
 BAD_API_KEYS = "VOICEGRAPH_API_KEYS must be 'key:tenant' pairs separated by commas (tenant: letters, digits, _ . -)"
 
 
@@ -171,7 +176,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _api_keys_parse(self) -> Settings:
-        self.tenant_keys()
+        if RESERVED_TENANT in {self.tenant, *self.tenant_keys().values()}:
+            raise ValueError(RESERVED)
         return self
 
     def tenant_keys(self) -> dict[str, str]:

@@ -28,7 +28,7 @@ from model.errors import InputError
 from model.speaker import SpeakerEncoder, estimate_pitch, estimate_rate
 from model.voices import VoiceStyle, VoiceSynthesizer, parse_voice_id
 from retrieval.embedder import Embedder
-from retrieval.errors import RetrievalError
+from retrieval.errors import InvalidNameError, RetrievalError
 from retrieval.knowledge import tenant_key
 from retrieval.voice_catalogue import BUILTIN_VOICES, SAMPLE_TEXT, BuiltinVoice
 
@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Voice", "VoiceHit", "VoiceLibrary", "VoiceSampleError"]
 
-BUILTIN_COLLECTION = "voices__builtin"
+BUILTIN = "builtin"
+BUILTIN_COLLECTION = f"voices__{BUILTIN}"
+_RESERVED_TENANT = "the tenant name {name!r} is reserved for the built-in voices"
 _MIN_SAMPLE_S = 1.0
 _SHORT_SAMPLE = "the voice sample is {seconds:.1f} s long: send at least {least:.0f} s of speech"
 _NO_PITCH = "no voiced speech was found in the voice sample"
@@ -113,8 +115,16 @@ class VoiceLibrary:
     def _collection(self, name: str) -> Collection:
         return self._client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
 
+    @staticmethod
+    def _tenant_folder(tenant: str) -> str:
+        """The tenant's part of its collection's and samples folder's names; never the built-ins'."""
+        key = tenant_key(tenant)
+        if key == BUILTIN:
+            raise InvalidNameError(_RESERVED_TENANT.format(name=tenant))
+        return key
+
     def _tenant_collection(self, tenant: str) -> Collection:
-        return self._collection(f"voices__{tenant_key(tenant)}")
+        return self._collection(f"voices__{self._tenant_folder(tenant)}")
 
     @staticmethod
     def _voice(voice_id: str, document: str, meta: Any) -> Voice:
@@ -152,7 +162,7 @@ class VoiceLibrary:
             "engine": style.engine,
             "parameters": json.dumps(parameters),
             "sample_path": str(path),
-            "builtin": folder == "builtin",
+            "builtin": folder == BUILTIN,
             "pitch_hz": round(estimate_pitch(audio, rate), 1),
             "rate": round(estimate_rate(audio, rate), 3),
             "speaker": json.dumps([round(float(x), 5) for x in speaker]),
@@ -184,7 +194,7 @@ class VoiceLibrary:
                 and Path(known.sample_path).is_file()
             )
         ]
-        metas = [self._render(entry.id, parse_voice_id(entry.id), entry.name, "builtin")[0] for entry in todo]
+        metas = [self._render(entry.id, parse_voice_id(entry.id), entry.name, BUILTIN)[0] for entry in todo]
         self._store(collection, [e.id for e in todo], [e.description for e in todo], metas)
         return len(todo)
 
@@ -201,15 +211,18 @@ class VoiceLibrary:
     def get(self, tenant: str, voice_id: str) -> Voice | None:
         return next((voice for voice in self.list_voices(tenant) if voice.id == voice_id), None)
 
-    def sample_wav(self, voice_id: str | None) -> bytes | None:
-        """The sample clip of a voice (any tenant's: the id is the voice), None if it has none.
+    def sample_wav(self, voice_id: str | None, tenant: str | None = None) -> bytes | None:
+        """The sample clip of a built-in voice or `tenant`'s own, None if it has none.
 
-        This is the Step-Audio 2 planner's `voice_clip`: token2wav copies the clip's voice.
+        Without a tenant any tenant's clip is found (the id is the voice): this is the
+        Step-Audio 2 planner's `voice_clip` for the session voice, which token2wav copies.
         """
         if not voice_id:
             return None
         slug = _slug(voice_id)
-        for path in [self.samples_dir / "builtin" / f"{slug}.wav", *sorted(self.samples_dir.glob(f"*/{slug}.wav"))]:
+        own = [self.samples_dir / self._tenant_folder(tenant) / f"{slug}.wav"] if tenant is not None else []
+        anyone = sorted(self.samples_dir.glob(f"*/{slug}.wav")) if tenant is None else []
+        for path in [self.samples_dir / BUILTIN / f"{slug}.wav", *own, *anyone]:
             if path.is_file():
                 return path.read_bytes()
         return None
@@ -269,7 +282,7 @@ class VoiceLibrary:
         pace = _clamp(estimate_rate(audio, rate) / base.rate) if base.rate > 0 else 1.0
         style = VoiceStyle(base.engine, str(base.parameters["voice"]), pitch, pace)
         style = parse_voice_id(style.id)  # rounded as the id says, so the sample is what the id speaks
-        meta, _ = self._render(style.id, style, name or description[:40], tenant_key(tenant))
+        meta, _ = self._render(style.id, style, name or description[:40], self._tenant_folder(tenant))
         self._store(self._tenant_collection(tenant), [style.id], [description], [meta])
         return self._voice(style.id, description, meta)
 

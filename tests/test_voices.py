@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from api.settings import Settings
 from api.voicing import open_voice_library
 from model.audio import encode_wav
 from model.speaker import SpeakerEncoder, estimate_pitch
 from model.voices import DEFAULT_VOICE_ID, EspeakTTS, VoiceSynthesizer, parse_voice_id
+from retrieval.errors import InvalidNameError
 from retrieval.voice_catalogue import BUILTIN_VOICES
 from retrieval.voices import VoiceLibrary, VoiceSampleError
 from tools.base import ToolContext
@@ -120,7 +122,8 @@ def test_added_voice_matches_the_sample_pitch_and_stays_with_its_tenant(
     assert abs(voice.pitch_hz - wanted) < 0.2 * wanted  # the rendered sample speaks at the clip's pitch
     assert voice.id in [v.id for v in library.list_voices("acme")]
     assert voice.id not in [v.id for v in library.list_voices("local") if not v.builtin]
-    assert library.sample_wav(voice.id)
+    assert library.sample_wav(voice.id) and library.sample_wav(voice.id, "acme")
+    assert library.sample_wav(voice.id, "globex") is None and library.sample_wav(DEFAULT_VOICE_ID, "globex")
     assert library.search("acme", "my own bright voice")[0].voice.id == voice.id
     with pytest.raises(VoiceSampleError):
         library.add("acme", description="too short", clip=encode_wav(clip[:2000], tts.sample_rate))
@@ -148,3 +151,14 @@ def _read(path: str) -> tuple[np.ndarray, int]:
 
     audio, rate = soundfile.read(path, dtype="float32")
     return audio, int(rate)
+
+
+def test_no_tenant_can_be_named_like_the_built_in_voices(library: VoiceLibrary) -> None:
+    with pytest.raises(InvalidNameError, match="reserved"):
+        library.list_voices("builtin")
+    with pytest.raises(InvalidNameError, match="reserved"):
+        library.sample_wav(DEFAULT_VOICE_ID, "builtin")
+    for options in ({"api_keys": "key-1:acme,key-2:builtin"}, {"tenant": "builtin"}):
+        with pytest.raises(ValidationError, match="reserved") as refused:
+            Settings(**options)  # type: ignore[arg-type]
+        assert "key-2" not in str(refused.value)

@@ -108,10 +108,10 @@ async def search_by_example(
     return _hits(hits)
 
 
-@router.get("/sample", responses={404: {}}, response_class=Response)
-async def voice_sample(voice: str, services: ServicesDep) -> Response:
-    """The voice's rendered sample (WAV): what the voice sounds like."""
-    wav = await asyncio.to_thread(_library(services).sample_wav, voice)
+@router.get("/sample", responses={401: {}, 404: {}}, response_class=Response)
+async def voice_sample(voice: str, services: ServicesDep, tenant: TenantDep) -> Response:
+    """The rendered sample (WAV) of a built-in voice or one of the caller's: what the voice sounds like."""
+    wav = await asyncio.to_thread(_library(services).sample_wav, voice, tenant)
     if wav is None:
         raise problem(status.HTTP_404_NOT_FOUND, NO_SAMPLE.format(voice=voice))
     return Response(content=wav, media_type="audio/wav")
