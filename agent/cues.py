@@ -25,14 +25,16 @@ __all__ = ["Cue", "Delivery", "SpeakerBaseline", "describe", "public", "update_b
 Level = Literal["high", "low"]
 
 # Absolute bands, for a speaker not heard before: wide, since they ignore who is speaking.
-_FAST_WPS, _SLOW_WPS = 5.0, 2.5
-_LOUD_DB, _QUIET_DB = -12.0, -35.0
-_HIGH_HZ, _LOW_HZ = 255.0, 80.0
+# Ordinary speech, pauses left out, runs at 3-6 words a second with pitch moving over
+# 5-12 semitones (Piper's own voice: 4-5.5 words/s, 88 Hz, 7-11 semitones).
+_FAST_WPS, _SLOW_WPS = 6.5, 2.0
+_LOUD_DB, _QUIET_DB = -10.0, -38.0
+_HIGH_HZ, _LOW_HZ = 280.0, 70.0
 # Against the speaker's own earlier turns.
 _RATE_RATIO = 1.2
 _LOUDNESS_DB = 5.0
 _PITCH_ST = 2.0
-_LIVELY_ST, _FLAT_ST = 10.0, 1.5
+_LIVELY_ST, _FLAT_ST = 15.0, 1.0
 _HESITANT = 2
 """Pauses and hesitations (fillers, repeated words) that make a turn sound hesitant."""
 

@@ -53,6 +53,8 @@ _DYNAMIC_DB = 35.0
 _ABOVE_FLOOR = 0.4
 """...and above the noise floor by this share of the way up to them."""
 _END_SHARE = 0.2
+_LOCAL_FRAMES = 31
+_OCTAVE_JUMP = 8.0
 _END_ST = 1.5
 """How far (semitones) the end must sit from the rest to count as rising or falling."""
 _FILLERS = re.compile(r"\b(?:u+m+|u+h+|e+r+m*|a+h+|h+m+|m{2,})\b", re.IGNORECASE)
@@ -198,9 +200,21 @@ def _pitch_figures(voiced: np.ndarray) -> tuple[float | None, float | None, Pitc
     """Median (Hz), 10th-90th percentile range (semitones) and how the voiced frames end."""
     if voiced.size < 5:
         return None, None, None
-    tones = 12 * np.log2(voiced / 100.0)
+    tones = _octave_folded(12 * np.log2(voiced / 100.0))
     low, high = np.percentile(tones, [10, 90])
     tail = max(3, round(voiced.size * _END_SHARE))
     lift = float(np.median(tones[-tail:]) - np.median(tones[:-tail]))
     end: PitchEnd = "rising" if lift >= _END_ST else "falling" if lift <= -_END_ST else "level"
-    return round(float(np.median(voiced)), 1), round(float(high - low), 1), end
+    return round(100.0 * 2 ** (float(np.median(tones)) / 12), 1), round(float(high - low), 1), end
+
+
+def _octave_folded(tones: np.ndarray) -> np.ndarray:
+    """Pitch in semitones with octave errors folded back: YIN now and then takes half or twice the
+    period (a frame an octave off its neighbours), which would widen the range by an octave.
+    A frame more than `_OCTAVE_JUMP` semitones off the median of the frames around it moves
+    an octave towards them; speech itself does not leap that far in 10 ms."""
+    half = _LOCAL_FRAMES // 2
+    padded = np.pad(tones, half, mode="edge")
+    local = np.median(sliding_window_view(padded, 2 * half + 1), axis=1)
+    off = tones - local
+    return np.where(off > _OCTAVE_JUMP, tones - 12, np.where(off < -_OCTAVE_JUMP, tones + 12, tones))
