@@ -53,9 +53,9 @@ NO_ANSWER = "Sorry, I don't have an answer to that."
 _SYSTEM = (
     "You are a concise voice assistant. Your answers are spoken aloud, so use one to three short, "
     "plain sentences: no markdown, no lists, no code, no emoji. Today is {today}. "
-    "Call a tool when the user asks for the current time or date somewhere, asks about their own "
-    "documents, notes, handbook or knowledge base, asks to search the web or for news, or asks for "
-    "something another tool does. "
+    "Call a tool when the user asks for the current time or date somewhere, asks about the weather or "
+    "forecast somewhere, asks about their own documents, notes, handbook or knowledge base, asks to "
+    "search the web or for news, or asks for something another tool does. "
     "For greetings, thanks, small talk, jokes, maths "
     "and general questions, call reply with your answer. "
     # Not "say the fact the user asked for": with a `reply` call earlier in the conversation
@@ -74,7 +74,7 @@ _REPLY_DECLARATION: dict[str, Any] = {
     "function": {
         "name": REPLY_TOOL,
         "description": "Answer the user directly, without any other tool: greetings, thanks, small talk, "
-        "jokes, ideas and suggestions, maths, general knowledge, or anything the conversation already answers.",
+        "jokes, maths, general knowledge, or anything the conversation already answers.",
         "parameters": {
             "type": "object",
             "properties": {"text": {"type": "string", "description": "The spoken answer, short and plain."}},
