@@ -49,6 +49,10 @@ class SpeakerBaseline(TypedDict):
     loudness_dbfs: float | None
 
 
+_UNHEARD = SpeakerBaseline(turns=0, pitch_st=None, rate_wps=None, loudness_dbfs=None)
+"""The baseline of a speaker not heard before."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """Factors on the session voice's pitch and rate for this turn's reply."""
@@ -96,7 +100,7 @@ def _band(
 
 def describe(heard: Paralinguistics, baseline: SpeakerBaseline | None) -> Cue:
     """The cue for a turn said as `heard`, against the speaker's `baseline` where there is one."""
-    base: SpeakerBaseline = baseline or {"turns": 0, "pitch_st": None, "rate_wps": None, "loudness_dbfs": None}
+    base = baseline or _UNHEARD
     rate = None if heard.rate_wps is None else math.log(heard.rate_wps)
     earlier_rate = None if base["rate_wps"] is None else math.log(base["rate_wps"])
     pace, pace_rel = _band(rate, earlier_rate, math.log(_RATE_RATIO), math.log(_FAST_WPS), math.log(_SLOW_WPS))
@@ -138,7 +142,7 @@ def _word(level: Level | None, relative: bool, absolute_words: tuple[str, str], 
 
 def update_baseline(baseline: SpeakerBaseline | None, heard: Paralinguistics) -> SpeakerBaseline:
     """The baseline with the turn `heard` averaged in (each figure over the turns that had it)."""
-    base: SpeakerBaseline = baseline or {"turns": 0, "pitch_st": None, "rate_wps": None, "loudness_dbfs": None}
+    base = baseline or _UNHEARD
     n = base["turns"]
 
     def mean(earlier: float | None, value: float | None) -> float | None:

@@ -85,6 +85,12 @@ class Acoustics:
         )
 
 
+_SILENT = Acoustics(
+    speech_s=0.0, pauses=0, pause_s=0.0, loudness_dbfs=None, pitch_hz=None, pitch_range_st=None, pitch_end=None
+)
+"""What audio with no speech in it measures."""
+
+
 @dataclass(frozen=True)
 class Paralinguistics(Acoustics):
     """How a turn was said: the audio's figures and the pace of its words."""
@@ -106,12 +112,12 @@ def measure_acoustics(audio: np.ndarray) -> Acoustics:
     """Everything but the pace of the words, which needs the transcript."""
     samples = np.asarray(audio, dtype=np.float32).reshape(-1)
     if samples.size < _LEVEL_WINDOW:
-        return Acoustics(0.0, 0, 0.0, None, None, None, None)
+        return _SILENT
     power = frame_power(samples)
     level = 10 * np.log10(np.maximum(power, 10 ** (_SILENCE_DB / 10)))
     speech = _speech_frames(level)
     if not speech.any():
-        return Acoustics(0.0, 0, 0.0, None, None, None, None)
+        return _SILENT
     first, last = np.flatnonzero(speech)[[0, -1]]
     pauses, pause_frames = _pauses(speech[first : last + 1])
     loudness = 10 * float(np.log10(power[speech].mean()))
