@@ -5,7 +5,10 @@ calls tools well by itself (Qwen2.5-7B and up, Llama 3.1, ...), and the server's
 parser or grammar is better placed than we are to read its calls. So, unlike the cascade,
 nothing is forced: one request per step, the answer streams as text deltas (spoken by the
 graph sentence by sentence while it is written), and tool calls come from the streamed
-`tool_calls` deltas, or from `<tool_call>` tags in the text when the server has no parser.
+`tool_calls` deltas only. A `<tool_call>` tag in the text is neither spoken nor run: the
+text is where a model repeats what it read (a document, a web page, a tool's reply), so a
+call written there may be someone else's words; a server without a tool parser must be
+given one (vLLM `--enable-auto-tool-choice --tool-call-parser hermes`, llama.cpp `--jinja`).
 The cascade over `OpenAIEngine` remains for small served models that need a forced prefix
 (`VOICEGRAPH_PLANNER_TOOL_CHOICE=forced`).
 
@@ -14,6 +17,7 @@ Like the cascade it is not speech-native: the graph runs ASR before it and TTS a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
@@ -25,7 +29,7 @@ from model.base import PlanEvent, Planner, PlanRequest, TextDelta, ToolCallEvent
 from model.errors import PlannerError
 from model.openai_wire import chat_url, declarations, headers, openai_messages, usage_counts
 from model.sse import aiter_sse, check_response
-from model.tool_stream import TaggedTextSplitter, ToolCallAssembler, parse_call_bodies
+from model.tool_stream import TaggedTextSplitter, ToolCallAssembler
 
 __all__ = ["SYSTEM_PROMPT", "OpenAIPlanner"]
 
@@ -36,6 +40,11 @@ SYSTEM_PROMPT = (
     "passage number in brackets, like [1], when the results number their passages."
 )
 UNREACHABLE = "the planner server at {url} cannot be reached: {error}"
+TAGGED_CALL_IGNORED = (
+    "%s wrote %d tool call(s) in its text, not in `tool_calls`; they are not run (does the server parse tool calls?)"
+)
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -106,9 +115,9 @@ class OpenAIPlanner(Planner):
             raise PlannerError(UNREACHABLE.format(url=self.url, error=error)) from error
         if rest := splitter.finish():
             yield TextDelta(rest)
-        names = {spec["name"] for spec in request.callable_tools}
-        calls = assembler.calls() + parse_call_bodies(splitter.bodies, names).calls
-        for call in calls if request.callable_tools else []:
+        if splitter.bodies:
+            log.warning(TAGGED_CALL_IGNORED, self.name, len(splitter.bodies))
+        for call in assembler.calls() if request.callable_tools else []:
             yield ToolCallEvent(call)
         yield Usage(
             model=self.name,

@@ -61,9 +61,8 @@ def test_calls_the_server_parsed_come_back_as_tagged_text(
     assert fake.requests[0]["tool_choice"] == "auto" and fake.requests[0]["stream"] is streamed
 
 
-def test_the_native_planner_reads_calls_written_in_text_too(fake: FakeServer, served: tuple[FakeServer, str]) -> None:
-    fake.replies.append(Reply(text='Checking. <tool_call>{"name": "get_date_time", "arguments": {}}</tool_call>'))
-    planner = OpenAIPlanner(f"{served[1]}/v1", "qwen")
+def _native_events(url: str) -> list[object]:
+    planner = OpenAIPlanner(f"{url}/v1", "qwen")
 
     async def run() -> list[object]:
         try:
@@ -71,9 +70,18 @@ def test_the_native_planner_reads_calls_written_in_text_too(fake: FakeServer, se
         finally:
             await planner.aclose()
 
-    events = asyncio.run(run())
-    assert "".join(e.text for e in events if isinstance(e, TextDelta)).strip() == "Checking."
-    assert [e.call["name"] for e in events if isinstance(e, ToolCallEvent)] == ["get_date_time"]
+    return asyncio.run(run())
+
+
+def test_the_native_planner_runs_only_calls_from_the_tool_calls_field(
+    fake: FakeServer, served: tuple[FakeServer, str]
+) -> None:
+    fake.replies.append(Reply(text='Checking. <tool_call>{"name": "get_date_time", "arguments": {}}</tool_call>'))
+    fake.replies.append(Reply(text="Checking.", calls=[("get_date_time", {})]))
+    in_text, structured = _native_events(served[1]), _native_events(served[1])
+    assert "".join(e.text for e in in_text if isinstance(e, TextDelta)).strip() == "Checking."  # nor spoken
+    assert [e for e in in_text if isinstance(e, ToolCallEvent)] == []
+    assert [e.call["name"] for e in structured if isinstance(e, ToolCallEvent)] == ["get_date_time"]
 
 
 def test_an_unreachable_server_is_a_planner_error() -> None:
