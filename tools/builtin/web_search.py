@@ -1,9 +1,10 @@
 """The `web_search` tool: title, url and snippet per result, numbered for citing.
 
 Two backends: `ddgs` (DuckDuckGo and friends, the successor of duckduckgo-search) and a
-self-hosted SearxNG through its JSON API; settings choose. Results are cached per query
-for a while, because a voice conversation asks the same thing twice ("and what did you
-say about ...?") and a search engine rate-limits us quickly.
+self-hosted SearxNG through its JSON API; settings choose. Results are cached per tenant
+and query for a while, because a voice conversation asks the same thing twice ("and what
+did you say about ...?") and a search engine rate-limits us quickly; never across tenants,
+so one tenant's searches (and whatever they fetched) are not served to, or timed by, another.
 
 When the search fails (offline, refused, rate-limited) the tool says so as a tool error
 telling the model to say search is unavailable: an empty result would invite it to
@@ -166,13 +167,13 @@ def web_search_tool(
     default_results: int = 5,
     clock: Callable[[], float] = time.monotonic,
 ) -> Tool:
-    """The tool over `backend`, caching each query's results for `cache_ttl_s` seconds."""
-    cache: TtlCache[tuple[str, int], list[WebResult]] = TtlCache(cache_ttl_s, clock)
+    """The tool over `backend`, caching each tenant's query's results for `cache_ttl_s` seconds."""
+    cache: TtlCache[tuple[str, str, int], list[WebResult]] = TtlCache(cache_ttl_s, clock)
 
     async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         query = " ".join(str(arguments["query"]).split())
         count = min(int(arguments.get("max_results") or default_results), MAX_RESULTS)
-        key = (query.lower(), count)
+        key = (context.tenant, query.lower(), count)
         results = cache.get(key)
         if results is None:
             results = await backend.search(query, count)
