@@ -195,3 +195,24 @@ async def test_errors_about_a_url_never_show_its_credentials(hostile: str) -> No
         await _call(answered)
     for error in (refused.value, refused_call.value):
         assert "secret" not in str(error) and "***@" in str(error)
+
+
+def test_secrets_in_a_urls_query_are_redacted() -> None:
+    url = "https://api.example/v1?q=rain&api_key=k1&access_token=t2&sig=s3&X-Amz-Signature=s4&Token=t5&page=2&key"
+    shown = (
+        "https://api.example/v1?q=rain&api_key=***&access_token=***&sig=***&X-Amz-Signature=***&Token=***&page=2&key"
+    )
+    assert redact(url) == shown
+    assert redact("https://u:p@api.example/?apikey=k1#top") == "https://***@api.example/?apikey=***#top"
+
+
+async def test_errors_never_show_a_token_in_a_urls_query() -> None:
+    with running_server(FastAPI()) as url:
+        closed = f"http://127.0.0.1:{urlsplit(url).port}"
+    tokened = f"{closed}/x?city=Oslo&token=s3cret-t0ken"
+    with pytest.raises(TransientToolError) as unreachable:
+        await _call(tokened)
+    assert "s3cret" not in str(unreachable.value) and "token=***" in str(unreachable.value)
+    with pytest.raises(UnsafeTargetError) as refused:
+        TargetGuard().check("http://10.0.0.1/x?access_token=s3cret-t0ken")
+    assert "s3cret" not in str(refused.value)

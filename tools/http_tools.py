@@ -30,7 +30,7 @@ from tools.base import (
     fenced,
 )
 from tools.errors import UnsafeTargetError
-from tools.outbound import ACCEPTED_ENCODINGS, DEFAULT_MAX_RESPONSE_BYTES, read_capped, redact
+from tools.outbound import ACCEPTED_ENCODINGS, DEFAULT_MAX_RESPONSE_BYTES, read_capped, redact, redact_in
 
 __all__ = ["HttpToolDefinition", "http_tool"]
 
@@ -100,7 +100,8 @@ def http_tool(
         except httpx.TimeoutException as error:
             raise TimeoutError(str(error)) from error
         except httpx.TransportError as error:
-            raise TransientToolError(_UNREACHABLE.format(url=shown, error=error)) from error
+            reason = redact_in(str(error), definition.url)
+            raise TransientToolError(_UNREACHABLE.format(url=shown, error=reason)) from error
         except UnsafeTargetError as error:  # the host now resolves to a private address
             raise ToolError(str(error)) from error
         text = _text(response, body, more=more)

@@ -34,7 +34,7 @@ from tools.base import (
     fenced,
 )
 from tools.errors import ToolSourceError, UnsafeTargetError
-from tools.outbound import PinnedTransport, TargetGuard, redact
+from tools.outbound import PinnedTransport, TargetGuard, redact_in
 
 __all__ = ["McpConnection", "McpServerConfig"]
 
@@ -148,9 +148,8 @@ class McpConnection:
                 await self._stop.wait()
         except BaseException as error:  # anyio wraps failures in exception groups
             if not ready.done():
-                reason = str(error)
-                if self.config.url:  # the SDK's and httpx's messages may quote the URL, credentials and all
-                    reason = reason.replace(self.config.url, redact(self.config.url))
+                # the SDK's and httpx's messages may quote the URL, credentials and all
+                reason = redact_in(str(error), self.config.url or "")
                 failure = _refusal(error) or ToolSourceError(
                     _CONNECT_FAILED.format(name=self.config.name, error=reason)
                 )

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpcore
 import httpx
@@ -43,6 +44,7 @@ __all__ = [
     "TargetGuard",
     "read_capped",
     "redact",
+    "redact_in",
 ]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -73,16 +75,37 @@ _INFLATERS: dict[str, Callable[[], Any] | None] = {
 """Content codings we inflate ourselves (each call a fresh inflater); None: the bytes as sent."""
 
 
+_SECRET_PARAMETER = re.compile(
+    r"(?:key|sig|code|auth|pass|pwd|jwt)|.*(?:token|secret|signature|password|api[-_.]?key|credential|session).*"
+    r"|x-(?:amz|goog)-.*",
+    re.IGNORECASE,
+)
+"""Query parameters that carry a secret (`api_key`, `token`, `access_token`, `sig`, `X-Amz-Signature`, ...)."""
+
+
 def redact(url: str | httpx.URL) -> str:
-    """`url` with any user:password replaced by '***', for messages, traces and listings."""
+    """`url` with any user:password, and the value of every query parameter that may carry a
+    secret, replaced by '***', for messages, traces and listings."""
     text = str(url)
     try:
         parts = urlsplit(text)
     except ValueError:
         return text
-    if "@" not in parts.netloc:
-        return text
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
+    if parts.query:
+        parts = parts._replace(query="&".join(map(_redact_parameter, parts.query.split("&"))))
+    return urlunsplit(parts)
+
+
+def _redact_parameter(pair: str) -> str:
+    name, equals, value = pair.partition("=")
+    return f"{name}=***" if equals and value and _SECRET_PARAMETER.fullmatch(unquote(name)) else pair
+
+
+def redact_in(text: str, url: str) -> str:
+    """`text` (an error from a library, which may quote the URL it was given) with `url` redacted."""
+    return text.replace(url, redact(url)) if url else text
 
 
 def _system_resolver(host: str, port: int) -> list[str]:
