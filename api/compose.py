@@ -54,6 +54,8 @@ class Services:
     """How long each part took to build, for the benchmark and the logs."""
     rate_limiter: RateLimiter | None = None
     """Requests per API key per minute; None: unlimited."""
+    auth_failures: RateLimiter | None = None
+    """Requests refused for their API key, per client address per minute; None: unlimited."""
     tenant_keys: dict[str, str] = field(default_factory=dict)
     """API key -> tenant, parsed once from the settings; empty: one local tenant."""
     tenant_tools: TenantTools | None = None
@@ -68,13 +70,14 @@ def _timed(load_seconds: dict[str, float], name: str, started: float) -> None:
     load_seconds[name] = round(time.perf_counter() - started, 2)
 
 
-def _rate_limiter(settings: Settings, memory: Memory) -> RateLimiter | None:
-    """Shared by the replicas through Redis when memory is there; per process otherwise."""
-    if not settings.rate_limit_per_minute:
+def _rate_limiter(settings: Settings, memory: Memory, per_minute: int | None) -> RateLimiter | None:
+    """Shared by the replicas through Redis when memory is there; per process otherwise (the
+    callers of each limiter are named apart: `key:...`, `tenant:...`, `address:...`)."""
+    if not per_minute:
         return None
     if memory.redis is not None:
-        return RedisRateLimiter(memory.redis, settings.rate_limit_per_minute, prefix=settings.redis_prefix)
-    return LocalRateLimiter(settings.rate_limit_per_minute)
+        return RedisRateLimiter(memory.redis, per_minute, prefix=settings.redis_prefix)
+    return LocalRateLimiter(per_minute)
 
 
 def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -> KnowledgeStore:
@@ -259,7 +262,8 @@ async def _open_services(
                 agent=Agent.from_memory(deps, memory, tracing=tracing),
                 knowledge=knowledge,
                 load_seconds=loads,
-                rate_limiter=_rate_limiter(settings, memory),
+                rate_limiter=_rate_limiter(settings, memory, settings.rate_limit_per_minute),
+                auth_failures=_rate_limiter(settings, memory, settings.auth_failures_per_minute),
                 tenant_keys=settings.tenant_keys(),
                 tenant_tools=tooling.tenant_tools,
                 voices=voices,

@@ -3,7 +3,9 @@
 With VOICEGRAPH_API_KEYS set, every /v1 request must bring a key (`Authorization: Bearer`
 or `X-API-Key`); the key decides the tenant, and everything the request reaches is that
 tenant's. Keys are compared in constant time against every configured key, and never
-logged: only a hash of a key names its rate-limit counter.
+logged: only a hash of a key names its rate-limit counter. Requests refused for their key
+are counted per client address, and an address past its limit is refused (429) before
+any key it brings is even compared, so keys cannot be guessed at speed.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ from starlette.requests import HTTPConnection
 
 from agent.runner import Agent
 from api.compose import Services
+from api.ratelimit import RateLimiter, RateLimitUnavailableError
 from api.settings import Settings
 
-__all__ = ["AgentDep", "ServicesDep", "SettingsDep", "TenantDep", "authenticate"]
+__all__ = ["AgentDep", "ServicesDep", "SettingsDep", "TenantDep", "authenticate", "check_key"]
 
 NO_KEY = "this service needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 BAD_KEY = "the API key is not valid"
 RATE_LIMITED = "too many requests for this API key: at most {limit} a minute; retry in {retry:.0f} s"
+TOO_MANY_FAILURES = (
+    "too many requests with a missing or wrong API key from this address: at most {limit} a minute "
+    "(VOICEGRAPH_AUTH_FAILURES_PER_MINUTE); retry in {retry:.0f} s"
+)
+UNAVAILABLE_RETRY_S = 5
+_CHECKED = "voicegraph.key"
+"""Where a request's scope keeps the key check's outcome, so it is made once per request."""
 
 
 def get_services(request: HTTPConnection) -> Services:
@@ -81,23 +91,50 @@ def authenticate(request: HTTPConnection, keys: dict[str, str]) -> tuple[str, st
     return found, presented
 
 
+async def _counted(limiter: RateLimiter, caller: str, *, peek: bool = False) -> float | None:
+    """`limiter`'s answer for `caller`; 503 when it cannot count (the limit fails closed)."""
+    try:
+        return await (limiter.peek(caller) if peek else limiter.hit(caller))
+    except RateLimitUnavailableError as error:
+        retry = {"Retry-After": str(UNAVAILABLE_RETRY_S)}
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error), headers=retry) from error
+
+
+def _too_many(message: str, retry: float) -> HTTPException:
+    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, message, headers={"Retry-After": str(int(retry))})
+
+
+async def check_key(request: HTTPConnection, keys: dict[str, str], failures: RateLimiter | None) -> tuple[str, str]:
+    """`authenticate`, with the requests it refuses counted against the client's address in
+    `failures`: an address over that limit gets 429 without its key being compared."""
+    checked: tuple[str, str] | None = request.scope.get("state", {}).get(_CHECKED)
+    if checked is not None:
+        return checked
+    address = "address:" + (request.client.host if request.client else "unknown")
+    if failures is not None and (retry := await _counted(failures, address, peek=True)) is not None:
+        raise _too_many(TOO_MANY_FAILURES.format(limit=failures.per_minute, retry=retry), retry)
+    try:
+        checked = authenticate(request, keys)
+    except HTTPException:
+        if failures is not None:
+            await _counted(failures, address)
+        raise
+    request.scope.setdefault("state", {})[_CHECKED] = checked
+    return checked
+
+
 async def get_tenant(request: HTTPConnection, services: Annotated[Services, Depends(get_services)]) -> str:
     """The caller's tenant: the configured key's, or the one local tenant when no keys are configured."""
     settings = services.settings
     caller = f"tenant:{settings.tenant}"
     tenant = settings.tenant
     if services.tenant_keys:
-        tenant, presented = authenticate(request, services.tenant_keys)
+        tenant, presented = await check_key(request, services.tenant_keys, services.auth_failures)
         caller = "key:" + hashlib.sha256(presented.encode()).hexdigest()[:24]
     if services.rate_limiter is not None:
-        retry = await services.rate_limiter.hit(caller)
+        retry = await _counted(services.rate_limiter, caller)
         if retry is not None:
-            limit = settings.rate_limit_per_minute
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                RATE_LIMITED.format(limit=limit, retry=retry),
-                headers={"Retry-After": str(int(retry))},
-            )
+            raise _too_many(RATE_LIMITED.format(limit=settings.rate_limit_per_minute, retry=retry), retry)
     return tenant
 
 

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.locks import SessionBusyError
 from agent.memory import MemoryUnavailableError
+from api.ratelimit import RateLimitUnavailableError
 from model.errors import AudioTooLongError, InputError, PlannerError, VoicegraphError
 from retrieval.errors import BaseExistsError, BaseNotFoundError, DocumentNotFoundError, RetrievalError
 from tools.errors import ToolExistsError, ToolNotFoundError, ToolSourceError
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: Sequence[tuple[type[VoicegraphError], int]] = (
     (InputError, 422),
     (PlannerError, 503),
     (MemoryUnavailableError, 503),
+    (RateLimitUnavailableError, 503),
     (RetrievalError, 503),
 )
 PLANNER_FAILED = "the planner failed to answer: {error}"

@@ -3,7 +3,8 @@
 FastAPI reads and parses a JSON body before a route's dependencies run, so neither the
 key check nor a route's own size check can stop a caller, keyless or not, from making the
 server buffer gigabytes. This plain ASGI middleware runs first: with API keys configured,
-a /v1 request without a valid one answers 401 before its body is touched; a body whose
+a /v1 request without a valid one answers 401 (429 once its address has failed too often)
+before its body is touched; a body whose
 declared Content-Length is over its route's limit answers 413 at once; and every body,
 chunked or not, is counted as it streams in, answering 413 the moment the count passes the
 limit, without reading any further. The 413 names the limit and the setting that sets it.
@@ -24,7 +25,8 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import authenticate
+from api.deps import check_key
+from api.ratelimit import RateLimiter
 from api.settings import Settings
 
 __all__ = ["BodyLimits", "Limit", "body_limit"]
@@ -81,7 +83,7 @@ class BodyLimits:
         path: str = scope["path"]
         if self.keys and path.startswith("/v1/"):
             try:
-                authenticate(HTTPConnection(scope), self.keys)
+                await check_key(HTTPConnection(scope), self.keys, _auth_failures(scope))
             except HTTPException as refused:
                 await _answer(scope, receive, send, refused.status_code, str(refused.detail), refused.headers)
                 return
@@ -128,6 +130,12 @@ class BodyLimits:
                 raise
         if over and not started:
             await _answer(scope, receive, send, 413, _message(limit))
+
+
+def _auth_failures(scope: Scope) -> RateLimiter | None:
+    """The app's failed-key limiter (api/deps.py `check_key`), once its services are built."""
+    services = getattr(scope["app"].state, "services", None) if "app" in scope else None
+    return getattr(services, "auth_failures", None)
 
 
 def _message(limit: Limit) -> str:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     """`key1:tenantA,key2:tenantB`: requests must bring a key, and see only its tenant's data."""
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
     """Requests one API key (or the local tenant) may make per minute; None or 0: unlimited."""
+    auth_failures_per_minute: int = Field(default=20, ge=0)
+    """With API keys: requests with a missing or wrong key one client address may make per minute;
+    past it, the address's requests get 429 until the minute is over. 0: unlimited."""
     session_ttl_s: int | None = Field(default=None, ge=0)
     """A session idle this long is forgotten (sliding); None or 0: sessions are kept until deleted."""
     max_stored_turns: int = Field(default=50, ge=1)

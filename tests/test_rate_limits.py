@@ -1,0 +1,83 @@
+"""Request limits that hold under attack: key guessing is slowed per client address, and a limit
+whose counters live in Redis refuses requests while Redis is down instead of waving them through."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.compose import open_services
+from api.ratelimit import LocalRateLimiter, RateLimitUnavailableError, RedisRateLimiter
+from api.settings import Settings
+from model.testing import ScriptedPlanner
+from tests.http_server import running_server
+from tests.redis_server import free_port, running_redis
+
+KEY = "key-acme-5d1f0c7a-secret"
+GOOD = {"Authorization": f"Bearer {KEY}"}
+
+
+@contextlib.contextmanager
+def _service(data_dir: Path, **options: Any) -> Iterator[httpx.Client]:
+    settings = Settings(
+        data_dir=data_dir, speak=False, voices=False, web_search="off", api_keys=f"{KEY}:acme", **options
+    )
+    app = create_app(settings, lambda s: open_services(s, planner=ScriptedPlanner()))
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+def test_an_address_that_keeps_failing_its_key_is_refused_even_a_good_one(tmp_path: Path) -> None:
+    with _service(tmp_path, auth_failures_per_minute=3) as client:
+        assert client.get("/v1/tools", headers=GOOD).status_code == 200  # successes are not counted
+        for guess in ("a", "b", "c"):
+            assert client.get("/v1/tools", headers={"X-API-Key": guess}).status_code == 401
+        for headers in ({"X-API-Key": "d"}, {}, GOOD):
+            refused = client.post("/v1/knowledge-bases", json={"name": "kb"}, headers=headers)
+            assert refused.status_code == 429, refused.text
+            assert "wrong API key from this address" in refused.json()["detail"]
+            assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert client.get("/healthz").status_code == 200  # not behind a key
+
+
+def test_while_redis_is_down_limited_requests_get_503_not_a_free_pass(tmp_path: Path) -> None:
+    port = free_port()
+    redis = running_redis(port)
+    url = redis.__enter__()
+    try:
+        with _service(tmp_path, redis_url=url, rate_limit_per_minute=100) as client:
+            assert client.get("/v1/tools", headers=GOOD).status_code == 200
+            redis.__exit__(None, None, None)
+            for headers in (GOOD, {"X-API-Key": "guess"}):
+                down = client.get("/v1/tools", headers=headers)
+                assert down.status_code == 503, down.text
+                assert "Redis is unavailable" in down.json()["detail"] and KEY not in down.text
+            with running_redis(port):
+                assert client.get("/v1/tools", headers=GOOD).status_code == 200
+    finally:
+        redis.__exit__(None, None, None)
+
+
+@pytest.mark.anyio
+async def test_the_limiters_count_and_peek_alike() -> None:
+    now = [0.0]
+    local = LocalRateLimiter(2, clock=lambda: now[0])
+    assert [await local.peek("a"), await local.hit("a"), await local.peek("a"), await local.hit("a")] == [None] * 4
+    assert await local.peek("a") == 60 and await local.hit("a") == 60 and await local.peek("b") is None
+    now[0] = 61.0
+    assert await local.peek("a") is None
+
+    import redis.asyncio as aioredis
+
+    closed = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    limiter = RedisRateLimiter(closed, 2, prefix="t")
+    for attempt in (limiter.hit, limiter.peek):
+        with pytest.raises(RateLimitUnavailableError, match="Redis is unavailable"):
+            await attempt("a")
+    await closed.aclose()
