@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.locks import SessionBusyError
 from agent.memory import MemoryUnavailableError
+from api.quotas import QuotaExceededError
 from api.ratelimit import RateLimitUnavailableError
 from model.errors import AudioTooLongError, InputError, PlannerError, VoicegraphError
 from retrieval.errors import BaseExistsError, BaseNotFoundError, DocumentNotFoundError, RetrievalError
@@ -37,6 +38,7 @@ STATUS_BY_ERROR: Sequence[tuple[type[VoicegraphError], int]] = (
     (ToolNotFoundError, 404),
     (ToolExistsError, 409),
     (ToolSourceError, 502),
+    (QuotaExceededError, 429),
     (InputError, 422),
     (PlannerError, 503),
     (MemoryUnavailableError, 503),

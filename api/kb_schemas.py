@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "MAX_TURN_BASES",
+    "BaseNames",
     "DocumentPublic",
     "FileOutcomePublic",
     "IngestReportPublic",
@@ -17,6 +21,10 @@ __all__ = [
 ]
 
 FilterValue = str | int | list[str] | list[int]
+MAX_TURN_BASES = 16
+"""Knowledge bases one turn or search may name (each costs a lookup); all of them: name none."""
+BaseNames = Annotated[list[Annotated[str, Field(min_length=1, max_length=63)]], Field(max_length=MAX_TURN_BASES)]
+"""A list of knowledge base names, as a turn or a search names them."""
 
 
 class KnowledgeBaseCreate(BaseModel):
@@ -76,7 +84,7 @@ class SearchRequest(BaseModel):
     top_k: int = Field(default=4, ge=1, le=50)
     filters: dict[str, FilterValue] | None = None
     """Exact matches on chunk metadata (doc_id, source, title, chunk_index); a list means any of."""
-    knowledge_bases: list[str] | None = None
+    knowledge_bases: BaseNames | None = None
     """Cross-base search only (POST /v1/knowledge-bases/search); omitted: all the tenant's bases."""
     min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Override the relevance floor (for tuning); omitted: the service's floor."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.runner import MAX_TEXT_CHARS
+from api.kb_schemas import BaseNames
 
 __all__ = [
     "CitationPublic",
@@ -35,8 +36,8 @@ class TurnCreate(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     speak: bool = True
     """Return the answer as audio too."""
-    knowledge_bases: list[str] | None = None
-    """The knowledge bases this turn may search; omitted: all of the tenant's."""
+    knowledge_bases: BaseNames | None = None
+    """The knowledge bases this turn may search (at most 16); omitted: all of the tenant's."""
     voice: str | None = Field(default=None, max_length=200)
     """Speak in this voice (an id from GET /v1/voices) from this turn on; "": the default voice."""
 

@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     max_compression_ratio: float = Field(default=200.0, gt=1)
     """How many times its compressed size a file of 1 MiB or more inside a DOCX may inflate to."""
     max_audio_seconds: float = Field(default=60.0, gt=0)
+
+    quota_sessions: int = Field(default=1000, gt=0)
+    """Sessions one tenant may keep; a turn that would start one more answers 429."""
+    quota_knowledge_bases: int = Field(default=50, gt=0)
+    """Knowledge bases one tenant may keep."""
+    quota_documents: int = Field(default=10_000, gt=0)
+    """Documents one tenant may keep, across its knowledge bases."""
+    quota_chunks: int = Field(default=200_000, gt=0)
+    """Chunks (passages of about 800 characters) one tenant may keep, across its knowledge bases."""
+    quota_tools: int = Field(default=50, gt=0)
+    """HTTP tools one tenant may register."""
+    quota_mcp_servers: int = Field(default=10, gt=0)
+    """MCP servers one tenant may register."""
+    quota_voices: int = Field(default=100, gt=0)
+    """Voices one tenant may add to the voice library."""
     max_tool_rounds: int = Field(default=3, ge=0, le=10)
     history_turns: int = Field(default=8, ge=0)
     speak: bool = True

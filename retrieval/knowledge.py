@@ -168,6 +168,15 @@ class KnowledgeStore:
         collection = self._collection(tenant, base)
         return 0 if collection is None else collection.count()
 
+    def usage(self, tenant: str) -> tuple[int, int]:
+        """The documents and chunks the tenant keeps across its bases (for its quotas)."""
+        documents = chunks = 0
+        for base in self.list_bases(tenant):
+            collection = self._existing(tenant, base)
+            chunks += collection.count()
+            documents += len(collection.get(where={"chunk_index": 0}, include=[])["ids"])
+        return documents, chunks
+
     # Documents
 
     def list_documents(self, tenant: str, base: str) -> list[DocumentInfo]:

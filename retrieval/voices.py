@@ -208,6 +208,10 @@ class VoiceLibrary:
         own = sorted((v for v, _ in self._records(self._tenant_collection(tenant))), key=lambda v: v.name)
         return builtins + own
 
+    def count_own(self, tenant: str) -> int:
+        """The voices the tenant added (the built-ins not counted)."""
+        return self._tenant_collection(tenant).count()
+
     def get(self, tenant: str, voice_id: str) -> Voice | None:
         return next((voice for voice in self.list_voices(tenant) if voice.id == voice_id), None)
 

@@ -13,18 +13,24 @@ and key guessing in test_rate_limits.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any, cast
 
+import httpx
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
 from agent.runner import Agent, TurnRequest
+from api.app import create_app
+from api.compose import open_services
+from api.settings import Settings
 from model.base import prompt_text
 from model.openai_planner import OpenAIPlanner
 from model.testing import ScriptedPlanner, call, reply
 from retrieval.knowledge import KnowledgeStore
 from retrieval.search import Hit
+from tests.http_server import running_server
 from tests.openai_fake import Reply, serving
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec
 from tools.builtin.knowledge import knowledge_search_tool
@@ -130,3 +136,35 @@ async def test_one_tenants_web_searches_are_never_served_to_another() -> None:
     other = await tool.handler({"query": "merger rumours"}, ToolContext("globex", "s"))
     assert searched == ["merger rumours", "merger rumours"]  # acme's second came from acme's cache
     assert first.content == again.content and "search 2" in other.content
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), speak=False, voices=False, web_search="off")
+    with running_server(create_app(settings, lambda s: open_services(s, planner=ScriptedPlanner()))) as url:
+        yield url
+
+
+NEWLINE_NAMES: list[tuple[str, str, dict[str, Any]]] = [
+    ("session", "/v1/sessions/ada%0A/turns", {"text": "hi"}),
+    ("knowledge-base", "/v1/knowledge-bases", {"name": "notes\n"}),
+    ("tool", "/v1/tools", {"name": "crm\n", "description": "d", "url": "http://example.com/"}),
+    ("mcp-server", "/v1/mcp-servers", {"name": "crm\n", "transport": "http", "url": "http://example.com/"}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), [n[1:] for n in NEWLINE_NAMES], ids=[n[0] for n in NEWLINE_NAMES])
+def test_a_name_ending_in_a_newline_is_refused(base_url: str, path: str, body: dict[str, Any]) -> None:
+    response = httpx.post(f"{base_url}{path}", json=body, timeout=30)
+    assert response.status_code == 422, response.text
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("where", ["turn", "search"])
+def test_a_request_naming_too_many_knowledge_bases_is_refused_unread(base_url: str, where: str) -> None:
+    names = [f"kb{i}" for i in range(1000)]
+    path = "/v1/sessions/many/turns" if where == "turn" else "/v1/knowledge-bases/search"
+    body = {"text": "hi"} if where == "turn" else {"query": "hi"}
+    response = httpx.post(f"{base_url}{path}", json={**body, "knowledge_bases": names}, timeout=30)
+    assert response.status_code == 422 and "knowledge_bases" in response.json()["detail"]
+    assert "at most 16" in response.json()["detail"]

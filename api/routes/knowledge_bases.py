@@ -28,6 +28,7 @@ from api.kb_schemas import (
     SearchRequest,
     TextDocumentCreate,
 )
+from api.quotas import require_room
 from retrieval.ingest import FileOutcome
 from retrieval.knowledge import KnowledgeStore
 from retrieval.search import Hit
@@ -57,11 +58,13 @@ def _hit(hit: Hit) -> SearchHitPublic:
     return SearchHitPublic.model_validate(fields)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}})
+@router.post("", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}, 429: {}})
 async def create_knowledge_base(
     body: KnowledgeBaseCreate, services: ServicesDep, tenant: TenantDep
 ) -> KnowledgeBasePublic:
-    """Create an empty base; 409 when the tenant already has one by that name."""
+    """Create an empty base; 409 when the tenant already has one by that name, 429 when it has its quota."""
+    count = len(await _call(services.knowledge.list_bases, tenant))
+    require_room(count, services.settings.quota_knowledge_bases, "knowledge bases", "quota_knowledge_bases")
     await _call(services.knowledge.create_base, tenant, body.name)
     return KnowledgeBasePublic(name=body.name, chunks=0)
 
@@ -102,7 +105,7 @@ async def _upload(store: KnowledgeStore, tenant: str, kb: str, request: Request,
     return outcomes
 
 
-@router.post("/{kb}/documents", responses={400: {}, 404: {}, 413: {}, 415: {}, 422: {}})
+@router.post("/{kb}/documents", responses={400: {}, 404: {}, 413: {}, 415: {}, 422: {}, 429: {}})
 async def add_documents(
     kb: str, request: Request, services: ServicesDep, settings: SettingsDep, tenant: TenantDep
 ) -> IngestReportPublic:
@@ -114,6 +117,9 @@ async def add_documents(
     store = services.knowledge
     if not await _call(store.has_base, tenant, kb):  # before any upload is read
         raise problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=kb))
+    documents, chunks = await _call(store.usage, tenant)
+    require_room(documents, settings.quota_documents, "documents", "quota_documents")
+    require_room(chunks, settings.quota_chunks, "chunks", "quota_chunks")
     content_type = media_type(request)
     if content_type == "application/json":
         body = await json_body(request, TextDocumentCreate)

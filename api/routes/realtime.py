@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from agent.runner import validate_session_id
 from api.deps import get_services, get_tenant
+from api.quotas import QuotaExceededError, require_session_room
 from api.realtime import RealtimeConnection
 from api.realtime_protocol import new_id
 from model.errors import InputError
@@ -34,12 +35,16 @@ async def realtime(websocket: WebSocket) -> None:
         validate_session_id(session_id)
         if services.agent.deps.asr is None:
             raise HTTPException(503, NO_ASR)
+        await require_session_room(services.agent, services.settings, tenant, session_id)
     except HTTPException as refused:
         response = JSONResponse({"detail": refused.detail}, refused.status_code, headers=refused.headers)
         await websocket.send_denial_response(response)
         return
     except InputError as bad:
         await websocket.send_denial_response(JSONResponse({"detail": str(bad)}, 400))
+        return
+    except QuotaExceededError as full:
+        await websocket.send_denial_response(JSONResponse({"detail": str(full)}, 429))
         return
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     await websocket.accept(subprotocol="realtime" if "realtime" in offered else None)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from api.deps import ServicesDep, TenantDep
 from api.errors import problem
+from api.quotas import require_room
 from tools.custom import TenantTools
 from tools.errors import ToolNotFoundError
 from tools.http_tools import HttpToolDefinition
@@ -103,10 +104,12 @@ async def list_tools(services: ServicesDep, tenant: TenantDep) -> list[ToolPubli
     return shared + own
 
 
-@router.post("/tools", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}})
+@router.post("/tools", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}, 429: {}})
 async def register_tool(body: HttpToolDefinition, services: ServicesDep, tenant: TenantDep) -> ToolPublic:
     """Register an HTTP tool: the agent will POST the arguments as JSON to `url`."""
-    return _http_public(await _custom(services).register_http(tenant, body))
+    custom = _custom(services)
+    require_room(len(custom.list_http(tenant)), services.settings.quota_tools, "HTTP tools", "quota_tools")
+    return _http_public(await custom.register_http(tenant, body))
 
 
 @router.delete("/tools/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
@@ -135,10 +138,12 @@ async def list_mcp_servers(services: ServicesDep, tenant: TenantDep) -> list[Mcp
     ]
 
 
-@router.post("/mcp-servers", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}, 502: {}})
+@router.post("/mcp-servers", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}, 429: {}, 502: {}})
 async def register_mcp_server(body: McpServerConfig, services: ServicesDep, tenant: TenantDep) -> McpServerPublic:
     """Connect an MCP server over streamable HTTP; its tools appear as `<name>_<tool>`."""
-    tools = await _custom(services).register_mcp(tenant, body)
+    custom = _custom(services)
+    require_room(len(custom.list_mcp(tenant)), services.settings.quota_mcp_servers, "MCP servers", "quota_mcp_servers")
+    tools = await custom.register_mcp(tenant, body)
     return _mcp_public(body, [t.spec.name for t in tools])
 
 

@@ -12,6 +12,7 @@ from agent.runner import TurnRequest, validate_session_id
 from api.bodies import json_body, media_type
 from api.deps import AgentDep, SettingsDep, TenantDep
 from api.errors import problem
+from api.quotas import require_session_room
 from api.schemas import TurnCreate, TurnPublic
 from api.settings import Settings
 from api.streaming import EVENT_STREAM, public_turn, stream_turn
@@ -36,7 +37,7 @@ async def _parse(request: Request, session_id: str, tenant: str, settings: Setti
         )
     if content_type != "multipart/form-data":
         raise problem(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED)
-    form = await request.form(max_files=1, max_fields=16)
+    form = await request.form(max_files=1, max_fields=16)  # knowledge_bases among them: a turn's few
     upload = form.get("audio")
     if not isinstance(upload, UploadFile):
         raise problem(status.HTTP_400_BAD_REQUEST, NO_AUDIO)
@@ -78,6 +79,7 @@ async def create_turn(
     (transcript, tool calls and results, text, audio chunks, then the result).
     """
     validate_session_id(session_id)
+    await require_session_room(agent, settings, tenant, session_id)
     turn = await _parse(request, session_id, tenant, settings)
     if EVENT_STREAM in request.headers.get("accept", ""):
         return await stream_turn(agent, turn, f"{request.method} {request.url.path}")

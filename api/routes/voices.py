@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 from api.bodies import media_type
 from api.deps import ServicesDep, SettingsDep, TenantDep
 from api.errors import problem
+from api.quotas import require_room
 from model.audio import decode_audio
 from retrieval.voices import Voice, VoiceHit, VoiceLibrary
 
@@ -83,10 +84,12 @@ async def list_voices(
     return [_public(voice) for voice in await asyncio.to_thread(library.list_voices, tenant)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={400: {}, 413: {}, 415: {}, 422: {}})
+@router.post("", status_code=status.HTTP_201_CREATED, responses={400: {}, 413: {}, 415: {}, 422: {}, 429: {}})
 async def add_voice(request: Request, services: ServicesDep, settings: SettingsDep, tenant: TenantDep) -> VoicePublic:
     """A voice like the `sample` clip: the nearest built-in timbre at the sample's pitch and pace."""
     library = _library(services)
+    own = await asyncio.to_thread(library.count_own, tenant)
+    require_room(own, settings.quota_voices, "voices", "quota_voices")
     clip, fields = await _sample(request, settings.max_upload_bytes)
     description = fields.get("description", "").strip()
     if not description:
