@@ -1,6 +1,6 @@
 """Bound a session's stored conversation: drop the oldest turns, trim the ones the planner no longer sees.
 
-The planner is shown only the last `history_turns` turns in full (nodes._recent), yet the
+The planner is shown only the last `history_turns` turns in full (`recent`), yet the
 checkpointed thread would otherwise keep every message forever. A trimmed turn keeps the
 user's words, the final answer, and the tool results that answer cited (with the calls that
 produced them, so no tool message loses its call); planning chatter and uncited results go.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from model.base import Message, ToolCall, message_text
 from tools.base import CITATION_MARKER
 
-__all__ = ["compact", "split_turns", "trim_turn"]
+__all__ = ["compact", "recent", "split_turns", "trim_turn"]
 
 
 def split_turns(messages: list[Message]) -> list[list[Message]]:
@@ -52,3 +52,20 @@ def compact(messages: list[Message], *, full_turns: int, max_turns: int) -> list
     cut = max(0, len(turns) - full_turns)
     compacted = [m for turn in turns[:cut] for m in trim_turn(turn)] + [m for turn in turns[cut:] for m in turn]
     return None if compacted == messages else compacted
+
+
+def recent(messages: list[Message], earlier_turns: int, turn: int) -> list[Message]:
+    """This turn (the `turn`-th) and the earlier turns the planner sees, cut at a user message so
+    no tool result loses its call.
+
+    At most `earlier_turns` are shown, and the oldest go half a window at a time, not one per
+    turn: a planner that keeps its KV cache then re-reads the conversation once every few
+    turns instead of every turn. The window is counted from the session's first turn, so
+    turns dropped from storage (compaction) do not move it.
+    """
+    earlier = turn - 1
+    step = max(1, (earlier_turns + 1) // 2)
+    dropped = ((earlier - earlier_turns - 1) // step + 1) * step if earlier > earlier_turns else 0
+    shown = earlier - dropped
+    starts = [i for i, message in enumerate(messages) if message["role"] == "user"]
+    return messages if len(starts) <= shown + 1 else messages[starts[-(shown + 1)] :]

@@ -17,7 +17,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 from opentelemetry.trace import Span
 
-from agent.compaction import compact
+from agent.compaction import compact, recent
 from agent.context import AgentDeps, TurnContext
 from agent.cues import Cue, describe, public, update_baseline, with_cue
 from agent.events import AnswerText, Audio, Heard, Line, NodeEvent, ToolCalled, ToolFinished
@@ -177,23 +177,6 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
     return update
 
 
-def _recent(messages: list[Message], earlier_turns: int, turn: int) -> list[Message]:
-    """This turn (the `turn`-th) and the earlier turns the planner sees, cut at a user message so
-    no tool result loses its call.
-
-    At most `earlier_turns` are shown, and the oldest go half a window at a time, not one per
-    turn: a planner that keeps its KV cache then re-reads the conversation once every few
-    turns instead of every turn. The window is counted from the session's first turn, so
-    turns dropped from storage (compaction) do not move it.
-    """
-    earlier = turn - 1
-    step = max(1, (earlier_turns + 1) // 2)
-    dropped = ((earlier - earlier_turns - 1) // step + 1) * step if earlier > earlier_turns else 0
-    shown = earlier - dropped
-    starts = [i for i, message in enumerate(messages) if message["role"] == "user"]
-    return messages if len(starts) <= shown + 1 else messages[starts[-(shown + 1)] :]
-
-
 async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Ask the planner for the next step: tool calls, or the answer (and maybe its speech)."""
     ctx = runtime.context
@@ -202,7 +185,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     voice = state.get("voice")
     said_in = _reply_voice(state)
     request = PlanRequest(
-        messages=_recent(state["messages"], deps.history_turns, state["turn"]),
+        messages=recent(state["messages"], deps.history_turns, state["turn"]),
         tools=ctx.declarations(),
         speak=ctx.speak,
         voice=voice,
