@@ -18,6 +18,7 @@ from langgraph.runtime import Runtime
 from opentelemetry.trace import Span
 
 from agent.compaction import compact, recent
+from agent.confirmation import held_outcome, needs_yes, question, user_answer
 from agent.context import AgentDeps, TurnContext
 from agent.cues import Cue, describe, public, update_baseline, with_cue
 from agent.events import AnswerText, Audio, Heard, Line, NodeEvent, ToolCalled, ToolFinished
@@ -149,8 +150,8 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
     A client's tool outputs come in as tool messages instead."""
     ctx = runtime.context
     deps = ctx.deps
-    if ctx.tool_outputs:
-        return {"messages": _outputs(state, ctx.tool_outputs), "turn": (state.get("turn") or 0) + 1}
+    if ctx.tool_outputs:  # not the user's words: no yes to calls held for one
+        return {"messages": _outputs(state, ctx.tool_outputs), "turn": (state.get("turn") or 0) + 1, "held": []}
     measured: dict[str, Any] = {}
     with ctx.trace.span("listen") as span:
         transcript, content, measuring = await _hear(ctx, span)
@@ -166,11 +167,16 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
         kept = compact(state.get("messages") or [], full_turns=deps.history_turns, max_turns=deps.max_stored_turns)
         if kept is not None:
             added.insert(0, Replace(replace=kept))
+    answer = user_answer(state, transcript)
+    added.extend(answer.pop("messages", []))
+    for call in answer.get("pending", []):
+        _write(runtime, ToolCalled(call))
     update: dict[str, Any] = {
         "messages": added,
         "turn": (state.get("turn") or 0) + 1,
         "transcript": transcript,
         **measured,
+        **answer,
     }
     if ctx.voice is not None:  # the request chose a voice: "" is back to the default
         update["voice"] = ctx.voice or None
@@ -273,8 +279,8 @@ def route_after_plan(state: AgentState) -> Literal["act", "__end__"]:
 
 
 def route_after_act(state: AgentState) -> Literal["plan", "__end__"]:
-    """Back to planning with the results, unless a call waits for the client to run it."""
-    return "__end__" if state["awaiting"] else "plan"
+    """Back to planning with the results, unless a call waits for the client to run it or for the user's yes."""
+    return "__end__" if state["awaiting"] or state.get("held") else "plan"
 
 
 def _renumber(content: str, citations: list[Citation], first: int) -> tuple[str, list[Citation]]:
@@ -286,11 +292,15 @@ def _renumber(content: str, citations: list[Citation], first: int) -> tuple[str,
 
 
 async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Run the pending calls concurrently; their results become tool messages."""
+    """Run the pending calls concurrently; their results become tool messages. Calls that wait
+    for the user's yes do not run: the turn ends asking it."""
     ctx = runtime.context
     _announce_calls(state, runtime)
     ours = [call for call in state["pending"] if not ctx.runs_on_client(call["name"])]
-    outcomes = await execute_calls(ours, ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency)
+    held = [call for call in ours if needs_yes(ctx.tools, call, state["confirmed"])]
+    run = [call for call in ours if call not in held]
+    outcomes = await execute_calls(run, ctx.tools, ctx.tool_context(), max_concurrency=ctx.deps.max_tool_concurrency)
+    outcomes += map(held_outcome, held)
     citations = list(state["citations"])
     messages: list[Message] = []
     voice = state.get("voice")
@@ -303,15 +313,24 @@ async def act(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any
         )
         _write(runtime, ToolFinished(outcome.record))
         _trace_call(ctx, outcome, content)
-    return {
+    update: dict[str, Any] = {
         "messages": messages,
         "pending": [],
         "awaiting": [call for call in state["pending"] if ctx.runs_on_client(call["name"])],
+        "held": held,
         "rounds": state["rounds"] + 1,
         "tool_calls": [*state["tool_calls"], *(o.record for o in outcomes)],
         "citations": citations,
         "voice": voice,
     }
+    if held:
+        asked = question(held)
+        messages.append(Message(role="assistant", content=asked))
+        _write(runtime, AnswerText(asked, _reply_voice(state)))
+        if ctx.deps.planner.speech_native and ctx.speak:  # it speaks its own text: this line is ours
+            _write(runtime, Line(asked, _reply_voice(state)))
+        update["answer"] = asked
+    return update
 
 
 def _announce_calls(state: AgentState, runtime: Runtime[TurnContext]) -> None:
@@ -322,7 +341,12 @@ def _announce_calls(state: AgentState, runtime: Runtime[TurnContext]) -> None:
     soon as the tool was chosen). A line says what is done, never a result, so it can never
     claim what the tools have not found.
     """
-    calls = [call for call in state["pending"] if not runtime.context.runs_on_client(call["name"])]
+    ctx = runtime.context
+    calls = [
+        c
+        for c in state["pending"]
+        if not (ctx.runs_on_client(c["name"]) or needs_yes(ctx.tools, c, state["confirmed"]))
+    ]
     said_before = bool(state["messages"] and message_text(state["messages"][-1]).strip())
     if calls and not (said_before or state["spoke"]):
         _announce(runtime.context, _reply_voice(state), runtime, calls[0]["name"], calls[0]["arguments"])
@@ -338,8 +362,8 @@ def _announce(
     """Say tool `name`'s line; with `arguments` None (not written yet), only a line that needs
     none. Whether a line was said."""
     tool = ctx.tools.get(name)
-    if not (ctx.deps.announce_tools and ctx.speak and tool):
-        return False
+    if not (ctx.deps.announce_tools and ctx.speak and tool) or (arguments is None and tool.spec.confirm):
+        return False  # a tool that may wait for the user's yes is not announced before it is known to run
     line = tool.spec.announcement(arguments) if arguments is not None else tool.spec.fixed_announcement()
     if not line:
         return False

@@ -1,4 +1,4 @@
-"""The graph's state. `messages`, `turn`, `voice` and `speaker` are the session; the rest is this turn's."""
+"""The graph's state. `messages`, `turn`, `voice`, `speaker` and `held` are the session; the rest is this turn's."""
 
 from __future__ import annotations
 
@@ -55,6 +55,11 @@ class AgentState(TypedDict):
     """Calls the planner just made, waiting for the act node."""
     awaiting: list[ToolCall]
     """Calls of tools the client runs itself: the turn ends, and their outputs start the next."""
+    held: list[ToolCall]
+    """Calls of tools that change things, held for the user's yes: the turn ends asking, and the
+    next turn runs them on a yes and drops them otherwise (agent/confirmation.py)."""
+    confirmed: list[str]
+    """Ids of the calls the user said yes to this turn: they run without asking again."""
     rounds: int
     """Tool rounds run this turn (plan -> act counts one)."""
     spoke: bool
@@ -72,6 +77,7 @@ def fresh_turn() -> dict[str, object]:
         "tool_calls": [],
         "pending": [],
         "awaiting": [],
+        "confirmed": [],
         "rounds": 0,
         "spoke": False,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp.server.fastmcp import FastMCP
+from mcp.types import ToolAnnotations
 
 STOCK = {"apples": 12, "pears": 0}
 
@@ -20,10 +21,17 @@ def fail(reason: str) -> str:
     raise ValueError(reason)
 
 
+def restock(item: str, count: int) -> str:
+    """Order more of an item (it changes the stock, so its annotations say nothing of being read-only)."""
+    STOCK[item.lower()] = STOCK.get(item.lower(), 0) + count
+    return f"{item}: {STOCK[item.lower()]} in stock"
+
+
 def _server() -> FastMCP:
     server = FastMCP("inventory", stateless_http=True)
     for tool in (stock_level, fail):
-        server.tool()(tool)
+        server.tool(annotations=ToolAnnotations(readOnlyHint=True))(tool)
+    server.tool()(restock)
     return server
 
 

@@ -153,7 +153,9 @@ def test_the_guard_lets_allowed_and_public_targets_through() -> None:
 
 async def _check_inventory(connection: McpConnection) -> None:
     registry = ToolRegistry(connection.tools)
-    assert registry.names() == ["inventory_fail", "inventory_stock_level"]
+    assert registry.names() == ["inventory_fail", "inventory_restock", "inventory_stock_level"]
+    confirms = {name: registry.get(name).spec.confirm for name in registry.names()}  # type: ignore[union-attr]
+    assert confirms == {"inventory_fail": False, "inventory_restock": True, "inventory_stock_level": False}
     steps = [
         Step(calls=(*call("inventory_stock_level", item="apples").calls, *call("inventory_fail", reason="no").calls))
     ]

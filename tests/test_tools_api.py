@@ -70,6 +70,7 @@ def test_http_tool_registered_at_run_time_is_called_and_kept(tmp_path: Path, web
         "url": f"{web_url}/weather",
         "headers": {"Authorization": "Bearer secret-token"},
         "timeout_s": 5,
+        "read_only": True,
     }
     # Without the allow-list, a loopback target is refused.
     with running_server(_app(tmp_path / "closed", ScriptedPlanner())) as url:

@@ -92,6 +92,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterato
                     "required": ["order_id"],
                 },
                 "url": f"{web_url}/order-status",
+                "read_only": True,
             }
             assert httpx.post(f"{url}/v1/tools", json=definition).status_code == 201
             yield url, received

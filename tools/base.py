@@ -117,6 +117,9 @@ class ToolSpec:
     timeout_s: float = 15.0
     read_only: bool = False
     """The call changes nothing anywhere, so a transient failure may be retried once."""
+    confirm: bool = False
+    """The call changes things the user should agree to first: the agent asks ("Shall I ...?")
+    and runs it only when the user's next words say yes (agent/confirmation.py)."""
     announce: str | Callable[[Mapping[str, Any]], str | None] | None = None
     """What the agent says while the call runs, so the user is not left in silence: a template
     over the arguments ("Let me look up {city}."), a function of them, or None for

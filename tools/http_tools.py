@@ -1,7 +1,9 @@
 """HTTP tools that users register at run time: the agent POSTs the arguments as JSON to a URL.
 
 The definition is the tool's name, description and JSON-schema parameters, plus where to
-send the call (`url`, optional `headers`, `timeout_s`). The response body is the result:
+send the call (`url`, optional `headers`, `timeout_s`). The agent cannot know what a POST
+does, so a tool not declared `read_only` is taken to change things, and each call waits
+for the user's yes (`confirm`, agent/confirmation.py). The response body is the result:
 JSON is passed on as JSON text, anything else as text, cut to a size the model can read.
 
 The URL is a request our server makes inside our network: the client must be one whose
@@ -54,6 +56,13 @@ class HttpToolDefinition(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     read_only: bool = False
     """The endpoint changes nothing, so a transient failure may be retried once."""
+    confirm: bool | None = None
+    """Ask the user before each call ("Shall I ...?") and run it on their yes; None: ask unless `read_only`."""
+
+    @property
+    def asks(self) -> bool:
+        """Whether each call waits for the user's yes."""
+        return not self.read_only if self.confirm is None else self.confirm
 
 
 def _text(response: httpx.Response, body: bytes, *, more: bool) -> str:
@@ -115,5 +124,6 @@ def http_tool(
         parameters=definition.parameters,
         timeout_s=definition.timeout_s,
         read_only=definition.read_only,
+        confirm=definition.asks,
     )
     return Tool(spec=spec, handler=handler)

@@ -63,6 +63,9 @@ class McpServerConfig(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     """Per call."""
+    confirm: bool | None = None
+    """Ask the user before each call of its tools and run it on their yes; None: ask for the tools
+    that may change things, by their annotations (not `readOnlyHint`, or `destructiveHint`)."""
 
     @model_validator(mode="after")
     def _transport_fields(self) -> McpServerConfig:
@@ -163,7 +166,10 @@ class McpConnection:
         remote = str(listed.name)
         schema = dict(listed.inputSchema or {})
         schema.setdefault("type", "object")
-        read_only = bool(getattr(listed.annotations, "readOnlyHint", False)) if listed.annotations else False
+        # MCP's defaults: a tool may change things (readOnlyHint false) and destroy (destructiveHint true).
+        hints = listed.annotations
+        read_only = bool(getattr(hints, "readOnlyHint", None)) and getattr(hints, "destructiveHint", None) is not True
+        confirm = not read_only if self.config.confirm is None else self.config.confirm
         name = _UNSAFE_NAME.sub("_", f"{self.config.name}_{remote}")[:64]
 
         async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
@@ -182,7 +188,9 @@ class McpConnection:
             return ToolResult(fenced(UNTRUSTED_REPLY.format(name=name), "tool-reply", cut_text(text)))
 
         description = str(listed.description or remote)
-        spec = ToolSpec(name, description, schema, timeout_s=self.config.timeout_s, read_only=read_only)
+        spec = ToolSpec(
+            name, description, schema, timeout_s=self.config.timeout_s, read_only=read_only, confirm=confirm
+        )
         return Tool(spec=spec, handler=handler)
 
 

@@ -31,7 +31,7 @@ __all__ = ["DEFAULT_MAX_CONCURRENCY", "CallRecord", "CallStatus", "ToolOutcome",
 
 log = logging.getLogger(__name__)
 
-CallStatus = Literal["ok", "error", "timeout", "invalid_arguments", "unknown_tool"]
+CallStatus = Literal["ok", "error", "timeout", "invalid_arguments", "unknown_tool", "awaiting_confirmation"]
 
 UNKNOWN_TOOL = "Error: there is no tool named {name!r}. Valid tools: {valid}."
 INVALID_ARGUMENTS = (
@@ -55,7 +55,7 @@ class CallRecord(TypedDict):
     duration_ms: float
     error: str | None
     attempts: int
-    """1, or 2 when a read-only tool was retried after a transient failure."""
+    """1, or 2 when a read-only tool was retried after a transient failure; 0 when it did not run."""
 
 
 @dataclass(frozen=True)

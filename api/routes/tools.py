@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from api.deps import ServicesDep, TenantDep
 from api.errors import problem
 from api.quotas import require_room
+from tools.base import ToolSpec
 from tools.custom import TenantTools
 from tools.errors import ToolNotFoundError
 from tools.http_tools import HttpToolDefinition
@@ -38,6 +39,8 @@ class ToolPublic(BaseModel):
     header_names: list[str] = []
     timeout_s: float
     read_only: bool
+    confirm: bool
+    """A call waits for the user's yes ("Shall I ...?") before it runs."""
 
 
 class McpServerPublic(BaseModel):
@@ -53,17 +56,29 @@ def _custom(services: Any) -> TenantTools:
     return custom
 
 
-def _http_public(definition: HttpToolDefinition) -> ToolPublic:
+def _public(spec: ToolSpec, source: Literal["builtin", "http", "mcp"], **extra: Any) -> ToolPublic:
     return ToolPublic(
-        name=definition.name,
-        description=definition.description,
-        parameters=definition.parameters,
-        source="http",
-        url=redact(definition.url),
-        header_names=sorted(definition.headers),
+        name=spec.name,
+        description=spec.description,
+        parameters=dict(spec.parameters),
+        source=source,
+        timeout_s=spec.timeout_s,
+        read_only=spec.read_only,
+        confirm=spec.confirm,
+        **extra,
+    )
+
+
+def _http_public(definition: HttpToolDefinition) -> ToolPublic:
+    spec = ToolSpec(
+        definition.name,
+        definition.description,
+        definition.parameters,
         timeout_s=definition.timeout_s,
         read_only=definition.read_only,
+        confirm=definition.asks,
     )
+    return _public(spec, "http", url=redact(definition.url), header_names=sorted(definition.headers))
 
 
 def _mcp_public(config: McpServerConfig, tools: list[str]) -> McpServerPublic:
@@ -73,34 +88,12 @@ def _mcp_public(config: McpServerConfig, tools: list[str]) -> McpServerPublic:
 @router.get("/tools")
 async def list_tools(services: ServicesDep, tenant: TenantDep) -> list[ToolPublic]:
     """Every tool the caller's turns may call: the shared ones, then its own."""
-    shared = [
-        ToolPublic(
-            name=tool.spec.name,
-            description=tool.spec.description,
-            parameters=dict(tool.spec.parameters),
-            source="builtin",
-            timeout_s=tool.spec.timeout_s,
-            read_only=tool.spec.read_only,
-        )
-        for tool in sorted(services.agent.deps.registry, key=lambda t: t.spec.name)
-    ]
+    shared = [_public(tool.spec, "builtin") for tool in sorted(services.agent.deps.registry, key=lambda t: t.spec.name)]
     if services.tenant_tools is None:
         return shared
     own = [_http_public(d) for d in services.tenant_tools.list_http(tenant)]
     http_names = {t.name for t in own}
-    for tool in services.tenant_tools.tools_for(tenant):
-        if tool.spec.name not in http_names:
-            spec = tool.spec
-            own.append(
-                ToolPublic(
-                    name=spec.name,
-                    description=spec.description,
-                    parameters=dict(spec.parameters),
-                    source="mcp",
-                    timeout_s=spec.timeout_s,
-                    read_only=spec.read_only,
-                )
-            )
+    own += [_public(t.spec, "mcp") for t in services.tenant_tools.tools_for(tenant) if t.spec.name not in http_names]
     return shared + own
 
 
