@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,10 +35,11 @@ import numpy as np
 
 from agent.tracing import CACHED_TOKENS, OPERATION, PREFILLED_TOKENS, iter_spans
 from api.kb_bench_data import DOCUMENTS
+from api.processes import ServerProcess, free_port
 from api.settings import Settings
 from model.audio import encode_wav
 
-__all__ = ["KINDS", "ServeProcess", "percentile", "run_latency_bench"]
+__all__ = ["KINDS", "percentile", "run_latency_bench", "serve_engine"]
 
 KINDS: dict[str, list[str]] = {
     "no tool": [
@@ -99,67 +98,22 @@ def _questions() -> dict[str, list[bytes]]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _peak_rss_mib(pid: int) -> float:
-    """The process's high-water mark of resident memory (VmHWM), read before it ends."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class ServeProcess:
-    """`voicegraph serve` for one engine, in its own process; `ready_s` from start to answering."""
-
-    def __init__(self, settings: Settings, engine: str, data_dir: Path, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "VOICEGRAPH_ENGINE": engine,
-            "VOICEGRAPH_DATA_DIR": str(data_dir),
-            "VOICEGRAPH_MODEL_DIR": str(settings.models_root),
-            "VOICEGRAPH_HOST": "127.0.0.1",
-            "VOICEGRAPH_PORT": str(self.port),
-        }
-        env.pop("VOICEGRAPH_KB_DIR", None)
-        if engine == "transformers":
-            env.setdefault("VOICEGRAPH_DEVICE", "cpu")
-        started = time.perf_counter()
-        self._log = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve"], env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        self.ready_s = self._wait_ready(started, log)
-
-    def _wait_ready(self, started: float, log: Path) -> float:
-        deadline = started + _READY_TIMEOUT_S
-        while time.perf_counter() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server stopped while starting; its log: {log}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return time.perf_counter() - started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the server did not answer within {_READY_TIMEOUT_S:.0f} s; its log: {log}")
-
-    def stop(self) -> float:
-        """Stop it; its peak memory."""
-        peak = _peak_rss_mib(self.process.pid)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self._log.close()
-        return peak
+def serve_engine(settings: Settings, engine: str, data_dir: Path, log: Path) -> ServerProcess:
+    """`voicegraph serve` for one engine, in its own process, once it answers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "VOICEGRAPH_ENGINE": engine,
+        "VOICEGRAPH_DATA_DIR": str(data_dir),
+        "VOICEGRAPH_MODEL_DIR": str(settings.models_root),
+        "VOICEGRAPH_HOST": "127.0.0.1",
+        "VOICEGRAPH_PORT": str(port),
+    }
+    env.pop("VOICEGRAPH_KB_DIR", None)
+    if engine == "transformers":
+        env.setdefault("VOICEGRAPH_DEVICE", "cpu")
+    command = [sys.executable, "-m", "api.cli", "serve"]
+    return ServerProcess(command, env, log, port=port, ready_timeout_s=_READY_TIMEOUT_S)
 
 
 def _events(client: httpx.Client, session: str, wav: bytes) -> Iterator[tuple[float, str, dict[str, Any]]]:
@@ -217,7 +171,7 @@ def _upload_knowledge(client: httpx.Client) -> None:
 
 
 def _run(settings: Settings, engine: str, clips: dict[str, list[bytes]], turns: int, data_dir: Path) -> _Run:
-    server = ServeProcess(settings, engine, data_dir, data_dir / f"serve-{engine}.log")
+    server = serve_engine(settings, engine, data_dir, data_dir / f"serve-{engine}.log")
     run = _Run(_ENGINES[engine], server.ready_s)
     try:
         with httpx.Client(base_url=server.url, timeout=_TURN_TIMEOUT_S) as client:
@@ -280,6 +234,6 @@ def run_latency_bench(settings: Settings, *, turns: int, compare: bool) -> str:
     engines = ["llama", "transformers"] if compare else ["llama"]
     with tempfile.TemporaryDirectory(prefix="voicegraph-bench-") as tmp:
         data_dir = Path(tmp)
-        ServeProcess(settings, "llama", data_dir, data_dir / "prepare.log").stop()  # renders the voice library once
+        serve_engine(settings, "llama", data_dir, data_dir / "prepare.log").stop()  # renders the voice library once
         runs = [_run(settings, engine, clips, turns, data_dir) for engine in engines]
     return "\n".join(_table(runs, turns))

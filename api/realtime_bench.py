@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from api.latency_bench import KINDS, ServeProcess, percentile
+from api.latency_bench import KINDS, percentile, serve_engine
 from api.realtime_protocol import WIRE_RATE
 from api.settings import Settings
 from model.audio import resample
@@ -183,7 +183,7 @@ def run_realtime_bench(settings: Settings, *, turns: int) -> str:
     long_question, barge = _pcm16(_LONG), _pcm16(_BARGE)
     with tempfile.TemporaryDirectory(prefix="voicegraph-bench-") as tmp:
         data_dir = Path(tmp)
-        server = ServeProcess(settings, "llama", data_dir, data_dir / "serve.log")
+        server = serve_engine(settings, "llama", data_dir, data_dir / "serve.log")
         try:
             done = asyncio.run(_session(server.url.replace("http://", "ws://"), clips, long_question, barge, turns))
         finally:
