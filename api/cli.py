@@ -114,6 +114,7 @@ class BenchMode(StrEnum):
     hearing = "hearing"
     realtime = "realtime"
     paralinguistics = "paralinguistics"
+    load = "load"
 
 
 @app.command()
@@ -125,7 +126,8 @@ def bench(
             "latency: warm turns of three kinds over HTTP on each engine (first audio, answer audio, total, "
             "tokens, peak memory, start-up). hearing: word error rate of the recognizer on a spoken set. "
             "realtime: spoken turns over /v1/realtime (end of speech to first audio, barge-in). "
-            "paralinguistics: how right and how cheap the figures of how a turn was said are."
+            "paralinguistics: how right and how cheap the figures of how a turn was said are. "
+            "load: many sessions at once against replicas over HTTP, then a check of every session."
         ),
     ] = BenchMode.stages,
     question: Annotated[str, typer.Option(help="stages: the question, spoken by the TTS.")] = (
@@ -133,11 +135,19 @@ def bench(
     ),
     audio: Annotated[Path | None, typer.Option("--audio", help="stages: use this recording instead.")] = None,
     turns: Annotated[
-        int | None, typer.Option(min=1, help="Turns to time (stages: 1; latency, realtime: 5 of each kind).")
+        int | None,
+        typer.Option(min=1, help="Turns to time (stages: 1; latency, realtime: 5 of each kind; load: 5 per session)."),
     ] = None,
     compare: Annotated[
         bool, typer.Option("--compare/--no-compare", help="latency: also run the transformers engine, as a ratio.")
     ] = True,
+    sessions: Annotated[int, typer.Option(min=1, help="load: sessions at once.")] = 200,
+    replicas: Annotated[int, typer.Option(min=1, help="load: replicas to start (without --url).")] = 2,
+    url: Annotated[
+        list[str] | None, typer.Option("--url", help="load: a replica's base URL (repeatable); none: start them here.")
+    ] = None,
+    kill: Annotated[bool, typer.Option("--kill", help="load: kill a replica a third of the way through.")] = False,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="load: the key to send to --url replicas.")] = None,
 ) -> None:
     """Measure this machine: latency, memory and hearing, printed as tables."""
     if mode is BenchMode.latency:
@@ -152,6 +162,17 @@ def bench(
         from api.hearing_bench import run_hearing_bench
 
         typer.echo(guard(run_hearing_bench))
+    elif mode is BenchMode.load:
+        from api.load_bench import run_load_bench
+
+        if kill and url:
+            fail("--kill needs replicas the bench starts itself: drop --url")
+        report = run_load_bench(
+            sessions=sessions, turns=turns or 5, replicas=replicas, urls=url or (), kill=kill, api_key=api_key
+        )
+        typer.echo(report.render())
+        if not report.consistent:
+            raise typer.Exit(1)
     elif mode is BenchMode.paralinguistics:
         from api.paralinguistics_bench import run_paralinguistics_bench
 

@@ -1,4 +1,5 @@
-"""Fakes for orchestration tests: a scripted planner, a scripted chat engine, a recording synthesizer."""
+"""Fakes for orchestration tests and load runs: scripted planners, a scripted chat engine, a
+recording synthesizer, and a recognizer for text-only services."""
 
 from __future__ import annotations
 
@@ -14,15 +15,28 @@ from typing import Any
 
 import numpy as np
 
-from model.base import PlanEvent, Planner, PlanRequest, SpeechSynthesizer, TextDelta, ToolCall, ToolCallEvent, Usage
+from model.base import (
+    PlanEvent,
+    Planner,
+    PlanRequest,
+    SpeechRecognizer,
+    SpeechSynthesizer,
+    TextDelta,
+    ToolCall,
+    ToolCallEvent,
+    Usage,
+    message_text,
+)
 from model.llm import Completion, TextStream
 
 __all__ = [
+    "ClockPlanner",
     "RecordingSynthesizer",
     "ScriptedEngine",
     "ScriptedPlanner",
     "ScriptedSteps",
     "Step",
+    "TextOnlyASR",
     "call",
     "reply",
     "step_answer",
@@ -80,6 +94,36 @@ class ScriptedPlanner(Planner):
                 yield TextDelta(piece)
                 await asyncio.sleep(self.seconds_per_word)
         yield Usage(model=self.name)
+
+
+@dataclass
+class ClockPlanner(Planner):
+    """Asks the clock for every question, then answers with what it said: a tool turn of two
+    planning steps that depends on nothing but the request, so any number of sessions and
+    replicas can share it (load runs), and it keeps nothing per request."""
+
+    timezone: str = "Asia/Tokyo"
+    name: str = "clock"
+
+    async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
+        last = request.messages[-1] if request.messages else None
+        if last is not None and last["role"] == "user" and request.callable_tools:
+            yield ToolCallEvent(
+                ToolCall(id=f"call_{next(_ids)}", name="get_date_time", arguments={"timezone": self.timezone})
+            )
+        else:
+            said = message_text(last) if last is not None and last["role"] == "tool" else ""
+            yield TextDelta(f"The clock says: {said.splitlines()[0] if said else 'nothing'}.")
+        yield Usage(model=self.name)
+
+
+class TextOnlyASR(SpeechRecognizer):
+    """For services that are only sent text: loads nothing, and refuses audio."""
+
+    name = "text-only"
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        raise ValueError("this service takes text turns only")
 
 
 @dataclass

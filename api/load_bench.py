@@ -1,0 +1,327 @@
+"""`voicegraph bench load`: many sessions at once against voicegraph replicas over HTTP.
+
+N sessions run at the same time, each sending M text turns one after another; turn j of
+session i goes to replica (i + j) mod K, so every session moves between replicas and its
+history must follow it through the shared memory. Given no URLs, the bench starts K
+replicas itself (api/load_replica.py: the real app with a planner that costs nothing) on
+loopback, sharing a redis-server it starts. It prints throughput, latency and errors, then
+reads every session back through the sessions API and checks that it holds exactly its
+turns: each answered turn once, in order, and nothing else.
+
+With `kill`, one replica is killed (SIGKILL) once a third of the turns are answered. Turns
+it was running fail; the client then sends only to the replicas left, as a load balancer
+would, and a session whose turn died with the replica waits for its lock to expire (the
+lock's lease) before its next turn is taken. A turn that failed may or may not have been
+kept, as it may have died before or after its session was written: it counts as neither
+lost nor duplicated if kept once, after the turns before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from agent.locks import DEFAULT_LEASE_MS
+from api.latency_bench import percentile
+from api.load_replica import REPLICA_APP
+from api.processes import ServerProcess, free_port, running_redis
+
+__all__ = ["LoadReport", "run_load", "run_load_bench"]
+
+KILL_AT = 1 / 3
+"""The share of all turns answered when `kill` kills a replica."""
+_LOCK_WAIT_S = DEFAULT_LEASE_MS / 1000 + 15
+"""How long a session waits for the lock a dead replica held before its turn counts as an error."""
+_TURN_TIMEOUT_S = 60.0
+_CHECKS_AT_ONCE = 16
+
+
+def _question(session: str, turn: int) -> str:
+    return f"{session} turn {turn}: what time is it in Tokyo?"
+
+
+@dataclass
+class _Session:
+    name: str
+    sent: list[tuple[str, bool]] = field(default_factory=list)
+    """Each turn's text and whether it was answered, in the order sent."""
+
+
+@dataclass
+class LoadReport:
+    replicas: int
+    sessions: int
+    turns: int
+    wall_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    per_replica: Counter[str] = field(default_factory=Counter)
+    killed: str | None = None
+    killed_after: int = 0
+    lock_waits_s: list[float] = field(default_factory=list)
+    rerouted: int = 0
+    """Turns a replica refused to connect for, sent to the next one."""
+    consistent_sessions: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    unexpected: int = 0
+    failed_kept: int = 0
+    failed_dropped: int = 0
+    redis_used_mib: float | None = None
+    inconsistent: list[str] = field(default_factory=list)
+
+    @property
+    def answered(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def consistent(self) -> bool:
+        """Every session holds exactly its turns: nothing answered is lost, nothing is kept twice."""
+        return self.consistent_sessions == self.sessions and not (self.lost or self.duplicated or self.unexpected)
+
+    def render(self) -> str:
+        ms = self.latencies_ms
+        rate = self.answered / self.wall_s if self.wall_s else 0.0
+        lines = [
+            f"voicegraph bench load: {self.sessions} sessions x {self.turns} turns at once over HTTP, "
+            f"{self.replicas} replicas, Redis memory; {os.cpu_count()} CPU cores",
+            f"turns: {self.answered} answered, {sum(self.errors.values())} errors, in {self.wall_s:.1f} s",
+            f"throughput: {rate:.1f} turns/s ({rate / self.replicas:.1f} per replica)",
+            f"latency ms: p50 {percentile(ms, 50):.0f}, p99 {percentile(ms, 99):.0f}, max {max(ms, default=0):.0f}",
+            "answered per replica: " + ", ".join(f"{url} {n}" for url, n in sorted(self.per_replica.items())),
+        ]
+        if self.errors:
+            lines.append("errors: " + ", ".join(f"{what} x{n}" for what, n in self.errors.most_common()))
+        if self.killed:
+            waits = f", up to {max(self.lock_waits_s):.1f} s" if self.lock_waits_s else ""
+            lines.append(
+                f"fault: {self.killed} killed after {self.killed_after} answered turns; "
+                f"{self.rerouted} turns refused a connection and sent on; "
+                f"{len(self.lock_waits_s)} turns waited for a lock the dead replica held{waits}"
+            )
+        if self.redis_used_mib is not None:
+            lines.append(f"redis memory: {self.redis_used_mib:.1f} MiB used")
+        lines += [
+            f"sessions: {self.consistent_sessions} of {self.sessions} hold exactly their turns; "
+            f"{self.lost} lost, {self.duplicated} duplicated, {self.unexpected} unexpected entries; "
+            f"failed turns kept {self.failed_kept}, not kept {self.failed_dropped}",
+            *(f"  {line}" for line in self.inconsistent[:10]),
+            f"verdict: {'consistent' if self.consistent else 'INCONSISTENT'}",
+        ]
+        return "\n".join(lines)
+
+
+class _Pool:
+    """The replicas still taking turns; one that refuses a connection is dropped, as a load balancer would."""
+
+    def __init__(self, urls: Sequence[str], headers: dict[str, str], concurrency: int) -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self.clients = {
+            url: httpx.AsyncClient(base_url=url, headers=headers, timeout=_TURN_TIMEOUT_S, limits=limits)
+            for url in urls
+        }
+        self.live = list(urls)
+        self.kill_at: int | None = None
+        """Answered turns after which a replica is to be killed; None: none is."""
+        self.kill_due = asyncio.Event()
+
+    def pick(self, index: int) -> str:
+        if not self.live:
+            raise RuntimeError("no replica is left")
+        return self.live[index % len(self.live)]
+
+    def drop(self, url: str) -> None:
+        if url in self.live:
+            self.live.remove(url)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self.clients.values()))
+
+
+async def _turn(pool: _Pool, report: LoadReport, index: int, text: str, session: str) -> bool:
+    """One turn; True once answered. A dead replica's lock is waited out, a dead replica is dropped."""
+    waited_since: float | None = None
+    while True:
+        url = pool.pick(index)
+        started = time.perf_counter()
+        try:
+            response = await pool.clients[url].post(
+                f"/v1/sessions/{session}/turns", json={"text": text, "speak": False}
+            )
+        except httpx.ConnectError:
+            report.rerouted += 1  # nothing was sent: the turn goes to the next replica
+            pool.drop(url)
+            continue
+        except httpx.TransportError as error:
+            report.errors[f"{type(error).__name__} ({url})"] += 1
+            if not isinstance(error, httpx.TimeoutException):
+                pool.drop(url)
+            return False
+        if response.status_code == 200:
+            report.latencies_ms.append((time.perf_counter() - started) * 1000)
+            report.per_replica[url] += 1
+            if pool.kill_at is not None and report.answered >= pool.kill_at:
+                pool.kill_due.set()
+            if waited_since is not None:
+                report.lock_waits_s.append(time.perf_counter() - waited_since)
+            return True
+        if response.status_code == 409 and report.killed:  # the lock a dead replica held
+            waited_since = waited_since or time.perf_counter()
+            if time.perf_counter() - waited_since < _LOCK_WAIT_S:
+                await asyncio.sleep(0.25)
+                continue
+        report.errors[f"HTTP {response.status_code}"] += 1
+        return False
+
+
+async def _run_session(pool: _Pool, report: LoadReport, number: int, prefix: str) -> _Session:
+    session = _Session(f"{prefix}-{number}")
+    for turn in range(1, report.turns + 1):
+        text = _question(session.name, turn)
+        session.sent.append((text, await _turn(pool, report, number + turn, text, session.name)))
+    return session
+
+
+def _verdict(report: LoadReport, session: _Session, kept: list[str]) -> None:
+    """Compare what a session holds with what it was sent."""
+    answered = [text for text, ok in session.sent if ok]
+    sent = {text for text, _ in session.sent}
+    counts = Counter(kept)
+    duplicated = sum(n - 1 for n in counts.values() if n > 1)
+    unexpected = sum(1 for text in counts if text not in sent)
+    lost = sum(1 for text in answered if text not in counts)
+    order = [text for text, _ in session.sent if text in counts]
+    report.lost += lost
+    report.duplicated += duplicated
+    report.unexpected += unexpected
+    report.failed_kept += sum(1 for text, ok in session.sent if not ok and text in counts)
+    report.failed_dropped += sum(1 for text, ok in session.sent if not ok and text not in counts)
+    if lost or duplicated or unexpected or list(dict.fromkeys(kept)) != order:
+        report.inconsistent.append(f"{session.name}: holds {kept}, answered {answered}")
+    else:
+        report.consistent_sessions += 1
+
+
+async def _check(pool: _Pool, report: LoadReport, sessions: list[_Session]) -> None:
+    gate = asyncio.Semaphore(_CHECKS_AT_ONCE)
+
+    async def one(number: int, session: _Session) -> None:
+        async with gate:
+            response = await pool.clients[pool.pick(number)].get(f"/v1/sessions/{session.name}")
+        if response.status_code == 404:
+            _verdict(report, session, [])
+            return
+        response.raise_for_status()
+        _verdict(report, session, [turn["transcript"] for turn in response.json()["turns"]])
+
+    await asyncio.gather(*(one(number, session) for number, session in enumerate(sessions)))
+
+
+async def run_load(
+    urls: Sequence[str],
+    *,
+    sessions: int,
+    turns: int,
+    kill: ServerProcess | None = None,
+    api_key: str | None = None,
+) -> LoadReport:
+    """Run the load against `urls`; with `kill` (one of them), kill it a third of the way through."""
+    report = LoadReport(replicas=len(urls), sessions=sessions, turns=turns)
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    pool = _Pool(urls, headers, sessions)
+    prefix = f"load-{os.getpid()}-{int(time.time())}"
+    try:
+        pool.kill_at = round(sessions * turns * KILL_AT) if kill is not None else None
+        started = time.perf_counter()
+        runs = asyncio.gather(*(_run_session(pool, report, n, prefix) for n in range(sessions)))
+        if kill is not None:
+            due: asyncio.Future[Any] = asyncio.ensure_future(pool.kill_due.wait())
+            await asyncio.wait([due, runs], return_when=asyncio.FIRST_COMPLETED)
+            due.cancel()
+            report.killed, report.killed_after = kill.url, report.answered
+            await asyncio.to_thread(kill.kill)
+        done = await runs
+        report.wall_s = time.perf_counter() - started
+        await _check(pool, report, list(done))
+    finally:
+        await pool.aclose()
+    return report
+
+
+def _replica_env(redis_url: str, data_dir: Path, port: int) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VOICEGRAPH_")}
+    return {
+        **env,
+        "VOICEGRAPH_DATA_DIR": str(data_dir),
+        "VOICEGRAPH_MEMORY": "redis",
+        "VOICEGRAPH_REDIS_URL": redis_url,
+        "VOICEGRAPH_PORT": str(port),
+        "VOICEGRAPH_SPEAK": "false",
+        "VOICEGRAPH_VOICES": "false",
+        "VOICEGRAPH_WEB_SEARCH": "off",
+        "VOICEGRAPH_WEATHER": "false",
+    }
+
+
+@contextmanager
+def local_replicas(count: int, work_dir: Path) -> Iterator[tuple[list[ServerProcess], str]]:
+    """`count` replicas on loopback sharing a redis-server: the replicas and Redis's URL."""
+    with running_redis() as redis_url:
+        replicas: list[ServerProcess] = []
+        try:
+            for number in range(count):
+                port, data_dir = free_port(), work_dir / f"replica-{number}"
+                data_dir.mkdir(parents=True, exist_ok=True)
+                command = [
+                    *(sys.executable, "-m", "uvicorn", REPLICA_APP, "--factory"),
+                    *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"),
+                ]
+                env = _replica_env(redis_url, data_dir, port)
+                replicas.append(ServerProcess(command, env, work_dir / f"replica-{number}.log", port=port))
+            yield replicas, redis_url
+        finally:
+            for replica in replicas:
+                replica.stop()
+
+
+def _redis_used_mib(url: str) -> float:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("memory")["used_memory"]) / (1 << 20)
+    finally:
+        client.close()
+
+
+def run_load_bench(
+    *,
+    sessions: int,
+    turns: int,
+    replicas: int = 2,
+    urls: Sequence[str] = (),
+    kill: bool = False,
+    api_key: str | None = None,
+) -> LoadReport:
+    """Against `urls`, or against `replicas` started here (which `kill` may kill one of)."""
+    if urls:
+        if kill:
+            raise ValueError("kill needs replicas the bench started itself (no --url)")
+        return asyncio.run(run_load(urls, sessions=sessions, turns=turns, api_key=api_key))
+    with tempfile.TemporaryDirectory(prefix="voicegraph-load-") as tmp, local_replicas(replicas, Path(tmp)) as started:
+        servers, redis_url = started
+        victim = servers[0] if kill else None
+        args: dict[str, Any] = {"sessions": sessions, "turns": turns, "kill": victim}
+        report = asyncio.run(run_load([s.url for s in servers], **args))
+        report.redis_used_mib = _redis_used_mib(redis_url)
+    return report
