@@ -26,7 +26,7 @@ import httpx
 
 from model.errors import PlannerError
 from model.llm import Completion, TextStream
-from model.openai_wire import chat_url, declarations, headers, tool_call_wire, usage_counts
+from model.openai_wire import assistant_calls, chat_url, declarations, headers, tool_call_wire, usage_counts
 from model.sse import check_response, iter_sse
 from model.tool_stream import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCallAssembler
 
@@ -48,7 +48,7 @@ def _wire_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
                 for i, c in enumerate(message["tool_calls"])
             ]
             waiting = [c["id"] for c in calls]
-            out.append({"role": "assistant", "content": message.get("content") or None, "tool_calls": calls})
+            out.append(assistant_calls(message.get("content") or "", calls))
         elif message.get("role") == "tool":
             call_id = message.get("tool_call_id") or (waiting.pop(0) if waiting else f"call_{number}")
             out.append({"role": "tool", "content": message.get("content", ""), "tool_call_id": call_id})

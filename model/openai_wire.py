@@ -13,7 +13,15 @@ from typing import Any
 
 from model.base import Message, prompt_text
 
-__all__ = ["chat_url", "declarations", "headers", "openai_messages", "tool_call_wire", "usage_counts"]
+__all__ = [
+    "assistant_calls",
+    "chat_url",
+    "declarations",
+    "headers",
+    "openai_messages",
+    "tool_call_wire",
+    "usage_counts",
+]
 
 
 def chat_url(base_url: str) -> str:
@@ -40,6 +48,12 @@ def tool_call_wire(call_id: str, name: str, arguments: Mapping[str, Any]) -> dic
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(dict(arguments))}}
 
 
+def assistant_calls(text: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """An assistant message that calls tools; without text it has no `content` at all, since
+    some servers (llama-cpp-python's) refuse the `null` that OpenAI's own API allows."""
+    return {"role": "assistant", **({"content": text} if text else {}), "tool_calls": calls}
+
+
 def openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """Our messages in the OpenAI chat shape (text only: these servers do not hear audio)."""
     out: list[dict[str, Any]] = []
@@ -47,7 +61,7 @@ def openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
         text = prompt_text(message)
         if message["role"] == "assistant" and message.get("tool_calls"):
             calls = [tool_call_wire(c["id"], c["name"], c["arguments"]) for c in message["tool_calls"]]
-            out.append({"role": "assistant", "content": text or None, "tool_calls": calls})
+            out.append(assistant_calls(text, calls))
         elif message["role"] == "tool":
             wire: dict[str, Any] = {"role": "tool", "content": text, "tool_call_id": message.get("tool_call_id", "")}
             if message.get("name"):
