@@ -1,4 +1,5 @@
-"""The command line: `voicegraph ask`, `serve`, `trace`, `bench`, `models prepare`, `kb ...` and `voices ...`.
+"""The command line: `voicegraph ask`, `serve`, `trace`, `bench`, `models prepare`, `planner serve`, `kb ...`
+and `voices ...`.
 
 Bad input exits with code 2 and a one-line message on stderr; so does a missing model.
 """
@@ -23,7 +24,9 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="voicegraph: a tool-using voice agent.")
 models_app = typer.Typer(no_args_is_help=True, help="The offline models.")
+planner_app = typer.Typer(no_args_is_help=True, help="The packaged planner model as a server of its own.")
 app.add_typer(models_app, name="models")
+app.add_typer(planner_app, name="planner")
 app.add_typer(kb_app, name="kb")
 app.add_typer(voices_app, name="voices")
 
@@ -195,6 +198,38 @@ def models_prepare() -> None:
     if settings.resolved_engine() == "transformers":
         path = guard(prepare_planner_model, settings.models_root)
     typer.echo(f"planner model ready: {path}")
+
+
+@planner_app.command("serve")
+def planner_serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve the packaged planner model over the OpenAI-compatible API (llama.cpp), for replicas
+    run with VOICEGRAPH_PLANNER=openai; VOICEGRAPH_PLANNER_API_KEY, when set, is required of clients."""
+    import uvicorn
+
+    from model.assets import PLANNER_GGUF_NAME, assemble_planner_gguf
+    from model.planner_server import build_planner_server
+
+    settings = load_settings()
+    name = Path(PLANNER_GGUF_NAME).stem
+    key = settings.planner_api_key.get_secret_value() if settings.planner_api_key else None
+    gguf = guard(assemble_planner_gguf, settings.models_root)
+    server = guard(
+        build_planner_server,
+        gguf,
+        model_name=name,
+        context_tokens=settings.context_tokens,
+        threads=settings.threads,
+        api_key=key,
+    )
+    typer.echo(
+        f"planner server: VOICEGRAPH_PLANNER=openai VOICEGRAPH_PLANNER_URL=http://{host}:{port}/v1 "
+        f"VOICEGRAPH_PLANNER_MODEL={name} VOICEGRAPH_PLANNER_TOOL_CHOICE=forced",
+        err=True,
+    )
+    uvicorn.run(server, host=host, port=port, log_level="warning")
 
 
 def main() -> None:
