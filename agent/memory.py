@@ -50,6 +50,8 @@ REDIS_CONNECT_TIMEOUT_S = 2.0
 """Bounds connecting and the first PING: a service without its session store should say so at start."""
 REDIS_SOCKET_TIMEOUT_S = 5.0
 """Bounds every command, so a Redis that dies mid-session fails the turn instead of hanging it."""
+REDIS_MAX_CONNECTIONS = 100
+"""Connections one process opens to Redis; a command beyond them waits (up to the socket timeout) for one."""
 
 KEEP_CHECKPOINTS = 2
 """Checkpoints kept per thread after a turn: the latest, and the one a failed turn restores."""
@@ -152,13 +154,18 @@ async def _open_redis(url: str, prefix: str) -> AsyncIterator[AsyncRedisSaver]:
     # RESP2 on purpose: it is what the saver is tested with, and every Redis speaks it.
     # A short retry: a Redis that is down should fail the turn (503) in about a second,
     # and the client reconnects by itself on the next command once it is back.
-    client = aioredis.from_url(
+    # A blocking pool: past its size a command waits for a free connection, where the default
+    # pool fails it at once (MaxConnectionsError), and the turn with it, under a busy minute.
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_SOCKET_TIMEOUT_S,
         protocol=2,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
         socket_timeout=REDIS_SOCKET_TIMEOUT_S,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 2),
     )
+    client = aioredis.Redis.from_pool(pool)
     try:
         try:
             async with asyncio.timeout(REDIS_CONNECT_TIMEOUT_S):  # a server that accepts but never answers
