@@ -45,6 +45,9 @@ KILL_AT = 1 / 3
 _LOCK_WAIT_S = DEFAULT_LEASE_MS / 1000 + 15
 """How long a session waits for the lock a dead replica held before its turn counts as an error."""
 _TURN_TIMEOUT_S = 60.0
+_PROBE_TIMEOUT_S = 5.0
+_IDLE_S = 2.0
+_DETAIL_CHARS = 100
 _CHECKS_AT_ONCE = 16
 
 
@@ -124,10 +127,15 @@ class LoadReport:
 
 
 class _Pool:
-    """The replicas still taking turns; one that refuses a connection is dropped, as a load balancer would."""
+    """The replicas still taking turns; one that fails a turn and then refuses a health check
+    is dropped, as a load balancer would drop it."""
 
     def __init__(self, urls: Sequence[str], headers: dict[str, str], concurrency: int) -> None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # Idle connections are let go before a server closes them (uvicorn: after 5 s), so that
+        # a request never goes out on a connection the server is closing.
+        limits = httpx.Limits(
+            max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=_IDLE_S
+        )
         self.clients = {
             url: httpx.AsyncClient(base_url=url, headers=headers, timeout=_TURN_TIMEOUT_S, limits=limits)
             for url in urls
@@ -142,9 +150,15 @@ class _Pool:
             raise RuntimeError("no replica is left")
         return self.live[index % len(self.live)]
 
-    def drop(self, url: str) -> None:
-        if url in self.live:
-            self.live.remove(url)
+    async def check(self, url: str) -> None:
+        """Drop `url` if it no longer takes connections (a replica that is only slow stays)."""
+        try:
+            await self.clients[url].get("/healthz", timeout=_PROBE_TIMEOUT_S)
+        except httpx.ConnectError:
+            if url in self.live:
+                self.live.remove(url)
+        except httpx.TransportError:
+            pass
 
     async def aclose(self) -> None:
         await asyncio.gather(*(client.aclose() for client in self.clients.values()))
@@ -160,14 +174,16 @@ async def _turn(pool: _Pool, report: LoadReport, index: int, text: str, session:
             response = await pool.clients[url].post(
                 f"/v1/sessions/{session}/turns", json={"text": text, "speak": False}
             )
-        except httpx.ConnectError:
-            report.rerouted += 1  # nothing was sent: the turn goes to the next replica
-            pool.drop(url)
-            continue
+        except httpx.ConnectError as error:
+            await pool.check(url)
+            if url not in pool.live:
+                report.rerouted += 1  # nothing was sent: the turn goes to the next replica
+                continue
+            report.errors[f"{type(error).__name__} ({url})"] += 1
+            return False
         except httpx.TransportError as error:
             report.errors[f"{type(error).__name__} ({url})"] += 1
-            if not isinstance(error, httpx.TimeoutException):
-                pool.drop(url)
+            await pool.check(url)
             return False
         if response.status_code == 200:
             report.latencies_ms.append((time.perf_counter() - started) * 1000)
@@ -182,8 +198,17 @@ async def _turn(pool: _Pool, report: LoadReport, index: int, text: str, session:
             if time.perf_counter() - waited_since < _LOCK_WAIT_S:
                 await asyncio.sleep(0.25)
                 continue
-        report.errors[f"HTTP {response.status_code}"] += 1
+        report.errors[f"HTTP {response.status_code}: {_detail(response)}"] += 1
         return False
+
+
+def _detail(response: httpx.Response) -> str:
+    """The start of an error's `detail` (problem+json), for the report."""
+    try:
+        detail = str(response.json().get("detail", ""))
+    except ValueError:
+        detail = response.text
+    return detail[:_DETAIL_CHARS]
 
 
 async def _run_session(pool: _Pool, report: LoadReport, number: int, prefix: str) -> _Session:
@@ -219,7 +244,13 @@ async def _check(pool: _Pool, report: LoadReport, sessions: list[_Session]) -> N
 
     async def one(number: int, session: _Session) -> None:
         async with gate:
-            response = await pool.clients[pool.pick(number)].get(f"/v1/sessions/{session.name}")
+            for attempt in range(3):  # a read: safe to ask again, on the next replica
+                try:
+                    response = await pool.clients[pool.pick(number + attempt)].get(f"/v1/sessions/{session.name}")
+                    break
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
         if response.status_code == 404:
             _verdict(report, session, [])
             return
