@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -43,7 +44,7 @@ __all__ = ["LoadReport", "run_load", "run_load_bench"]
 KILL_AT = 1 / 3
 """The share of all turns answered when `kill` kills a replica."""
 _LOCK_WAIT_S = DEFAULT_LEASE_MS / 1000 + 15
-"""How long a session waits for the lock a dead replica held before its turn counts as an error."""
+"""How long a session waits for a lock a failed turn left before its turn counts as an error."""
 _TURN_TIMEOUT_S = 60.0
 _PROBE_TIMEOUT_S = 5.0
 _IDLE_S = 2.0
@@ -73,6 +74,8 @@ class LoadReport:
     per_replica: Counter[str] = field(default_factory=Counter)
     killed: str | None = None
     killed_after: int = 0
+    in_flight_at_kill: int = 0
+    """Turns the killed replica had been sent and not answered when it was killed."""
     lock_waits_s: list[float] = field(default_factory=list)
     rerouted: int = 0
     """Turns a replica refused to connect for, sent to the next one."""
@@ -108,11 +111,14 @@ class LoadReport:
         if self.errors:
             lines.append("errors: " + ", ".join(f"{what} x{n}" for what, n in self.errors.most_common()))
         if self.killed:
-            waits = f", up to {max(self.lock_waits_s):.1f} s" if self.lock_waits_s else ""
             lines.append(
-                f"fault: {self.killed} killed after {self.killed_after} answered turns; "
-                f"{self.rerouted} turns refused a connection and sent on; "
-                f"{len(self.lock_waits_s)} turns waited for a lock the dead replica held{waits}"
+                f"fault: {self.killed} killed after {self.killed_after} answered turns, with "
+                f"{self.in_flight_at_kill} in flight there; {self.rerouted} turns refused a connection and sent on"
+            )
+        if self.lock_waits_s:
+            lines.append(
+                f"lock waits: {len(self.lock_waits_s)} turns waited for a lock a failed turn left, "
+                f"up to {max(self.lock_waits_s):.1f} s"
             )
         if self.redis_used_mib is not None:
             lines.append(f"redis memory: {self.redis_used_mib:.1f} MiB used")
@@ -141,6 +147,8 @@ class _Pool:
             for url in urls
         }
         self.live = list(urls)
+        self.in_flight: Counter[str] = Counter()
+        """Turns sent to each replica and not yet answered."""
         self.kill_at: int | None = None
         """Answered turns after which a replica is to be killed; None: none is."""
         self.kill_due = asyncio.Event()
@@ -170,6 +178,7 @@ async def _turn(pool: _Pool, report: LoadReport, index: int, text: str, session:
     while True:
         url = pool.pick(index)
         started = time.perf_counter()
+        pool.in_flight[url] += 1
         try:
             response = await pool.clients[url].post(
                 f"/v1/sessions/{session}/turns", json={"text": text, "speak": False}
@@ -185,6 +194,8 @@ async def _turn(pool: _Pool, report: LoadReport, index: int, text: str, session:
             report.errors[f"{type(error).__name__} ({url})"] += 1
             await pool.check(url)
             return False
+        finally:
+            pool.in_flight[url] -= 1
         if response.status_code == 200:
             report.latencies_ms.append((time.perf_counter() - started) * 1000)
             report.per_replica[url] += 1
@@ -193,7 +204,7 @@ async def _turn(pool: _Pool, report: LoadReport, index: int, text: str, session:
             if waited_since is not None:
                 report.lock_waits_s.append(time.perf_counter() - waited_since)
             return True
-        if response.status_code == 409 and report.killed:  # the lock a dead replica held
+        if response.status_code == 409:  # a lock left by a turn that failed (this client sends one at a time)
             waited_since = waited_since or time.perf_counter()
             if time.perf_counter() - waited_since < _LOCK_WAIT_S:
                 await asyncio.sleep(0.25)
@@ -208,7 +219,7 @@ def _detail(response: httpx.Response) -> str:
         detail = str(response.json().get("detail", ""))
     except ValueError:
         detail = response.text
-    return detail[:_DETAIL_CHARS]
+    return re.sub(r"'[^']*'", "'...'", detail)[:_DETAIL_CHARS]  # one line per kind, not per session
 
 
 async def _run_session(pool: _Pool, report: LoadReport, number: int, prefix: str) -> _Session:
@@ -282,6 +293,7 @@ async def run_load(
             await asyncio.wait([due, runs], return_when=asyncio.FIRST_COMPLETED)
             due.cancel()
             report.killed, report.killed_after = kill.url, report.answered
+            report.in_flight_at_kill = pool.in_flight[kill.url]
             await asyncio.to_thread(kill.kill)
         done = await runs
         report.wall_s = time.perf_counter() - started
