@@ -33,7 +33,7 @@ from model.audio import SAMPLE_RATE
 from model.vad import SileroVAD
 from model.wer import normalize_words, wer
 
-__all__ = ["run_hearing_bench"]
+__all__ = ["format_rows", "run_hearing_bench"]
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def _onsets(configs: Sequence[_Config], utterances: Sequence[Any]) -> str:
                     first_cut += span is None or span[0] > first - offset
                     last_cut += span is None or span[1] < last - offset
         rows.append((config.name, str(cases), str(first_cut), str(last_cut), str(len(hit))))
-    return _format(rows)
+    return format_rows(rows)
 
 
 def _lost(refs: Sequence[str], texts: Sequence[str]) -> tuple[int, int]:
@@ -185,7 +185,7 @@ def _table(configs: Sequence[_Config], results: dict[str, _Result], refs: Sequen
             )
         )
     vad_ms = [1000 * statistics.fmean(results[c.name].vad_seconds) for c in configs if c.vad is not None]
-    out = _format(rows)
+    out = format_rows(rows)
     if vad_ms and configs[0].vad is None:
         out += f"\n(VAD itself: {min(vad_ms):.0f}-{max(vad_ms):.0f} ms per utterance, not in the ASR time)"
     return out
@@ -205,7 +205,7 @@ def _per_voice(
             continue
         cells = [f"{100 * wer((refs[i], results[c.name].texts[i]) for i in picked):.1f}" for c in configs]
         rows.append((voice, *cells))
-    return _format(rows)
+    return format_rows(rows)
 
 
 def _misheard(utterances: Sequence[Any], fixed: Sequence[str], untrimmed: Sequence[str]) -> list[str]:
@@ -216,7 +216,8 @@ def _misheard(utterances: Sequence[Any], fixed: Sequence[str], untrimmed: Sequen
     return out
 
 
-def _format(rows: Sequence[Sequence[str]]) -> str:
+def format_rows(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned columns: the first left-aligned, the figures after it right-aligned."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(

@@ -24,7 +24,7 @@ import numpy as np
 from model.audio import SAMPLE_RATE, decode_audio, resample
 from model.tts import PiperTTS
 
-__all__ = ["SENTENCES", "VOICES", "Utterance", "Voice", "hearing_set", "noise", "speak", "voices_of"]
+__all__ = ["SENTENCES", "VOICES", "Utterance", "Voice", "hearing_set", "noise", "render", "speak", "voices_of"]
 
 SENTENCES: tuple[str, ...] = (
     "What time is it in Tokyo?",
@@ -139,23 +139,30 @@ def hearing_set(seed: int = 7) -> tuple[Utterance, ...]:
     for s_index, text in enumerate(SENTENCES):
         for v_index, voice in enumerate(voices_of(s_index)):
             rng = np.random.default_rng([seed, s_index, v_index])  # one utterance's change moves no other
-            speech = speak(text, voice)
-            speech *= rng.uniform(0.3, 0.9) / max(float(np.abs(speech).max()), 1e-6)
-            lead, trail = rng.uniform(0.3, 1.0, size=2)
-            first, last = _audible(speech)
-            audio = np.concatenate([_silence(lead), speech, _silence(trail)])
-            label = ""
-            if (v_index + s_index) % 3 == 0:
-                colour = "white" if rng.random() < 0.5 else "pink"
-                snr_db = float(rng.uniform(15.0, 25.0))
-                level = np.sqrt(np.mean(speech**2)) / 10 ** (snr_db / 20)
-                audio = audio + level * noise(len(audio), colour, rng)
-                label = f"{colour} {snr_db:.0f} dB"
-            audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
-            audio.flags.writeable = False  # shared by every caller in the process
-            span = (round(lead + first, 3), round(lead + last, 3))
-            out.append(Utterance(text, voice.name, audio, label, span))
+            out.append(render(text, voice, rng, noisy=(v_index + s_index) % 3 == 0))
     return tuple(out)
+
+
+def render(text: str, voice: Voice, rng: np.random.Generator, *, noisy: bool) -> Utterance:
+    """`text` in `voice` as a microphone might send it: at a level between 0.3 and 0.9 of full
+    scale, with 0.3-1.0 s of silence around it, and when `noisy` white or pink noise at an SNR
+    of 15-25 dB against the speech's RMS, all drawn from `rng`."""
+    speech = speak(text, voice)
+    speech *= rng.uniform(0.3, 0.9) / max(float(np.abs(speech).max()), 1e-6)
+    lead, trail = rng.uniform(0.3, 1.0, size=2)
+    first, last = _audible(speech)
+    audio = np.concatenate([_silence(lead), speech, _silence(trail)])
+    label = ""
+    if noisy:
+        colour = "white" if rng.random() < 0.5 else "pink"
+        snr_db = float(rng.uniform(15.0, 25.0))
+        level = np.sqrt(np.mean(speech**2)) / 10 ** (snr_db / 20)
+        audio = audio + level * noise(len(audio), colour, rng)
+        label = f"{colour} {snr_db:.0f} dB"
+    audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
+    audio.flags.writeable = False  # shared by every caller in the process
+    span = (round(lead + first, 3), round(lead + last, 3))
+    return Utterance(text, voice.name, audio, label, span)
 
 
 @functools.cache
