@@ -1,5 +1,5 @@
-"""The command line: `voicegraph ask`, `serve`, `trace`, `bench`, `models prepare`, `planner serve`, `kb ...`
-and `voices ...`.
+"""The command line: `voicegraph ask`, `serve`, `trace`, `bench`, `eval`, `models prepare`, `planner serve`,
+`kb ...` and `voices ...`.
 
 Bad input exits with code 2 and a one-line message on stderr; so does a missing model.
 """
@@ -185,6 +185,52 @@ def bench(
 
         settings = load_settings(memory="memory")
         typer.echo(_run(run_bench(settings, question=question, audio=audio, turns=turns or 1)))
+
+
+@app.command("eval")
+def evaluate(
+    cases: Annotated[
+        Path | None,
+        typer.Option(
+            "--cases",
+            help="Your own cases (JSONL, or YAML for .yaml/.yml): questions with the tool and arguments expected, "
+            "run with your settings and tenant, your tools included (they run as in a real turn). "
+            "Without it: the spoken tool-call set shipped with voicegraph.",
+        ),
+    ] = None,
+    spoken: Annotated[
+        bool, typer.Option("--spoken/--no-spoken", help="Run the dialogues (shipped or --cases).")
+    ] = True,
+    bfcl: Annotated[
+        bool, typer.Option("--bfcl/--no-bfcl", help="Run BFCL non-live simple, multiple and irrelevance.")
+    ] = True,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="BFCL: at most this many cases of each category, the same ones each run.")
+    ] = None,
+    typed: Annotated[bool, typer.Option("--typed", help="Type the questions instead of speaking them.")] = False,
+    tenant: Annotated[str | None, typer.Option(help="--cases: run as this tenant (default: the local one).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write every figure and case here.")] = None,
+) -> None:
+    """Evaluate the planner: tool choice and arguments on spoken dialogues, knowledge answers,
+    word error rate, and BFCL; each figure beside its goal."""
+    from api.eval_cli import run_eval_command
+
+    if cases is not None and not spoken:
+        fail("--cases runs dialogues: drop --no-spoken")
+    if not spoken and not bfcl:
+        fail("nothing to run: --no-spoken and --no-bfcl")
+    table = guard(
+        run_eval_command,
+        load_settings(),
+        cases=cases,
+        spoken=spoken,
+        bfcl=bfcl,
+        limit=limit,
+        typed=typed,
+        tenant=tenant,
+        json_path=json_path,
+    )
+    typer.echo(table)
 
 
 @models_app.command("prepare")

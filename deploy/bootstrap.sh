@@ -38,4 +38,6 @@ fi
 # llama.cpp for this machine's CPU, without the multimodal library voicegraph does not use.
 CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
   .venv/bin/uv pip install --python .venv/bin/python -q -e '.[dev]'
+# BFCL's data and AST checker for `voicegraph eval`, without its dependencies (see pyproject.toml).
+.venv/bin/uv pip install --python .venv/bin/python -q --no-deps 'bfcl-eval==2026.3.23'
 .venv/bin/voicegraph models prepare
