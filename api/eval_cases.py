@@ -84,6 +84,8 @@ def parse_cases(text: str, *, yaml: bool = False, source: str = "cases") -> list
         except ValidationError as error:
             first = error.errors()[0]
             place = ".".join(str(part) for part in first["loc"])
+            if isinstance(raw, dict) and "say" in raw:  # a one-turn case: name its field alone
+                place = place.removeprefix("turns.0.")
             raise InputError(f"{source}, {where}: {place}: {first['msg']}") from error
     if not dialogues:
         raise InputError(f"{source}: no cases")
