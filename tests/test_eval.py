@@ -285,6 +285,11 @@ def test_the_real_planner_on_a_spoken_follow_up_a_knowledge_name_and_chit_chat(d
     run = asyncio.run(run_eval(Settings(data_dir=data_dir), only=only, bfcl=False))
     table = render_table(run)
     assert len(run.spoken) == 4 and not any(o.error for o in run.spoken), table
-    assert run.spoken[0].chosen == "get_weather", table  # the weather, served on loopback
-    assert [o.chosen for o in run.spoken if o.dialogue == "chat-thanks"] == [None], table
+    by_dialogue = {d: [o for o in run.spoken if o.dialogue == d] for d in only}
+    paris, rome = by_dialogue["follow-weather-rome"]  # the weather, served on loopback
+    assert paris.chosen == rome.chosen == "get_weather", table
+    assert "rome" in str(rome.arguments_of("get_weather")).lower(), table  # "And in Rome?" has its context
+    [zorblat] = by_dialogue["kb-zorblat"]
+    assert zorblat.chosen == "knowledge_search" and "varnhagen" in zorblat.answer.lower(), table
+    assert [o.chosen for o in by_dialogue["chat-thanks"]] == [None], table
     assert score_turns(run.spoken).wer is not None
