@@ -33,7 +33,7 @@ __all__ = ["CATEGORIES", "BfclCase", "BfclResult", "check", "load_bfcl", "run_bf
 
 CATEGORIES = {"simple": "simple_python", "multiple": "multiple", "irrelevance": "irrelevance"}
 """Our name -> BFCL v4's category (its file `BFCL_v4_<category>.json`)."""
-_MISSING = "BFCL needs the bfcl-eval package: pip install --no-deps 'bfcl-eval==2026.3.23'"
+_MISSING = "BFCL needs the bfcl-eval package: pip install --no-deps 'bfcl-eval==2026.3.23' (or run with --no-bfcl)"
 _MODEL_NAME = "voicegraph"
 _MAX_NEW_TOKENS = 192
 
