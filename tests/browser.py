@@ -1,6 +1,6 @@
 """Debian's Chromium driven by Playwright, with a fake microphone, for the playground's browser tests.
 
-Nothing is downloaded: Playwright launches the system's /usr/bin/chromium (deploy/bootstrap.sh
+Nothing is downloaded: Playwright launches the system's /usr/bin/chromium (deploy/test.sh
 installs it). Chromium's fake capture device plays a WAV file as the microphone; it takes
 16-bit PCM at 48 kHz best, and with `%noloop` it plays the file once, from the start each
 time a page opens the microphone, so a push-to-talk recording hears the whole clip. Without
@@ -62,7 +62,7 @@ def chromium(microphone: Path | None = None, *, loop: bool = False) -> Iterator[
     """Headless Chromium whose microphone plays `microphone` (a WAV from `fake_microphone`),
     once or, with `loop`, over and over."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: deploy/bootstrap.sh installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is missing: deploy/test.sh installs Debian's chromium")
     args = list(_ARGS)
     if microphone is not None:
         args.append(f"--use-file-for-fake-audio-capture={microphone}{'' if loop else '%noloop'}")
