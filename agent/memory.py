@@ -57,6 +57,7 @@ KEEP_CHECKPOINTS = 2
 """Checkpoints kept per thread after a turn: the latest, and the one a failed turn restores."""
 
 REDIS_UNREACHABLE = "cannot reach the Redis session memory at {url}: {error}"
+NOT_ANSWERING = "the session memory does not answer ({error})"
 
 
 class MemoryUnavailableError(VoicegraphError):
@@ -107,6 +108,21 @@ class Memory:
     keeper: ThreadKeeper | None = None
     redis: aioredis.Redis | None = None
     """The Redis client, when memory is on Redis (the API's rate limiter shares it)."""
+
+    async def ping(self) -> None:
+        """Return once the backend answers; MemoryUnavailableError within REDIS_CONNECT_TIMEOUT_S if not.
+
+        For readiness: a replica whose Redis is gone should get no traffic. SQLite and the
+        in-memory store live in the process, so they always answer. The message names no
+        host, since a readiness probe answers without a key.
+        """
+        if self.redis is None:
+            return
+        try:
+            async with asyncio.timeout(REDIS_CONNECT_TIMEOUT_S):
+                await self.redis.ping()
+        except (TimeoutError, RedisError, OSError) as error:
+            raise MemoryUnavailableError(NOT_ANSWERING.format(error=type(error).__name__)) from error
 
 
 @asynccontextmanager

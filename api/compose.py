@@ -64,6 +64,8 @@ class Services:
     """The voice library (built-ins and tenants' voices); None when `settings.voices` is off."""
     metrics: Metrics = field(default_factory=Metrics)
     """Prometheus metrics (GET /metrics), counted from the agent's spans."""
+    memory: Memory | None = None
+    """The session memory, asked by the readiness probe (GET /readyz) whether it answers."""
 
 
 def _timed(load_seconds: dict[str, float], name: str, started: float) -> None:
@@ -268,6 +270,7 @@ async def _open_services(
                 tenant_tools=tooling.tenant_tools,
                 voices=voices,
                 metrics=metrics,
+                memory=memory,
             )
         finally:
             await asyncio.to_thread(tracing.shutdown)  # sends the spans still batched for OTLP

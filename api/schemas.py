@@ -15,6 +15,7 @@ __all__ = [
     "DeliveryPublic",
     "Health",
     "ParalinguisticsPublic",
+    "Ready",
     "SessionPublic",
     "SessionSummary",
     "SessionTurnPublic",
@@ -124,6 +125,12 @@ class Health(BaseModel):
     planner: str
     speech_native: bool
     tools: list[str]
+
+
+class Ready(BaseModel):
+    status: str
+    memory: str
+    """The session memory that answered: sqlite, redis or memory."""
 
 
 class SessionSummary(BaseModel):

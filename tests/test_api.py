@@ -67,6 +67,13 @@ def _stored_turns(server: tuple[str, Services], session: str) -> int:
     return int(snapshot.values.get("turn", 0))
 
 
+def test_readyz_on_sqlite(server: tuple[str, Services]) -> None:
+    with _client(server) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ready", "memory": "sqlite"}
+
+
 def test_healthz(server: tuple[str, Services]) -> None:
     with _client(server) as client:
         body = client.get("/healthz").json()

@@ -148,3 +148,43 @@ def test_http_sessions_on_redis_survive_a_restart_of_the_service(
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()
+
+
+def test_readyz_answers_503_while_redis_is_down_and_200_once_it_is_back(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The readiness probe follows Redis; the liveness probe (/healthz) does not, so no restart."""
+    import time
+    from contextlib import ExitStack
+
+    import httpx
+
+    from agent.memory import REDIS_CONNECT_TIMEOUT_S
+    from api.app import create_app
+    from api.compose import open_services
+    from api.settings import Settings
+    from tests.http_server import running_server
+
+    port = free_port()
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("data"), redis_url=f"redis://127.0.0.1:{port}/0", speak=False, voices=False
+    )
+    app = create_app(settings, lambda s: open_services(s, planner=ScriptedPlanner([])))
+    with ExitStack() as redis_up:
+        redis_up.enter_context(running_redis(port))
+        with running_server(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json() == {"status": "ready", "memory": "redis"}
+
+            redis_up.close()  # Redis goes away under the running service
+            started = time.monotonic()
+            down = client.get("/readyz")
+            assert down.status_code == 503, down.text
+            assert time.monotonic() - started < REDIS_CONNECT_TIMEOUT_S + 1
+            assert "session memory" in down.json()["detail"] and "127.0.0.1" not in down.text
+            assert client.get("/healthz").status_code == 200
+
+            with running_redis(port):
+                back = client.get("/readyz")
+                assert back.status_code == 200, back.text

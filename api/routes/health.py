@@ -1,4 +1,7 @@
-"""GET /healthz, and GET /metrics for Prometheus (open like /healthz: it holds no tenant's data)."""
+"""GET /healthz (liveness), GET /readyz (readiness), and GET /metrics for Prometheus.
+
+All three are open, like probes need: they hold no tenant's data.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import AgentDep, ServicesDep
-from api.schemas import Health
+from api.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
 
@@ -21,6 +24,18 @@ async def healthz(agent: AgentDep) -> Health:
         speech_native=planner.speech_native,
         tools=agent.deps.registry.names(),
     )
+
+
+@router.get("/readyz", responses={503: {}})
+async def readyz(services: ServicesDep) -> Ready:
+    """Ready for turns: the session memory answers (Redis reachable), else 503 within a few seconds.
+
+    A load balancer then sends turns to other replicas, while /healthz stays 200, so an outage
+    of Redis does not get every replica restarted; the answer is 200 again once Redis is back.
+    """
+    if services.memory is not None:
+        await services.memory.ping()  # MemoryUnavailableError answers 503 (api/errors.py)
+    return Ready(status="ready", memory=services.settings.memory_kind)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
