@@ -29,7 +29,10 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VOICEGRAPH_", extra="ignore", hide_input_in_errors=True)
+    # An empty variable is as if unset: deploy files pass `VOICEGRAPH_X: ${VOICEGRAPH_X:-}` through.
+    model_config = SettingsConfigDict(
+        env_prefix="VOICEGRAPH_", extra="ignore", hide_input_in_errors=True, env_ignore_empty=True
+    )
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     """SQLite memory, Chroma, and the assembled model live here."""
