@@ -1,8 +1,9 @@
 # The voicegraph service image; with `--target planner-cpu`, llama.cpp's OpenAI-compatible
 # server on the same packaged GGUF, for replicas that share one planner (VOICEGRAPH_PLANNER=openai).
 #
-#   docker build -t voicegraph .                                  # podman build works the same
+#   docker build -t voicegraph .
 #   docker build --target planner-cpu -t voicegraph-planner-cpu .
+# podman builds it the same; `podman build --format docker` keeps the HEALTHCHECKs (OCI images have none).
 #
 # BASE is any Debian 12 (bookworm) root filesystem. Where no base image can be pulled,
 # deploy/base-image.sh makes one from Debian's packages and passes it as BASE.

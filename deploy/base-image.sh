@@ -2,7 +2,7 @@
 # A Debian 12 (bookworm) base image made from Debian's own packages, for machines that can
 # reach Debian's archive but no image registry:
 #   bash deploy/base-image.sh                      # imports localhost/debian:bookworm
-#   podman build --build-arg BASE=localhost/debian:bookworm -t voicegraph .
+#   podman build --format docker --build-arg BASE=localhost/debian:bookworm -t voicegraph .
 # ENGINE picks podman or docker (default: whichever is installed); DEBIAN_MIRROR the archive.
 set -euo pipefail
 image=${1:-localhost/debian:bookworm}
