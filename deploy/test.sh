@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The test command: set up to run (bootstrap.sh), install what only the tests need, then lint,
 # type-check and run every test, the real-model end-to-end tests included.
-#   redis-server:               the tests start their own Redis to check session memory on it;
 #   chromium, chromium-driver:  the browser tests drive the web playground with a fake microphone;
 #   docker-compose:             `docker-compose config` checks deploy/compose.yaml (no daemon needed);
 #   helm (in .venv/bin):        `helm lint` and `helm template` check the chart in deploy/helm;
@@ -11,7 +10,6 @@ cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh
 
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
