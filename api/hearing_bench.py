@@ -23,6 +23,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,11 +71,12 @@ def _describe(vad: SileroVAD) -> str:
     return f"join {vad.max_gap_ms / 1000:g} s, pad {vad.pad_ms}"
 
 
-def run_hearing_bench(*, every: int = 1, threads: int | None = None) -> str:
+def run_hearing_bench(*, every: int = 1, threads: int | None = None, models_root: Path | None = None) -> str:
     """The figures as printable lines; `every` > 1 takes every n-th utterance, for a quick look.
 
     `threads` is the ASR's CPU threads (default: the cores this process may use, as the
-    service gives them).
+    service gives them). With `models_root`, the recognizers are compared too
+    (api/recognizer_bench.py; Whisper base is joined there on first use).
     """
     threads = threads or len(os.sched_getaffinity(0))
     started = time.perf_counter()
@@ -83,7 +85,7 @@ def run_hearing_bench(*, every: int = 1, threads: int | None = None) -> str:
 
     configs = _trim_configs()
     old, fixed = configs[1], configs[-1]
-    asr = WhisperASR(cpu_threads=threads)
+    asr = WhisperASR(cpu_threads=threads, beam_size=1, framing="", fallback=True)  # as the trims were chosen
     asr.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))  # load and warm before timing
     results = {config.name: _Result() for config in configs}
     for utterance in utterances:
@@ -119,6 +121,10 @@ def run_hearing_bench(*, every: int = 1, threads: int | None = None) -> str:
     missed = _misheard(utterances, results[fixed.name].texts, results["untrimmed"].texts)
     if missed:
         lines += ["", f"'{fixed.name}' worse than untrimmed on:", *missed]
+    if models_root is not None:
+        from api.recognizer_bench import recognizer_table
+
+        lines += ["", recognizer_table(models_root, threads, every)]
     return "\n".join(lines)
 
 

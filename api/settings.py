@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     weather_cache_s: float = Field(default=600.0, ge=0)
     """How long a place's weather is reused."""
 
+    asr_model: Literal["tiny.en", "base"] = "tiny.en"
+    """The recognizer: Whisper tiny.en, or the multilingual Whisper base (fewer words wrong, about
+    0.3 s more per question on two cores; `voicegraph bench hearing` compares them)."""
+    asr_beam: int = Field(default=5, ge=1, le=10)
+    """The recognizer's beam: 5 heard a fifth fewer words wrong than 1, at the same speed."""
+
     engine: Literal["auto", "llama", "transformers"] = "auto"
     """The cascade's text engine: llama.cpp on the packaged GGUF (the CPU default), or transformers
     (CUDA hosts); "auto" picks transformers where the planner's device is CUDA, else llama.cpp."""

@@ -232,8 +232,11 @@ class SpeechRecognizer(ABC):
     name: str
 
     @abstractmethod
-    def transcribe(self, audio: np.ndarray) -> str:
-        """The words in `audio`, stripped; "" when nothing was said."""
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
+        """The words in `audio`, stripped; "" when nothing was said.
+
+        `hint`: text the speech is likely to follow or use (the conversation so far, names
+        the user's documents hold), to bias the words heard toward it; "" for none."""
 
 
 class SpeechSynthesizer(ABC):

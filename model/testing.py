@@ -122,7 +122,7 @@ class TextOnlyASR(SpeechRecognizer):
 
     name = "text-only"
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
         raise ValueError("this service takes text turns only")
 
 

@@ -202,7 +202,7 @@ def test_delivery_follows_the_cue_within_the_session_voice() -> None:
 class _Instant(SpeechRecognizer):
     name = "instant"
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
         return QUESTION
 
 

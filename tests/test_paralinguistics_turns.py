@@ -28,7 +28,7 @@ class KnownWords(SpeechRecognizer):
 
     name = "known-words"
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
         return QUESTION
 
 

@@ -64,7 +64,7 @@ class UnusedASR(SpeechRecognizer):
 
     name = "unused"
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
         raise AssertionError("no audio turn here")
 
 

@@ -32,7 +32,7 @@ ANSWER = "It is noon in Tokyo. Have a nice day."
 class FixedASR(SpeechRecognizer):
     name = "fixed-asr"
 
-    def transcribe(self, audio: np.ndarray) -> str:
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
         return "What time is it in Tokyo?"
 
 
