@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from agent.tracing import TurnTrace, untraced
+from agent.vocabulary import TurnVocabulary
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer, ToolSpecDict
 from tools.base import Tool, ToolContext
 from tools.registry import ToolRegistry
@@ -84,6 +85,8 @@ class TurnContext:
     """(call id, output) of the client's calls: this turn's input instead of text or audio."""
     trace: TurnTrace = field(default_factory=untraced)
     """Where the nodes add their spans (see agent/tracing.py)."""
+    vocabulary: TurnVocabulary = field(default_factory=TurnVocabulary)
+    """What the turn's tools know of the tenant: names to hear, a note for the planner."""
 
     def declarations(self) -> list[ToolSpecDict]:
         """Every tool the planner is offered: the service's and the tenant's, then the client's."""

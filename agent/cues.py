@@ -20,7 +20,7 @@ from typing import Any, Literal, TypedDict
 
 from model.paralinguistics import Paralinguistics
 
-__all__ = ["Cue", "Delivery", "SpeakerBaseline", "describe", "public", "update_baseline", "with_cue"]
+__all__ = ["Cue", "Delivery", "SpeakerBaseline", "describe", "public", "update_baseline", "with_cue", "without_cue"]
 
 Level = Literal["high", "low"]
 
@@ -161,6 +161,12 @@ def update_baseline(baseline: SpeakerBaseline | None, heard: Paralinguistics) ->
 def with_cue(transcript: str, cue: Cue) -> str:
     """The user message the planner reads: the words, then how they were said."""
     return f"{transcript}\n[{cue.text}]" if cue.text else transcript
+
+
+def without_cue(message: str) -> str:
+    """The words of a user message the planner read, without the cue `with_cue` added."""
+    words, _, cue = message.rpartition("\n[")
+    return words if words and cue.endswith("]") and "\n" not in cue else message
 
 
 def public(heard: Paralinguistics, cue: Cue, adapted: bool) -> dict[str, Any]:

@@ -20,11 +20,12 @@ from opentelemetry.trace import Span
 from agent.compaction import compact, recent
 from agent.confirmation import held_outcome, needs_yes, question, user_answer
 from agent.context import AgentDeps, TurnContext
-from agent.cues import Cue, describe, public, update_baseline, with_cue
+from agent.cues import Cue, describe, public, update_baseline, with_cue, without_cue
 from agent.events import AnswerText, Audio, Heard, Line, NodeEvent, ToolCalled, ToolFinished
 from agent.state import AgentState, Replace
 from agent.tracing import (
     ANSWER,
+    ASR_HINT,
     ASR_MODEL,
     AUDIO_IN_S,
     CACHED_TOKENS,
@@ -54,6 +55,7 @@ from agent.tracing import (
     as_json,
     planner_model,
 )
+from agent.vocabulary import hearing_hint
 from model.audio import SAMPLE_RATE, encode_wav
 from model.base import (
     AudioPart,
@@ -85,9 +87,12 @@ def _write(runtime: Runtime[TurnContext], event: NodeEvent) -> None:
     runtime.stream_writer(event)
 
 
-async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart | AudioPart], _Measuring]:
+async def _hear(
+    ctx: TurnContext, span: Span, previous: str | None
+) -> tuple[str, str | list[TextPart | AudioPart], _Measuring]:
     """The transcript, the user message's content and, for a spoken turn, how it was said
-    (measured alongside the recognizer); `span` is the listen span."""
+    (measured alongside the recognizer); `span` is the listen span, `previous` what the user
+    said last turn (the recognizer is told it, and the names the tools know)."""
     deps = ctx.deps
     if ctx.audio is None:
         transcript = (ctx.text or "").strip()
@@ -95,6 +100,7 @@ async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart 
     if ctx.text is not None and not deps.planner.speech_native:  # heard already (a realtime turn)
         transcript = ctx.text.strip()
         return transcript, transcript, _measure(deps, ctx.audio)
+    vocabulary = asyncio.ensure_future(ctx.vocabulary.get(ctx))  # read while the VAD trims
     audio = await asyncio.to_thread(deps.vad.trim, ctx.audio) if deps.vad else ctx.audio
     if audio.size == 0:
         raise InputError(NO_SPEECH)
@@ -104,15 +110,24 @@ async def _hear(ctx: TurnContext, span: Span) -> tuple[str, str | list[TextPart 
         return "", [AudioPart(type="input_audio", data=wav)], measuring
     if deps.asr is None:
         raise PlannerError("the planner needs text, and no speech recognizer is configured")
+    hint = hearing_hint(await vocabulary, previous)
     attributes = {ASR_MODEL: deps.asr.name, AUDIO_IN_S: round(audio.size / SAMPLE_RATE, 3)}
+    if ctx.trace.capture_content:
+        attributes[ASR_HINT] = hint
     with ctx.trace.span("asr", attributes, parent=span):
-        transcript = (await asyncio.to_thread(deps.asr.transcribe, audio)).strip()
+        transcript = (await asyncio.to_thread(deps.asr.transcribe, audio, hint)).strip()
     if not transcript:
         raise InputError(NO_SPEECH)
     return transcript, transcript, measuring
 
 
 _Measuring = asyncio.Future[Acoustics] | None
+
+
+def _last_words(state: AgentState) -> str:
+    """What the user said last turn, as the planner read it less the cue."""
+    last = next((m for m in reversed(state.get("messages") or []) if m["role"] == "user"), None)
+    return without_cue(message_text(last)) if last is not None else ""
 
 
 def _measure(deps: AgentDeps, audio: np.ndarray) -> _Measuring:
@@ -154,7 +169,7 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
         return {"messages": _outputs(state, ctx.tool_outputs), "turn": (state.get("turn") or 0) + 1, "held": []}
     measured: dict[str, Any] = {}
     with ctx.trace.span("listen") as span:
-        transcript, content, measuring = await _hear(ctx, span)
+        transcript, content, measuring = await _hear(ctx, span, _last_words(state))
         if measuring is not None:
             cue, measured = _cue(state, ctx, span, (await measuring).with_words(transcript))
             if isinstance(content, str):
@@ -196,7 +211,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         speak=ctx.speak,
         voice=voice,
         tool_choice="auto" if can_call else "none",
-        instructions=ctx.instructions,
+        instructions="\n\n".join(t for t in (ctx.instructions, (await ctx.vocabulary.get(ctx)).note) if t),
     )
     text: list[str] = []
     calls: list[ToolCall] = []

@@ -20,6 +20,7 @@ from retrieval.chunking import chunk_text
 from retrieval.embedder import Embedder
 from retrieval.errors import DocumentError, RetrievalError, SourceNotFoundError
 from retrieval.parsers import SUFFIXES, ParsedDocument
+from retrieval.vocabulary import join_terms, salient_terms
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -131,7 +132,14 @@ def write_document(
         pieces = chunk_text(parsed.text, target=chunk_chars, overlap=overlap_chars)
         vectors = embedder.embed([f"{title}\n\n{c.text}" for c in pieces])
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        common = {"doc_id": doc_id, "source": source, "title": title, "doc_hash": doc_hash, "ingested_at": now}
+        common = {
+            "doc_id": doc_id,
+            "source": source,
+            "title": title,
+            "doc_hash": doc_hash,
+            "ingested_at": now,
+            "terms": join_terms(salient_terms(f"{title}\n\n{parsed.text}")),
+        }
         if old["ids"]:
             collection.delete(ids=old["ids"])
         for first in range(0, len(pieces), _WRITE_BATCH):

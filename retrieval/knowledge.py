@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -33,12 +34,13 @@ from retrieval.errors import (
 from retrieval.ingest import FileOutcome, IngestReport, Progress, collect_files, write_document
 from retrieval.parsers import ArchiveLimits, ParsedDocument, parse_document
 from retrieval.search import DEFAULT_LEXICAL_WEIGHT, DEFAULT_MIN_SCORE, Hit, hybrid_search
+from retrieval.vocabulary import split_terms
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-__all__ = ["DocumentInfo", "KnowledgeStore", "tenant_key"]
+__all__ = ["BaseVocabulary", "DocumentInfo", "KnowledgeStore", "tenant_key"]
 
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -49,6 +51,14 @@ _NO_BASE = "no knowledge base named {base!r}"
 _BASE_EXISTS = "a knowledge base named {base!r} already exists"
 _NO_DOCUMENT = "knowledge base {base!r} holds no document {doc_id!r}"
 _TOO_LARGE = "{name}: {size} bytes is over the limit of {limit} bytes"
+
+
+@dataclass(frozen=True)
+class BaseVocabulary:
+    """What a base holds, in brief: its documents' titles and the names they use."""
+
+    titles: list[str]
+    terms: list[str]
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,22 @@ class KnowledgeStore:
             chunks += collection.count()
             documents += len(collection.get(where={"chunk_index": 0}, include=[])["ids"])
         return documents, chunks
+
+    def vocabulary(self, tenant: str, bases: Sequence[str] | None = None) -> dict[str, BaseVocabulary]:
+        """What each of the tenant's bases (or of `bases`) holds: its documents' titles and the
+        names they use, most used first; one metadata read per base."""
+        out: dict[str, BaseVocabulary] = {}
+        for base in self.list_bases(tenant) if bases is None else list(dict.fromkeys(bases)):
+            collection = self._collection(tenant, base)
+            if collection is None:
+                continue
+            metadatas = collection.get(where={"chunk_index": 0}, include=["metadatas"])["metadatas"] or []
+            counts: Counter[str] = Counter()
+            for meta in metadatas:
+                counts.update(split_terms(meta.get("terms")))
+            titles = sorted({str(m.get("title") or m.get("source") or "") for m in metadatas} - {""})
+            out[base] = BaseVocabulary(titles=titles, terms=[t for t, _ in counts.most_common()])
+        return out
 
     # Documents
 

@@ -157,19 +157,43 @@ async def test_bases_restrict_the_search(store: KnowledgeStore, tmp_path: Path) 
     )
     assert [c["source"] for c in named.citations] == ["cars.md"] and "There is no" not in named.content
     # A name the turn does not allow, or that does not exist, never widens the search
-    # beyond the turn's bases, and an invented name still finds the fact.
+    # beyond the turn's bases, and an invented name still finds the fact. The model is not
+    # told about the name it got wrong: such a note was once read out as the answer.
     for name in ("fleet", "vehicles"):
         narrowed = await knowledge_search_tool(store).handler(
             {**question, "knowledge_base": name}, ToolContext("acme", "s", ("notes",))
         )
         assert all(c["source"] != "cars.md" for c in narrowed.citations)
-        assert narrowed.content.startswith(f"(There is no knowledge base '{name}' here")
+        assert name not in narrowed.content.replace(".md", "")
     invented = await knowledge_search_tool(store).handler(
         {**question, "knowledge_base": "cars"}, ToolContext("acme", "s")
     )
-    assert invented.citations[0]["source"] == "cars.md" and "fleet, notes" in invented.content
+    assert invented.citations[0]["source"] == "cars.md" and "fleet, notes" not in invented.content
     assert store.delete_base("acme", "fleet") is True
     assert store.list_bases("acme") == ["notes"]
+
+
+def test_vocabulary_names_what_the_documents_use(store: KnowledgeStore, tmp_path: Path) -> None:
+    """The names each document uses are kept with it, and the tool tells the planner and the
+    recognizer about them; a turn limited to some bases names only theirs."""
+    other = tmp_path / "reactor"
+    other.mkdir()
+    text = (
+        "# Zorblat notes\n\nThe Zorblat reactor was invented by Mira Quell in 2031. Every Zorblat reactor ships "
+        "with the ZX-4471 valve. Submit repair requests through the Kestrel lab."
+    )
+    (other / "zorblat.md").write_text(text, "utf-8")
+    store.ingest_folder("acme", "reactor", other)
+    vocabulary = store.vocabulary("acme")
+    assert vocabulary["reactor"].terms[:2] == ["Zorblat", "Mira Quell"]
+    assert {"ZX-4471", "Kestrel"} <= set(vocabulary["reactor"].terms) and "Submit" not in vocabulary["reactor"].terms
+    tool = knowledge_search_tool(store)
+    assert tool.vocabulary is not None
+    said = tool.vocabulary(ToolContext("acme", "s"))
+    assert "Zorblat" in said.words and "Zorblat" in said.note and "knowledge_search" in said.note
+    only_notes = tool.vocabulary(ToolContext("acme", "s", ("notes",)))
+    assert "Zorblat" not in only_notes.note
+    assert tool.vocabulary(ToolContext("nobody", "s")).note == ""
 
 
 def test_persists_across_clients(store: KnowledgeStore, tmp_path: Path, embedder: MiniLMEmbedder) -> None:

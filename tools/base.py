@@ -28,6 +28,7 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "TransientToolError",
+    "Vocabulary",
     "cut_text",
     "fenced",
 ]
@@ -150,6 +151,19 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
+class Vocabulary:
+    """What a tool knows of this tenant that the rest of the turn should know too."""
+
+    note: str = ""
+    """For the planner, read after the system prompt: what questions the tool answers here
+    ("The user's documents mention the Zorblat reactor, ...")."""
+    words: tuple[str, ...] = ()
+    """Names the user may say, for the recognizer to expect."""
+
+
+@dataclass(frozen=True)
 class Tool:
     spec: ToolSpec
     handler: ToolHandler | Callable[[dict[str, Any], ToolContext], Awaitable[ToolResult]]
+    vocabulary: Callable[[ToolContext], Vocabulary] | None = None
+    """This tenant's vocabulary for the tool (blocking: it is called on a worker thread)."""

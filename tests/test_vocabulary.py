@@ -1,0 +1,102 @@
+"""The names a tenant's documents use, through a turn: picked out when a document is written,
+told to the recognizer (with the user's last words) and to the planner; a tool whose store
+fails costs the hint, never the turn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+
+from agent.context import AgentDeps
+from agent.cues import without_cue
+from agent.runner import Agent, TurnRequest
+from agent.tracing import ASR_HINT, Tracing, iter_spans
+from agent.vocabulary import hearing_hint
+from model.base import SpeechRecognizer
+from model.testing import ScriptedPlanner, reply
+from retrieval.vocabulary import join_terms, salient_terms, split_terms
+from tools.base import Tool, ToolContext, ToolResult, ToolSpec, Vocabulary
+from tools.registry import ToolRegistry
+
+pytestmark = pytest.mark.anyio
+
+
+class Recording(SpeechRecognizer):
+    """Says what it was told to say, and keeps the hints it was given."""
+
+    name = "recording"
+
+    def __init__(self, heard: list[str]) -> None:
+        self.heard = heard
+        self.hints: list[str] = []
+
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
+        self.hints.append(hint)
+        return self.heard[len(self.hints) - 1]
+
+
+def _tool(name: str, vocabulary: Any) -> Tool:
+    async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        return ToolResult(content="")
+
+    spec = ToolSpec(name=name, description="d", parameters={"type": "object", "properties": {}})
+    return Tool(spec=spec, handler=handler, vocabulary=vocabulary)
+
+
+def test_names_and_codes_are_picked_out_of_a_document() -> None:
+    text = (
+        "# Reactor notes\n\nThe Zorblat reactor was designed by Mira Quell. When it runs, valve ZX-4471 opens.\n"
+        "Submit faults to the Kestrel lab. The Quintrex 9 blender is unrelated. Zorblat units ship in May."
+    )
+    terms = salient_terms(text)
+    assert terms[0] == "Zorblat"  # the most used first
+    assert {"Mira Quell", "ZX-4471", "Kestrel", "Quintrex 9"} <= set(terms)
+    assert not {"When", "Submit", "The", "May", "Reactor"} & set(terms)  # sentence openers, common words
+    assert split_terms(join_terms(terms)) == terms
+    assert salient_terms("nothing capitalised here at all.") == []
+
+
+def test_the_hint_is_the_last_words_then_the_names() -> None:
+    vocabulary = Vocabulary(note="n", words=("Zorblat", "Kestrel lab"))
+    assert hearing_hint(vocabulary, "What time is it in Paris?") == (
+        "What time is it in Paris? Names: Zorblat, Kestrel lab."
+    )
+    assert hearing_hint(Vocabulary(), None) == ""
+    assert without_cue("Tell me a joke.\n[spoken faster than before]") == "Tell me a joke."
+    assert without_cue("A list:\n[1] first") == "A list:\n[1] first"
+
+
+async def test_the_recognizer_and_the_planner_are_told_what_the_tools_know() -> None:
+    def failing(context: ToolContext) -> Vocabulary:
+        raise RuntimeError("the store is down")
+
+    def knows(context: ToolContext) -> Vocabulary:
+        assert context.tenant == "acme"
+        return Vocabulary(note="The user's documents mention: Zorblat.", words=("Zorblat",))
+
+    asr = Recording(["Who invented the Zorblat reactor?", "And who built it?"])
+    planner = ScriptedPlanner([reply("Mira Quell."), reply("The Kestrel lab.")])
+    registry = ToolRegistry([_tool("broken", failing), _tool("docs", knows)])
+    agent = Agent(AgentDeps(planner=planner, registry=registry, asr=asr), InMemorySaver(), tracing=Tracing())
+    audio = np.zeros(16000, dtype=np.float32)
+    for _ in range(2):
+        output = await agent.run_turn(TurnRequest(session_id="s", tenant="acme", audio=audio))
+        assert output.result["answer"]
+
+    assert asr.hints == ["Names: Zorblat.", "Who invented the Zorblat reactor? Names: Zorblat."]
+    assert [r.instructions for r in planner.requests] == ["The user's documents mention: Zorblat."] * 2
+    traces = await agent.traces("acme", "s")
+    assert traces is not None
+    asr_span = next(s for s in iter_spans(traces[-1]["root"]) if s["name"] == "asr")
+    assert asr_span["attributes"][ASR_HINT] == asr.hints[-1]
+
+
+async def test_a_typed_turn_gets_the_note_alongside_the_clients_instructions() -> None:
+    planner = ScriptedPlanner([reply("Hi.")])
+    registry = ToolRegistry([_tool("docs", lambda context: Vocabulary(note="Note.", words=("X",)))])
+    agent = Agent(AgentDeps(planner=planner, registry=registry), InMemorySaver())
+    await agent.run_turn(TurnRequest(session_id="s", text="hello", instructions="Be brief."))
+    assert planner.requests[0].instructions == "Be brief.\n\nNote."
