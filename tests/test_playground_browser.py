@@ -286,7 +286,7 @@ def test_a_turn_streams_into_a_live_card_and_speaks_as_it_goes(page: Page, voice
             re.compile(r"^It is .* in Tokyo .*opens at nine \[1\]\.$")
         )
         # the line said while the tools ran, the first sentence (its first clause on its own,
-        # "It is 22:02 (10:02 PM) on Friday,"), and no more yet
+        # "It is 10:02 PM on Friday,"), and no more yet
         expect(live).to_have_attribute("data-audio-chunks", "3")
         expect(page.get_by_test_id("turn")).to_have_count(0)
         expect(page.get_by_test_id("status")).to_have_text("thinking…")

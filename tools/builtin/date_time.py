@@ -34,7 +34,7 @@ _UNKNOWN = (
     "Unknown timezone or place {place!r}. Call get_date_time again with an IANA timezone name "
     "(for example Europe/Paris or America/Chicago) or the nearest large city."
 )
-_ANSWER = "It is {h24} ({h12}) on {weekday}, {day} {month} {year} in {where}."
+_ANSWER = "It is {h12} on {weekday}, {day} {month} {year} in {where}."
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = tuple("January February March April May June July August September October November December".split())
 _OFFSET = re.compile(r"(?:utc|gmt)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?")
@@ -192,12 +192,12 @@ def _format_offset(delta: timedelta | None) -> str:
 
 
 def _describe(moment: datetime, place: str, zone: str) -> str:
-    """The spoken answer: 24-hour and 12-hour clock, weekday and date in English words."""
+    """The spoken answer: the 12-hour clock, weekday and date in English words. Only one clock:
+    given both ("22:15 (10:15 PM)") the model read both out, a longer answer and an odd one."""
     offset = f"UTC{_format_offset(moment.utcoffset())}"
     where = f"{place} ({zone}, {offset})" if place != zone else zone if zone == offset else f"{zone} ({offset})"
     h12 = f"{(moment.hour % 12) or 12}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
     return _ANSWER.format(
-        h24=f"{moment.hour:02d}:{moment.minute:02d}",
         h12=h12,
         weekday=_WEEKDAYS[moment.weekday()],
         day=moment.day,
