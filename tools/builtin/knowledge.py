@@ -31,12 +31,13 @@ _DESCRIPTION = (
     "files, policies or projects."
 )
 MAX_TOP_K = 8
+# No "how many passages": offered one, the 1.5B planner asked for a single passage, which
+# often missed the fact, and wrote the extra argument's tokens before the search could start.
 _PARAMETERS = {
     "type": "object",
     "properties": {
         "query": {"type": "string", "description": "What to look for, as a short question or keywords."},
         "knowledge_base": {"type": "string", "description": "Search only this knowledge base (optional)."},
-        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "description": "How many passages."},
     },
     "required": ["query"],
     "additionalProperties": False,
@@ -98,8 +99,7 @@ def knowledge_search_tool(store: KnowledgeStore, top_k: int = 4) -> Tool:
             available = [b for b in store.list_bases(context.tenant) if allowed is None or b in allowed]
             if named in available:
                 bases = (str(named),)
-        count = min(int(arguments.get("top_k") or top_k), MAX_TOP_K)
-        return format_hits(query, store.search(context.tenant, query, bases=bases, top_k=count))
+        return format_hits(query, store.search(context.tenant, query, bases=bases, top_k=min(top_k, MAX_TOP_K)))
 
     def vocabulary(context: ToolContext) -> Vocabulary:
         return describe_bases(store.vocabulary(context.tenant, context.knowledge_bases))

@@ -51,11 +51,11 @@ NAME = "web_search"
 _ANNOUNCE = "Let me search the web for that."
 _DESCRIPTION = "Search the web for current facts, news and anything not in the user's documents."
 MAX_RESULTS = 8
+# No "how many results": the planner only ever spent tokens on it (the service sets it).
 _PARAMETERS = {
     "type": "object",
     "properties": {
         "query": {"type": "string", "description": "What to search for."},
-        "max_results": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "description": "How many results."},
     },
     "required": ["query"],
     "additionalProperties": False,
@@ -172,7 +172,7 @@ def web_search_tool(
 
     async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         query = " ".join(str(arguments["query"]).split())
-        count = min(int(arguments.get("max_results") or default_results), MAX_RESULTS)
+        count = min(default_results, MAX_RESULTS)
         key = (context.tenant, query.lower(), count)
         results = cache.get(key)
         if results is None:
