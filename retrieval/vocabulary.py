@@ -31,7 +31,8 @@ _COMMON = frozenset(
     why how which yes no not and or but if then so as at by for from in into of on to with is are was were be
     been has have had do does did can could will would should may might must shall also all any each every
     some many most more other such there here please note see thanks thank hello hi mr mrs ms dr st monday
-    tuesday wednesday thursday friday saturday sunday january february march april may june july august
+    tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays fridays
+    saturdays sundays today tomorrow january february march april may june july august
     september october november december""".split()
 )
 
