@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from agent.speech import FirstAudioGate
 from agent.tracing import TurnTrace, untraced
 from agent.vocabulary import TurnVocabulary
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer, ToolSpecDict
@@ -86,6 +87,8 @@ class TurnContext:
     trace: TurnTrace = field(default_factory=untraced)
     """Where the nodes add their spans (see agent/tracing.py)."""
     vocabulary: TurnVocabulary = field(default_factory=TurnVocabulary)
+    first_audio: FirstAudioGate = field(default_factory=FirstAudioGate)
+    """Holds the planner back while the turn's first audio is synthesized (agent/speech.py)."""
     """What the turn's tools know of the tenant: names to hear, a note for the planner."""
 
     def declarations(self) -> list[ToolSpecDict]:

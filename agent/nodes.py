@@ -212,6 +212,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         voice=voice,
         tool_choice="auto" if can_call else "none",
         instructions="\n\n".join(t for t in (ctx.instructions, (await ctx.vocabulary.get(ctx)).note) if t),
+        pace=ctx.first_audio.wait,
     )
     text: list[str] = []
     calls: list[ToolCall] = []

@@ -289,7 +289,11 @@ class Agent:
         try:
             try:
                 stage = speak_along(
-                    node_events(), tts, speak_text=not self.deps.planner.speech_native, spoken=progress.spoken
+                    node_events(),
+                    tts,
+                    speak_text=not self.deps.planner.speech_native,
+                    spoken=progress.spoken,
+                    gate=context.first_audio,
                 )
                 async with contextlib.aclosing(stage):
                     async for event in stage:

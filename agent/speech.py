@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from agent.tracing import AUDIO_OUT_S, SENTENCES, TTS_MODEL, TTS_TEXT, VOICE, Tu
 from model.base import SpeechSynthesizer
 from model.tts import split_sentences
 
-__all__ = ["SentenceBuffer", "Spoken", "speak_along", "trace_speech"]
+__all__ = ["FirstAudioGate", "SentenceBuffer", "Spoken", "speak_along", "trace_speech"]
 
 StageEvent = Heard | AnswerText | ToolCalled | ToolFinished | Audio
 
@@ -44,6 +45,37 @@ class Spoken:
     """Wall-clock start and end, ns since the epoch."""
     ended_ns: int
     audio_seconds: float
+
+
+class FirstAudioGate:
+    """Holds the planner back while the turn's first audio is synthesized.
+
+    On two cores the voice and the planner halve each other's speed when they run at once,
+    and what the user waits for is the first audio: a tool's line, or the answer's first
+    clause. So while that is synthesized the planner's worker thread waits before its next
+    token (`wait`, its `PlanRequest.pace`), and once it is out the two run side by side as
+    before. Bounded: the planner never waits more than `max_wait_s` at a time.
+    """
+
+    def __init__(self, max_wait_s: float = 1.0) -> None:
+        self._open = threading.Event()
+        self._open.set()
+        self._done = False
+        self._max_wait_s = max_wait_s
+
+    def wait(self) -> None:
+        if not self._done:
+            self._open.wait(self._max_wait_s)
+
+    def speaking(self) -> None:
+        """The first audio is being synthesized: hold the planner."""
+        if not self._done:
+            self._open.clear()
+
+    def spoke(self) -> None:
+        """The first audio is out: let the planner go, for the rest of the turn."""
+        self._done = True
+        self._open.set()
 
 
 _CLAUSE_END = re.compile(r"[,;:](?=\s+\S)")
@@ -95,19 +127,25 @@ class _Voice:
     tts: SpeechSynthesizer
     out: asyncio.Queue[StageEvent | BaseException | None]
     spoken: list[Spoken]
+    gate: FirstAudioGate
     todo: asyncio.Queue[tuple[str, str | None] | None] = field(default_factory=asyncio.Queue)
 
     async def run(self) -> None:
-        while (item := await self.todo.get()) is not None:
-            await self._say(*item)
+        try:
+            while (item := await self.todo.get()) is not None:
+                await self._say(*item)
+        finally:
+            self.gate.spoke()  # nothing to say, or a failure: never hold the planner
         await self.out.put(None)
 
     async def _say(self, text: str, voice: str | None) -> None:
         started_ns, samples, first = time.time_ns(), 0, True
         chunks: Iterator[np.ndarray] = self.tts.synthesize(text, voice)  # a generator: next() does the work
+        self.gate.speaking()
         while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
             samples += len(chunk)
             await self.out.put(Audio(chunk, self.tts.sample_rate, text if first else ""))
+            self.gate.spoke()
             first = False
         self.spoken.append(Spoken(text, voice, started_ns, time.time_ns(), samples / self.tts.sample_rate))
 
@@ -118,15 +156,20 @@ async def speak_along(
     *,
     speak_text: bool,
     spoken: list[Spoken],
+    gate: FirstAudioGate | None = None,
 ) -> AsyncGenerator[StageEvent, None]:
     """`events` passed on as they come, with the audio of what is to be said among them.
 
     `tts` None: nothing is said (a text-only turn; `Line`s are dropped). `speak_text` False:
     the planner speaks its answer itself, so only `Line`s are synthesized. What was said is
-    added to `spoken`. Ends once `events` ends and the last of the audio is out.
+    added to `spoken`. Ends once `events` ends and the last of the audio is out. `gate`: what
+    holds the planner back while the first audio is synthesized.
     """
     out: asyncio.Queue[StageEvent | BaseException | None] = asyncio.Queue()
-    voice = _Voice(tts, out, spoken) if tts is not None else None
+    gate = gate or FirstAudioGate()
+    voice = _Voice(tts, out, spoken, gate) if tts is not None else None
+    if voice is None:
+        gate.spoke()
     sentences = SentenceBuffer()
 
     def say(text: str, speaker_voice: str | None) -> None:
@@ -176,6 +219,7 @@ async def speak_along(
                 raise item
             yield item
     finally:
+        gate.spoke()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -127,6 +127,10 @@ class PlanRequest:
     planner that keeps its prompt's KV cache sees the same prompt as in the steps before."""
     instructions: str = ""
     """The client's own instructions for the session, read after the planner's system prompt."""
+    pace: Callable[[], None] | None = None
+    """Called by a local planner's worker thread before each token: it blocks while the voice
+    needs the CPU more (the turn's first audio being synthesized), so the two do not halve
+    each other's speed on a small machine."""
 
     @property
     def callable_tools(self) -> Sequence[ToolSpecDict]:

@@ -206,6 +206,7 @@ class CascadePlanner(Planner):
                 schemas=schemas,
                 max_new_tokens=request.max_new_tokens,
                 completions=completions,
+                pace=request.pace,
             )
         else:
             steps = self._forced(messages, tools, kind, request, completions)

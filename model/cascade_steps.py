@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import closing
 from typing import Any, Literal
 
@@ -57,27 +57,56 @@ def run_step(
     schemas: Mapping[str, Mapping[str, Any]],
     max_new_tokens: int,
     completions: list[Completion],
+    pace: Callable[[], None] | None = None,
 ) -> AsyncIterator[PlanEvent]:
     """The step's events as the worker thread that writes them emits them.
 
     `schemas`: the callable tools' parameter schemas (what `choose` offers, `reply` aside).
+    `pace`: called before each token is read or written (see `PlanRequest.pace`).
     """
 
     def produce(emit: Emit, cancel: threading.Event) -> None:
         with engine.step(messages, tools=tools) as step:
+            paced = _Paced(step, pace)
             if kind == "answer":
-                _stream(step, PLAIN_ANSWER, max_new_tokens, emit, cancel, reader=None)
+                _stream(paced, PLAIN_ANSWER, max_new_tokens, emit, cancel, reader=None)
             else:
                 step.append(FORCED_PREFIX)
-                _call(step, kind, schemas, max_new_tokens, emit, cancel)
+                _call(paced, kind, schemas, max_new_tokens, emit, cancel)
         if step.completion is not None:
             completions.append(step.completion)
 
     return _from_thread(produce)
 
 
+class _Paced:
+    """A step whose sampling waits on `pace` before each token."""
+
+    def __init__(self, step: Step, pace: Callable[[], None] | None) -> None:
+        self._step = step
+        self._pace = pace
+
+    def append(self, text: str) -> None:
+        self._step.append(text)
+
+    def sample(
+        self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""
+    ) -> Generator[str, None, None]:
+        pieces = self._step.sample(grammar=grammar, max_tokens=max_tokens, forced=forced)
+        try:
+            while True:
+                if self._pace is not None:
+                    self._pace()
+                try:
+                    yield next(pieces)
+                except StopIteration:
+                    return
+        finally:
+            pieces.close()
+
+
 def _call(
-    step: Step,
+    step: _Paced,
     kind: StepKind,
     schemas: Mapping[str, Mapping[str, Any]],
     max_new_tokens: int,
@@ -103,7 +132,7 @@ def _call(
         emit(ToolCallEvent(ToolCall(id=new_call_id(), name=name, arguments=_arguments(raw))))
 
 
-def _choose(step: Step, names: list[str], cancel: threading.Event) -> str:
+def _choose(step: _Paced, names: list[str], cancel: threading.Event) -> str:
     """The tool's name, sampled until it can only be one; the rest of it, its closing quote and
     the comma after it are appended (the model may have written the last two as one token)."""
     written = _read(step, name_grammar(names), lambda text: _named(text, names) is not None, 32, cancel)
@@ -140,7 +169,7 @@ def _opening(schema: Mapping[str, Any]) -> str:
 
 
 def _read(
-    step: Step, grammar: str, done: Callable[[str], bool], max_tokens: int, cancel: threading.Event, forced: str = ""
+    step: _Paced, grammar: str, done: Callable[[str], bool], max_tokens: int, cancel: threading.Event, forced: str = ""
 ) -> str:
     """Sample under `grammar` (after `forced`) until `done(text so far)`; the text, `forced` included."""
     text = ""
@@ -153,7 +182,7 @@ def _read(
 
 
 def _stream(
-    step: Step, grammar: str, max_tokens: int, emit: Emit, cancel: threading.Event, *, reader: JsonStringReader | None
+    step: _Paced, grammar: str, max_tokens: int, emit: Emit, cancel: threading.Event, *, reader: JsonStringReader | None
 ) -> None:
     """The answer's text as it is written: a reply call's string (`reader`), or plain text."""
     with closing(step.sample(grammar=grammar, max_tokens=max_tokens)) as pieces:

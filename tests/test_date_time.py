@@ -78,9 +78,7 @@ async def test_answer_with_injected_clock() -> None:
 async def test_answer_across_dst_and_date_line() -> None:
     tool = date_time_tool(now=lambda: datetime(2026, 7, 1, 3, 5, tzinfo=UTC))
     new_york = await tool.handler({"timezone": "New York"}, CONTEXT)
-    assert new_york.content == (
-        "It is 11:05 PM on Tuesday, 30 June 2026 in New York (America/New_York, UTC-04:00)."
-    )
+    assert new_york.content == ("It is 11:05 PM on Tuesday, 30 June 2026 in New York (America/New_York, UTC-04:00).")
     utc = await tool.handler({"timezone": "utc"}, CONTEXT)
     assert utc.content == "It is 3:05 AM on Wednesday, 1 July 2026 in UTC (UTC+00:00)."
 
