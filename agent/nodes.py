@@ -8,34 +8,26 @@ checkpointed state. The nodes only write text: the speech stage that reads their
 
 from __future__ import annotations
 
-import asyncio
-import base64
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import numpy as np
 from langgraph.runtime import Runtime
-from opentelemetry.trace import Span
 
 from agent.compaction import compact, recent
 from agent.confirmation import held_outcome, needs_yes, question, user_answer
-from agent.context import AgentDeps, TurnContext
-from agent.cues import Cue, describe, public, update_baseline, with_cue, without_cue
+from agent.context import TurnContext
+from agent.cues import with_cue
 from agent.events import AnswerText, Audio, Heard, Line, NodeEvent, ToolCalled, ToolFinished
+from agent.hearing import cue_of, hear, last_words
 from agent.state import AgentState, Replace
 from agent.tracing import (
     ANSWER,
-    ASR_HINT,
-    ASR_MODEL,
-    AUDIO_IN_S,
     CACHED_TOKENS,
-    CUE,
     FINISH_REASONS,
     INPUT_MESSAGES,
     INPUT_TOKENS,
     OPERATION,
     OUTPUT_TOKENS,
-    PARALINGUISTICS,
     PLAN_ROUND,
     PLAN_TOOL_CALLS,
     PREFILLED_TOKENS,
@@ -55,95 +47,30 @@ from agent.tracing import (
     as_json,
     planner_model,
 )
-from agent.vocabulary import hearing_hint
-from model.audio import SAMPLE_RATE, encode_wav
 from model.base import (
-    AudioPart,
     Message,
     PlanRequest,
     SpeechChunk,
     SpeechTokens,
     TextDelta,
-    TextPart,
     ToolCall,
     ToolCallEvent,
     ToolChosen,
     Usage,
     message_text,
 )
-from model.errors import InputError, PlannerError
-from model.paralinguistics import Acoustics, Paralinguistics, measure_acoustics
+from model.errors import InputError
 from model.voices import restyled
 from tools.base import CITATION_MARKER, Citation
 from tools.runtime import ToolOutcome, execute_calls
 
 __all__ = ["act", "listen", "plan", "route_after_act", "route_after_plan"]
 
-NO_SPEECH = "no speech was found in the audio"
 NO_ANSWER = "Sorry, I don't have an answer to that."
 
 
 def _write(runtime: Runtime[TurnContext], event: NodeEvent) -> None:
     runtime.stream_writer(event)
-
-
-async def _hear(
-    ctx: TurnContext, span: Span, previous: str | None
-) -> tuple[str, str | list[TextPart | AudioPart], _Measuring]:
-    """The transcript, the user message's content and, for a spoken turn, how it was said
-    (measured alongside the recognizer); `span` is the listen span, `previous` what the user
-    said last turn (the recognizer is told it, and the names the tools know)."""
-    deps = ctx.deps
-    if ctx.audio is None:
-        transcript = (ctx.text or "").strip()
-        return transcript, transcript, None
-    if ctx.text is not None and not deps.planner.speech_native:  # heard already (a realtime turn)
-        transcript = ctx.text.strip()
-        return transcript, transcript, _measure(deps, ctx.audio)
-    vocabulary = asyncio.ensure_future(ctx.vocabulary.get(ctx))  # read while the VAD trims
-    audio = await asyncio.to_thread(deps.vad.trim, ctx.audio) if deps.vad else ctx.audio
-    if audio.size == 0:
-        raise InputError(NO_SPEECH)
-    measuring = _measure(deps, audio)
-    if deps.planner.speech_native:
-        wav = base64.b64encode(encode_wav(audio, SAMPLE_RATE)).decode("ascii")
-        return "", [AudioPart(type="input_audio", data=wav)], measuring
-    if deps.asr is None:
-        raise PlannerError("the planner needs text, and no speech recognizer is configured")
-    hint = hearing_hint(await vocabulary, previous)
-    attributes = {ASR_MODEL: deps.asr.name, AUDIO_IN_S: round(audio.size / SAMPLE_RATE, 3)}
-    if ctx.trace.capture_content:
-        attributes[ASR_HINT] = hint
-    with ctx.trace.span("asr", attributes, parent=span):
-        transcript = (await asyncio.to_thread(deps.asr.transcribe, audio, hint)).strip()
-    if not transcript:
-        raise InputError(NO_SPEECH)
-    return transcript, transcript, measuring
-
-
-_Measuring = asyncio.Future[Acoustics] | None
-
-
-def _last_words(state: AgentState) -> str:
-    """What the user said last turn, as the planner read it less the cue."""
-    last = next((m for m in reversed(state.get("messages") or []) if m["role"] == "user"), None)
-    return without_cue(message_text(last)) if last is not None else ""
-
-
-def _measure(deps: AgentDeps, audio: np.ndarray) -> _Measuring:
-    """Start measuring how `audio` was said, on a thread beside the recognizer's."""
-    return asyncio.ensure_future(asyncio.to_thread(measure_acoustics, audio)) if deps.paralinguistics else None
-
-
-def _cue(state: AgentState, ctx: TurnContext, span: Span, heard: Paralinguistics) -> tuple[Cue, dict[str, Any]]:
-    """The cue for how this turn was said and the state it updates: the turn's figures and the
-    speaker's baseline."""
-    cue = describe(heard, state.get("speaker"))
-    figures = public(heard, cue, adapted=ctx.deps.adapt_delivery)
-    span.set_attributes(
-        {PARALINGUISTICS.format(name=k): v for k, v in heard.as_dict().items() if v is not None} | {CUE: cue.text}
-    )
-    return cue, {"paralinguistics": figures, "speaker": update_baseline(state.get("speaker"), heard)}
 
 
 def _outputs(state: AgentState, outputs: tuple[tuple[str, str], ...]) -> list[Message | Replace]:
@@ -169,9 +96,9 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
         return {"messages": _outputs(state, ctx.tool_outputs), "turn": (state.get("turn") or 0) + 1, "held": []}
     measured: dict[str, Any] = {}
     with ctx.trace.span("listen") as span:
-        transcript, content, measuring = await _hear(ctx, span, _last_words(state))
+        transcript, content, measuring = await hear(ctx, span, last_words(state))
         if measuring is not None:
-            cue, measured = _cue(state, ctx, span, (await measuring).with_words(transcript))
+            cue, measured = cue_of(state, ctx, span, (await measuring).with_words(transcript))
             if isinstance(content, str):
                 content = with_cue(content, cue)
         if ctx.trace.capture_content:

@@ -1,0 +1,85 @@
+"""Hearing a turn: trim, transcribe with the turn's hint, and measure how it was said.
+
+The listen node (agent/nodes.py) calls `hear` for the transcript and the user message's
+content, then `cue_of` once the measurement is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import numpy as np
+from opentelemetry.trace import Span
+
+from agent.context import AgentDeps, TurnContext
+from agent.cues import Cue, describe, public, update_baseline, without_cue
+from agent.state import AgentState
+from agent.tracing import ASR_HINT, ASR_MODEL, AUDIO_IN_S, CUE, PARALINGUISTICS
+from agent.vocabulary import hearing_hint
+from model.audio import SAMPLE_RATE, encode_wav
+from model.base import AudioPart, TextPart, message_text
+from model.errors import InputError, PlannerError
+from model.paralinguistics import Acoustics, Paralinguistics, measure_acoustics
+
+__all__ = ["NO_SPEECH", "Measuring", "cue_of", "hear", "last_words"]
+
+NO_SPEECH = "no speech was found in the audio"
+Measuring = asyncio.Future[Acoustics] | None
+
+
+async def hear(
+    ctx: TurnContext, span: Span, previous: str | None
+) -> tuple[str, str | list[TextPart | AudioPart], Measuring]:
+    """The transcript, the user message's content and, for a spoken turn, how it was said
+    (measured alongside the recognizer); `span` is the listen span, `previous` what the user
+    said last turn (the recognizer is told it, and the names the tools know)."""
+    deps = ctx.deps
+    if ctx.audio is None:
+        transcript = (ctx.text or "").strip()
+        return transcript, transcript, None
+    if ctx.text is not None and not deps.planner.speech_native:  # heard already (a realtime turn)
+        transcript = ctx.text.strip()
+        return transcript, transcript, measure(deps, ctx.audio)
+    vocabulary = asyncio.ensure_future(ctx.vocabulary.get(ctx))  # read while the VAD trims
+    audio = await asyncio.to_thread(deps.vad.trim, ctx.audio) if deps.vad else ctx.audio
+    if audio.size == 0:
+        raise InputError(NO_SPEECH)
+    measuring = measure(deps, audio)
+    if deps.planner.speech_native:
+        wav = base64.b64encode(encode_wav(audio, SAMPLE_RATE)).decode("ascii")
+        return "", [AudioPart(type="input_audio", data=wav)], measuring
+    if deps.asr is None:
+        raise PlannerError("the planner needs text, and no speech recognizer is configured")
+    hint = hearing_hint(await vocabulary, previous)
+    attributes = {ASR_MODEL: deps.asr.name, AUDIO_IN_S: round(audio.size / SAMPLE_RATE, 3)}
+    if ctx.trace.capture_content:
+        attributes[ASR_HINT] = hint
+    with ctx.trace.span("asr", attributes, parent=span):
+        transcript = (await asyncio.to_thread(deps.asr.transcribe, audio, hint)).strip()
+    if not transcript:
+        raise InputError(NO_SPEECH)
+    return transcript, transcript, measuring
+
+
+def last_words(state: AgentState) -> str:
+    """What the user said last turn, as the planner read it less the cue."""
+    last = next((m for m in reversed(state.get("messages") or []) if m["role"] == "user"), None)
+    return without_cue(message_text(last)) if last is not None else ""
+
+
+def measure(deps: AgentDeps, audio: np.ndarray) -> Measuring:
+    """Start measuring how `audio` was said, on a thread beside the recognizer's."""
+    return asyncio.ensure_future(asyncio.to_thread(measure_acoustics, audio)) if deps.paralinguistics else None
+
+
+def cue_of(state: AgentState, ctx: TurnContext, span: Span, heard: Paralinguistics) -> tuple[Cue, dict[str, Any]]:
+    """The cue for how this turn was said and the state it updates: the turn's figures and the
+    speaker's baseline."""
+    cue = describe(heard, state.get("speaker"))
+    figures = public(heard, cue, adapted=ctx.deps.adapt_delivery)
+    span.set_attributes(
+        {PARALINGUISTICS.format(name=k): v for k, v in heard.as_dict().items() if v is not None} | {CUE: cue.text}
+    )
+    return cue, {"paralinguistics": figures, "speaker": update_baseline(state.get("speaker"), heard)}
