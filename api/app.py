@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -23,11 +24,24 @@ from api.routes import (
     turns,
     voices,
 )
+from api.schemas import Problem
 from api.settings import Settings
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": description}
+    for code, description in {
+        400: "The body is not what the route reads (not JSON, not a form, ...)",
+        413: "The body is over its route's limit",
+        422: "A field or parameter is invalid",
+        429: "A rate limit or a tenant's quota is reached",
+    }.items()
+}
+"""Answers any route may give, in the shape of every error: the body and rate limits run before
+the routes, and the validation handler answers as `problem()` does (api/errors.py)."""
 
 ServicesFactory = Callable[[Settings], AbstractAsyncContextManager[Services]]
 
@@ -43,7 +57,7 @@ def create_app(settings: Settings | None = None, services: ServicesFactory = ope
             log.info("voicegraph ready: %s", built.load_seconds)
             yield
 
-    app = FastAPI(title="voicegraph", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="voicegraph", version="0.1.0", lifespan=lifespan, responses=ERRORS)
     app.include_router(health.router)
     app.include_router(turns.router)
     app.include_router(realtime.router)

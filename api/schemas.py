@@ -15,6 +15,7 @@ __all__ = [
     "DeliveryPublic",
     "Health",
     "ParalinguisticsPublic",
+    "Problem",
     "Ready",
     "SessionPublic",
     "SessionSummary",
@@ -41,6 +42,13 @@ class TurnCreate(BaseModel):
     """The knowledge bases this turn may search (at most 16); omitted: all of the tenant's."""
     voice: str | None = Field(default=None, max_length=200)
     """Speak in this voice (an id from GET /v1/voices) from this turn on; "": the default voice."""
+
+
+class Problem(BaseModel):
+    """Every error the service answers (but /v1/chat/completions, which answers in OpenAI's shape)."""
+
+    detail: str
+    """What is wrong, in a sentence: the field and the rule, the limit and its setting, ..."""
 
 
 class CitationPublic(BaseModel):

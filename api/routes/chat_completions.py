@@ -10,16 +10,37 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 
 from api.bodies import json_body
 from api.chat_completions import ChatRequest, completion, completion_chunks
 from api.deps import AgentDep, SettingsDep, TenantDep
 from api.errors import error_answer
+from api.schemas import Problem
 
 router = APIRouter(tags=["chat"])
 
 
-@router.post("/v1/chat/completions", response_model=None)
+class ChatErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: None = None
+    code: int
+
+
+class ChatError(BaseModel):
+    """OpenAI's error shape, which its SDKs read and show."""
+
+    error: ChatErrorDetail
+
+
+# The body limits, the key check and the rate limit answer before the route, in the service's own shape.
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ChatError | Problem} for code in (400, 401, 404, 413, 415, 422, 429, 500, 502, 503, 504)
+}
+
+
+@router.post("/v1/chat/completions", response_model=None, responses=_RESPONSES)
 async def chat_completions(
     request: Request, agent: AgentDep, settings: SettingsDep, tenant: TenantDep
 ) -> dict[str, Any] | StreamingResponse | JSONResponse:
