@@ -69,7 +69,30 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.post("/{session_id}/turns", response_model=TurnPublic, responses=_RESPONSES)
+# The body is read by hand (JSON or a form, under the body limits), so the document is told what it takes.
+_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": TurnCreate.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["audio"],
+                "properties": {
+                    "audio": {"type": "string", "format": "binary"},
+                    "speak": {"type": "boolean"},
+                    "knowledge_bases": {"type": "array", "items": {"type": "string"}},
+                    "voice": {"type": "string"},
+                },
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/{session_id}/turns", response_model=TurnPublic, responses=_RESPONSES, openapi_extra={"requestBody": _BODY}
+)
 async def create_turn(
     session_id: str, request: Request, agent: AgentDep, settings: SettingsDep, tenant: TenantDep
 ) -> TurnPublic | StreamingResponse:
