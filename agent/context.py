@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -39,7 +39,7 @@ class AgentDeps:
     """How many earlier turns the planner is shown."""
     max_stored_turns: int | None = None
     """Turns a session keeps (older ones dropped, unseen ones trimmed); None: every turn."""
-    tenant_tools: Callable[[str], list[Tool]] | None = None
+    tenant_tools: Callable[[str], Awaitable[list[Tool]]] | None = None
     """The tools a tenant registered itself (HTTP, MCP), added to `registry` for its turns."""
     max_tool_concurrency: int = DEFAULT_MAX_CONCURRENCY
     """Calls of one planning step that may run at the same time."""
@@ -52,9 +52,9 @@ class AgentDeps:
     adapt_delivery: bool = True
     """Let the reply's pitch and pace follow the cue (calmer and slower for a hurried speaker)."""
 
-    def registry_for(self, tenant: str) -> ToolRegistry:
+    async def registry_for(self, tenant: str) -> ToolRegistry:
         """`registry` plus the tenant's own tools, fixed for the length of a turn."""
-        extra = self.tenant_tools(tenant) if self.tenant_tools else []
+        extra = await self.tenant_tools(tenant) if self.tenant_tools else []
         return self.registry.overlay(extra) if extra else self.registry
 
 

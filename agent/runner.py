@@ -14,59 +14,38 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, assert_never, cast
 
 import anyio
 import numpy as np
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
-from redis.exceptions import RedisError
 
 from agent.context import AgentDeps, TurnContext
 from agent.events import AnswerText, Audio, Heard, NodeEvent, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
 from agent.graph import build_graph
-from agent.locks import LocalSessionLocks, SessionLocks
-from agent.memory import Memory, MemoryUnavailableError, ThreadKeeper
+from agent.memory import MemoryBackend, session_thread
 from agent.outcome import Progress, ReplyAudio, TurnOutput, TurnResult
-from agent.sessions import InMemorySessionStore, SessionInfo, SessionStore, TurnRecord
+from agent.sessions import validate_session_id
 from agent.speech import speak_along, trace_speech
 from agent.state import Replace, fresh_turn
-from agent.tracing import TraceTree, Tracing, TurnTrace
+from agent.tracing import Tracing, TurnTrace
 from model.audio import SAMPLE_RATE
 from model.base import Message, ToolSpecDict
 from model.errors import InputError
 
 __all__ = [
     "MAX_TEXT_CHARS",
-    "Agent",
     "TurnRequest",
+    "TurnRunner",
     "validate_session_id",
 ]
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4000
-_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-BAD_SESSION_ID = "session id must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
-MEMORY_UNAVAILABLE = "the session memory is unavailable, so nothing was remembered; try again shortly ({error})"
-
-
-@contextlib.contextmanager
-def _memory_errors() -> Iterator[None]:
-    """A Redis that is down or times out means no session can be read or kept: say so, typed."""
-    try:
-        yield
-    except RedisError as error:
-        raise MemoryUnavailableError(MEMORY_UNAVAILABLE.format(error=type(error).__name__)) from error
-
-
-def validate_session_id(session_id: str) -> None:
-    if not _SESSION_ID.fullmatch(session_id):  # `$` would let a trailing newline through
-        raise InputError(BAD_SESSION_ID)
 
 
 @dataclass(frozen=True)
@@ -93,37 +72,16 @@ class TurnRequest:
     of text or audio."""
 
 
-class Agent:
-    """The graph with its deps and memory; the one object both faces (HTTP, CLI) call."""
+class TurnRunner:
+    """The graph with its deps and memory: runs turns, the one object every face (HTTP, CLI) runs them through.
 
-    def __init__(
-        self,
-        deps: AgentDeps,
-        checkpointer: BaseCheckpointSaver[Any],
-        *,
-        sessions: SessionStore | None = None,
-        locks: SessionLocks | None = None,
-        keeper: ThreadKeeper | None = None,
-        tracing: Tracing | None = None,
-    ) -> None:
+    Reading and deleting sessions is the session service's (agent/session_service.py)."""
+
+    def __init__(self, deps: AgentDeps, memory: MemoryBackend, *, tracing: Tracing | None = None) -> None:
         self.deps = deps
         self.tracing = tracing or Tracing()
-        self.checkpointer = checkpointer
-        self.graph = build_graph(checkpointer)
-        self.sessions = sessions or InMemorySessionStore()
-        self.locks = locks or LocalSessionLocks()
-        self.keeper = keeper
-
-    @classmethod
-    def from_memory(cls, deps: AgentDeps, memory: Memory, *, tracing: Tracing | None = None) -> Agent:
-        return cls(
-            deps,
-            memory.checkpointer,
-            sessions=memory.sessions,
-            locks=memory.locks,
-            keeper=memory.keeper,
-            tracing=tracing,
-        )
+        self.memory = memory
+        self.graph = build_graph(memory.checkpointer)
 
     @staticmethod
     def validate(request: TurnRequest) -> None:
@@ -151,43 +109,14 @@ class Agent:
         raised instead; so is a cancellation. Closing the stream early rolls the turn back.
         """
         self.validate(request)
-        with _memory_errors():
-            async with self.locks.hold(_thread(request.tenant, request.session_id)):
-                await self._forget_expired()
+        with self.memory.errors():
+            async with self.memory.locks.hold(session_thread(request.tenant, request.session_id)):
+                await self.memory.forget_expired()
                 # Closed here, not whenever it is collected: a turn its client left is rolled
                 # back before the session's lock is let go.
                 async with contextlib.aclosing(self._run(request)) as events:
                     async for event in events:
                         yield event
-
-    async def list_sessions(self, tenant: str) -> list[SessionInfo]:
-        with _memory_errors():
-            await self._forget_expired()
-            return await self.sessions.list_sessions(tenant)
-
-    async def get_session(self, tenant: str, session_id: str) -> tuple[SessionInfo, list[TurnRecord]] | None:
-        """The session and its kept turns; None when the tenant has no such (live) session."""
-        validate_session_id(session_id)
-        with _memory_errors():
-            await self._forget_expired()
-            info = await self.sessions.get_session(tenant, session_id)
-            return (info, await self.sessions.turns(tenant, session_id)) if info else None
-
-    async def delete_session(self, tenant: str, session_id: str) -> bool:
-        """Forget the session's thread and index; False when there was nothing to forget."""
-        validate_session_id(session_id)
-        thread_id = _thread(tenant, session_id)
-        with _memory_errors():
-            async with self.locks.hold(thread_id):
-                had_thread = (await self.checkpointer.aget_tuple(_config(tenant, session_id))) is not None
-                indexed = await self.sessions.delete_session(tenant, session_id)
-                await self.checkpointer.adelete_thread(thread_id)
-        return had_thread or indexed
-
-    async def _forget_expired(self) -> None:
-        """Embedded stores expire lazily: drop the threads of sessions idle past the TTL."""
-        for tenant, session_id in await self.sessions.purge_expired():
-            await self.checkpointer.adelete_thread(_thread(tenant, session_id))
 
     async def run_turn(self, request: TurnRequest) -> TurnOutput:
         """The whole turn at once; a turn that failed raises its error."""
@@ -206,16 +135,6 @@ class Agent:
                     case _:
                         assert_never(event)
         raise AssertionError("a turn's events end with its result or its failure")
-
-    async def traces(self, tenant: str, session_id: str) -> list[TraceTree] | None:
-        """Every kept turn's span tree, oldest first; None when the tenant has no such session."""
-        validate_session_id(session_id)
-        with _memory_errors():
-            await self._forget_expired()
-            found = await self.sessions.traces(tenant, session_id)
-            if found or await self.sessions.get_session(tenant, session_id):
-                return found
-            return None
 
     def _start_trace(self, request: TurnRequest, before: StateSnapshot) -> TurnTrace:
         audio = request.audio
@@ -242,11 +161,11 @@ class Agent:
         """
         tree = trace.finish(progress.figures(trace, timings), error)
         try:
-            await self.sessions.record_trace(request.tenant, request.session_id, tree)
+            await self.memory.sessions.record_trace(request.tenant, request.session_id, tree)
         except Exception:
             log.warning("could not keep the trace of a turn of %s", request.session_id, exc_info=True)
 
-    def _context(self, request: TurnRequest, trace: TurnTrace) -> TurnContext:
+    async def _context(self, request: TurnRequest, trace: TurnTrace) -> TurnContext:
         return TurnContext(
             deps=self.deps,
             tenant=request.tenant,
@@ -255,7 +174,7 @@ class Agent:
             audio=request.audio,
             speak=request.speak,
             knowledge_bases=request.knowledge_bases,
-            registry=self.deps.registry_for(request.tenant),
+            registry=await self.deps.registry_for(request.tenant),
             voice=request.voice,
             instructions=request.instructions,
             tool_choice=request.tool_choice,
@@ -268,7 +187,7 @@ class Agent:
         config = _config(request.tenant, request.session_id)
         before = await self.graph.aget_state(config)
         trace = self._start_trace(request, before)
-        context = self._context(request, trace)
+        context = await self._context(request, trace)
         progress = Progress()
         tts = self.deps.tts if request.speak else None
 
@@ -317,25 +236,23 @@ class Agent:
                 trace_id=trace.trace_id,
             )
             # Inside the try: a turn the index cannot record is rolled back, not half kept.
-            await self.sessions.record_turn(request.tenant, request.session_id, {**result, "at": time.time()})
+            await self.memory.sessions.record_turn(request.tenant, request.session_id, {**result, "at": time.time()})
         except BaseException as error:
             # Shielded: a turn cancelled because its client left is rolled back all the same.
             with anyio.CancelScope(shield=True):
                 await self._restore(before)
                 await self._keep_trace(request, trace, progress, progress.timings(trace), error)
-            if isinstance(error, RedisError):
-                error = MemoryUnavailableError(MEMORY_UNAVAILABLE.format(error=type(error).__name__))
+            error = self.memory.unavailable_error(error) or error
             if isinstance(error, Exception):
                 yield TurnFailed(error)
                 return
             raise
         tokens = trace.token_usage()
         await self._keep_trace(request, trace, progress, timings)
-        if self.keeper is not None:
-            try:
-                await self.keeper(config["configurable"]["thread_id"])
-            except RedisError:  # the turn landed; upkeep is retried after the next one
-                log.warning("session upkeep failed for %s", request.session_id, exc_info=True)
+        try:
+            await self.memory.upkeep(config["configurable"]["thread_id"])
+        except self.memory.unavailable:  # the turn landed; upkeep is retried after the next one
+            log.warning("session upkeep failed for %s", request.session_id, exc_info=True)
         yield TurnDone(result, tokens)
 
     async def record_exchange(self, request: TurnRequest, transcript: str, answer: str) -> None:
@@ -344,8 +261,8 @@ class Agent:
         maybe nothing, after the cut turn itself was rolled back (what its tools did is not
         kept); a stateless chat's earlier turns are laid down this way before its last."""
         config = _config(request.tenant, request.session_id)
-        with _memory_errors():
-            async with self.locks.hold(_thread(request.tenant, request.session_id)):
+        with self.memory.errors():
+            async with self.memory.locks.hold(session_thread(request.tenant, request.session_id)):
                 before = await self.graph.aget_state(config)
                 turn = int(before.values.get("turn") or 0) + 1
                 messages = [Message(role="user", content=transcript)]
@@ -371,21 +288,23 @@ class Agent:
                     timings_ms={},
                     trace_id="",
                 )
-                await self.sessions.record_turn(request.tenant, request.session_id, {**record, "at": time.time()})
+                await self.memory.sessions.record_turn(
+                    request.tenant, request.session_id, {**record, "at": time.time()}
+                )
 
     async def amend_answer(self, tenant: str, session_id: str, heard: str) -> bool:
         """Keep only `heard` of the session's last answer (the client stopped playing it there);
         False when the session has no answer to amend."""
         config = _config(tenant, session_id)
-        with _memory_errors():
-            async with self.locks.hold(_thread(tenant, session_id)):
+        with self.memory.errors():
+            async with self.memory.locks.hold(session_thread(tenant, session_id)):
                 messages: list[Message] = list((await self.graph.aget_state(config)).values.get("messages") or [])
                 last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None)
                 if last is None:
                     return False
                 messages[last] = Message(role="assistant", content=heard)
                 await self.graph.aupdate_state(config, {"messages": [Replace(replace=messages)]}, as_node="plan")
-                await self.sessions.amend_answer(tenant, session_id, heard)
+                await self.memory.sessions.amend_answer(tenant, session_id, heard)
                 return True
 
     async def _restore(self, before: StateSnapshot) -> None:
@@ -393,16 +312,12 @@ class Agent:
         thread_id = before.config["configurable"]["thread_id"]
         try:
             if before.config["configurable"].get("checkpoint_id") is None:
-                await self.checkpointer.adelete_thread(thread_id)
+                await self.memory.checkpointer.adelete_thread(thread_id)
             else:
                 await self.graph.aupdate_state(before.config, None)
-        except RedisError:
+        except self.memory.unavailable:
             log.warning("could not restore session %s after a failed turn", thread_id, exc_info=True)
 
 
-def _thread(tenant: str, session_id: str) -> str:
-    return f"{tenant}:{session_id}"
-
-
 def _config(tenant: str, session_id: str) -> Any:
-    return {"configurable": {"thread_id": _thread(tenant, session_id)}}
+    return {"configurable": {"thread_id": session_thread(tenant, session_id)}}

@@ -15,10 +15,13 @@ runner the sessions whose checkpointer threads it must delete too.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
+
+from model.errors import InputError
 
 __all__ = [
     "InMemorySessionStore",
@@ -28,6 +31,7 @@ __all__ = [
     "TurnRecord",
     "session_cutoff",
     "trace_ended_at",
+    "validate_session_id",
 ]
 
 TurnRecord = dict[str, Any]
@@ -37,6 +41,14 @@ TraceRecord = dict[str, Any]
 """A turn's span tree (agent.tracing.TraceTree), with `started_at` in epoch seconds."""
 
 Clock = Callable[[], float]
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+BAD_SESSION_ID = "session id must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+
+
+def validate_session_id(session_id: str) -> None:
+    if not _SESSION_ID.fullmatch(session_id):  # `$` would let a trailing newline through
+        raise InputError(BAD_SESSION_ID)
 
 
 class SessionInfo(TypedDict):

@@ -1,4 +1,4 @@
-"""The session index on Redis, and the upkeep of each session's checkpointer keys.
+"""The session index on Redis.
 
 Keys (beside the checkpointer's `{prefix}:cp|blob|wr|idx:...`):
 
@@ -20,14 +20,13 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from langgraph_checkpoint_plainredis import AsyncRedisSaver
 
 from agent.sessions import Clock, SessionInfo, TraceRecord, TurnRecord, session_cutoff
 
-__all__ = ["RedisSessionStore", "RedisThreadKeeper"]
+__all__ = ["RedisSessionStore", "redis_text"]
 
 
-def _text(value: Any) -> str:
+def redis_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -84,7 +83,7 @@ class RedisSessionStore:
         cutoff = session_cutoff(self.ttl_s, self._clock())
         if cutoff is not None:  # members outlive their session's keys: the index key lives while any does
             await self.client.zremrangebyscore(index, "-inf", f"({cutoff}")
-        ids = [_text(m) for m in await self.client.zrevrange(index, 0, -1)]
+        ids = [redis_text(m) for m in await self.client.zrevrange(index, 0, -1)]
         async with self.client.pipeline(transaction=False) as pipe:
             for session_id in ids:
                 pipe.hgetall(self._info(tenant, session_id))
@@ -125,49 +124,10 @@ class RedisSessionStore:
 
 
 def _parse(session_id: str, raw: dict[Any, Any]) -> SessionInfo:
-    fields = {_text(k): _text(v) for k, v in raw.items()}
+    fields = {redis_text(k): redis_text(v) for k, v in raw.items()}
     return SessionInfo(
         session_id=session_id,
         created_at=float(fields.get("created_at", fields["updated_at"])),
         updated_at=float(fields["updated_at"]),
         turns=int(fields.get("turns", 0)),
     )
-
-
-class RedisThreadKeeper:
-    """After each turn: drop the thread's older checkpoints and refresh the TTL of what is left.
-
-    Each checkpoint's messages blob holds the whole conversation, so keeping every
-    checkpoint would grow a session's keys with the square of its turns. The exact keys
-    come from the saver's own key planner (`_keys_to_delete`, pinned by the <0.2 version
-    cap), never from a SCAN of the keyspace.
-    """
-
-    def __init__(self, saver: AsyncRedisSaver, *, ttl_s: int | None = None, keep_checkpoints: int = 2) -> None:
-        self.saver = saver
-        self.ttl_s = ttl_s
-        self.keep = max(1, keep_checkpoints)
-
-    async def _keys(self, thread_id: str, cids: list[str]) -> set[str]:
-        if not cids:
-            return set()
-        found = await self.saver.client.mget([self.saver._key_checkpoint(thread_id, "", c) for c in cids])
-        payloads = [p.encode() if isinstance(p, str) else p for p in found]
-        return set(self.saver._keys_to_delete(thread_id, "", cids, payloads))
-
-    async def __call__(self, thread_id: str) -> None:
-        client = self.saver.client
-        index = self.saver._key_index(thread_id, "")
-        cids = [_text(m) for m in await client.zrange(index, 0, -1)]  # oldest first
-        old, kept = cids[: -self.keep], cids[-self.keep :]
-        kept_keys = await self._keys(thread_id, kept)
-        stale = (await self._keys(thread_id, old)) - kept_keys - {index}
-        async with client.pipeline(transaction=True) as pipe:
-            if old:
-                pipe.zrem(index, *old)
-            if stale:
-                pipe.delete(*stale)
-            if self.ttl_s:
-                for key in sorted(kept_keys):
-                    pipe.expire(key, self.ttl_s)
-            await pipe.execute()

@@ -15,7 +15,7 @@ import aiosqlite
 
 from agent.sessions import Clock, SessionInfo, TraceRecord, TurnRecord, session_cutoff, trace_ended_at
 
-__all__ = ["SqliteSessionStore", "prune_sqlite_thread"]
+__all__ = ["SqliteSessionStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS voicegraph_sessions (
@@ -47,21 +47,6 @@ CREATE TABLE IF NOT EXISTS voicegraph_traces (
 _STALE_TRACES = """
 SELECT tenant, session_id FROM voicegraph_traces GROUP BY tenant, session_id HAVING MAX(ended_at) < ?
 """
-
-_PRUNE = """
-DELETE FROM {table} WHERE thread_id = ? AND checkpoint_ns = '' AND checkpoint_id NOT IN (
-    SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ''
-    ORDER BY checkpoint_id DESC LIMIT ?
-)
-"""
-
-
-async def prune_sqlite_thread(conn: aiosqlite.Connection, lock: asyncio.Lock, thread_id: str, keep: int) -> None:
-    """Drop all but the newest `keep` checkpoints of a thread: each holds the whole conversation."""
-    async with lock:
-        for table in ("writes", "checkpoints"):  # writes first: they are found by the checkpoints kept
-            await conn.execute(_PRUNE.format(table=table), (thread_id, thread_id, keep))
-        await conn.commit()
 
 
 def _info(row: Any) -> SessionInfo:

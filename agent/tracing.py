@@ -167,7 +167,7 @@ class _Collector(SpanProcessor):
 
 
 class Tracing:
-    """The service's tracer: one per Agent, shut down with it (which flushes the exporters)."""
+    """The service's tracer: one per turn runner, shut down with it (which flushes the exporters)."""
 
     def __init__(
         self,

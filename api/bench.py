@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
-from agent.runner import Agent, TurnRequest
+from agent.memory import InMemoryBackend
+from agent.runner import TurnRequest, TurnRunner
 from agent.tracing import Tracing, TurnTrace, iter_spans, untraced
 from api.compose import open_services
 from api.settings import Settings
@@ -46,7 +46,7 @@ async def run_bench(settings: Settings, *, question: str, audio: Path | None, tu
     started = time.perf_counter()
     async with open_services(settings) as services:
         startup_s = time.perf_counter() - started
-        deps = services.agent.deps
+        deps = services.runner.deps
         if audio is not None:
             samples = read_audio_file(audio, settings)
         else:
@@ -55,9 +55,9 @@ async def run_bench(settings: Settings, *, question: str, audio: Path | None, tu
             samples = resample(spoken, deps.tts.sample_rate, SAMPLE_RATE)
         rows = []
         for index in range(turns):
-            output = await services.agent.run_turn(TurnRequest(session_id=f"bench-{index}", audio=samples))
+            output = await services.runner.run_turn(TurnRequest(session_id=f"bench-{index}", audio=samples))
             rows.append((output.result, len(output.audio) / output.sample_rate))
-        traced = [(await services.agent.traces("local", f"bench-{i}") or [{}])[-1] for i in range(turns)]
+        traced = [(await services.sessions.traces("local", f"bench-{i}") or [{}])[-1] for i in range(turns)]
     lines = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, planner device: {settings.device or 'auto'}",
         f"question audio: {len(samples) / SAMPLE_RATE:.2f} s",
@@ -117,7 +117,7 @@ async def _tracing_cost(turns: int = 300) -> str:
             step for _ in range(turns + 20) for step in (call("get_date_time", timezone="Asia/Tokyo"), reply("Noon."))
         ]
         deps = AgentDeps(planner=ScriptedPlanner(steps), registry=ToolRegistry([date_time_tool()]))
-        agent = Agent(deps, InMemorySaver(), tracing=tracing)
+        agent = TurnRunner(deps, InMemoryBackend(), tracing=tracing)
         for index in range(20):  # warm-up
             await agent.run_turn(TurnRequest(f"warm-{index}", text="Time in Tokyo?", speak=False))
         started = time.perf_counter()

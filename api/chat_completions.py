@@ -24,7 +24,8 @@ from typing import Any, Literal, assert_never
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.events import AnswerText, Audio, Heard, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
-from agent.runner import Agent, TurnRequest
+from agent.runner import TurnRequest, TurnRunner
+from agent.session_service import SessionService
 from api.errors import error_answer
 from api.realtime_protocol import encode_pcm16, new_id
 from api.settings import Settings
@@ -96,7 +97,9 @@ def _audio(message: _Message, settings: Settings) -> Any:
     return decode_audio(data, max_seconds=settings.max_audio_seconds)
 
 
-async def _prepare(agent: Agent, body: ChatRequest, tenant: str, settings: Settings) -> TurnRequest:
+async def _prepare(
+    agent: TurnRunner, sessions: SessionService, body: ChatRequest, tenant: str, settings: Settings
+) -> TurnRequest:
     """The last message as a turn, on a session holding the conversation before it."""
     *earlier, last = body.messages
     if last.role != "user":
@@ -112,12 +115,12 @@ async def _prepare(agent: Agent, body: ChatRequest, tenant: str, settings: Setti
     try:
         await _lay_down(agent, request, [m for m in earlier if m.role in ("user", "assistant")])
     except BaseException:
-        await agent.delete_session(tenant, session)
+        await sessions.delete_session(tenant, session)
         raise
     return request
 
 
-async def _lay_down(agent: Agent, request: TurnRequest, turns: list[_Message]) -> None:
+async def _lay_down(agent: TurnRunner, request: TurnRequest, turns: list[_Message]) -> None:
     """The conversation before its last message, as the session's turns."""
     for index, message in enumerate(turns):
         if message.role != "user":
@@ -141,12 +144,14 @@ def _usage(tokens: dict[str, int]) -> dict[str, Any]:
     }
 
 
-async def completion(agent: Agent, body: ChatRequest, tenant: str, settings: Settings) -> dict[str, Any]:
-    request = await _prepare(agent, body, tenant, settings)
+async def completion(
+    agent: TurnRunner, sessions: SessionService, body: ChatRequest, tenant: str, settings: Settings
+) -> dict[str, Any]:
+    request = await _prepare(agent, sessions, body, tenant, settings)
     try:
         output = await agent.run_turn(request)
     finally:
-        await agent.delete_session(tenant, request.session_id)
+        await sessions.delete_session(tenant, request.session_id)
     answer, tokens = output.result["answer"], dict(output.tokens)
     message: dict[str, Any] = {"role": "assistant", "content": answer, "refusal": None}
     if body.speaks and output.audio.size:
@@ -168,14 +173,16 @@ async def completion(agent: Agent, body: ChatRequest, tenant: str, settings: Set
     }
 
 
-async def completion_chunks(agent: Agent, body: ChatRequest, tenant: str, settings: Settings) -> AsyncIterator[bytes]:
+async def completion_chunks(
+    agent: TurnRunner, sessions: SessionService, body: ChatRequest, tenant: str, settings: Settings
+) -> AsyncIterator[bytes]:
     """The answer as server-sent chunks; what refuses the request is raised before the first."""
-    request = await _prepare(agent, body, tenant, settings)
+    request = await _prepare(agent, sessions, body, tenant, settings)
     events = agent.stream_turn(request)
     try:
         first = await anext(events)
     except BaseException:
-        await agent.delete_session(tenant, request.session_id)
+        await sessions.delete_session(tenant, request.session_id)
         raise
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -220,6 +227,6 @@ async def completion_chunks(agent: Agent, body: ChatRequest, tenant: str, settin
         finally:
             with contextlib.suppress(Exception):
                 await events.aclose()
-            await agent.delete_session(tenant, request.session_id)
+            await sessions.delete_session(tenant, request.session_id)
 
     return chunks()

@@ -1,4 +1,4 @@
-"""The composition root: builds every part from Settings, once, and hands out the Agent."""
+"""The composition root: builds every part from Settings, once, and hands out the turn runner and session service."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.context import AgentDeps, VoiceActivityDetector
-from agent.memory import Memory, open_memory
-from agent.runner import Agent
-from api.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from agent.memory import MemoryBackend, open_memory
+from agent.runner import TurnRunner
+from agent.session_service import SessionService
+from api.ratelimit import RateLimiter
 from api.settings import Settings
 from api.telemetry import Metrics, build_tracing
 from api.tooling import open_tools
@@ -48,7 +49,10 @@ DEFAULT_KB = "default"
 @dataclass
 class Services:
     settings: Settings
-    agent: Agent
+    runner: TurnRunner
+    """Runs turns."""
+    sessions: SessionService
+    """Lists, reads and deletes sessions and their traces."""
     knowledge: KnowledgeStore
     load_seconds: dict[str, float] = field(default_factory=dict)
     """How long each part took to build, for the benchmark and the logs."""
@@ -64,22 +68,18 @@ class Services:
     """The voice library (built-ins and tenants' voices); None when `settings.voices` is off."""
     metrics: Metrics = field(default_factory=Metrics)
     """Prometheus metrics (GET /metrics), counted from the agent's spans."""
-    memory: Memory | None = None
-    """The session memory, asked by the readiness probe (GET /readyz) whether it answers."""
 
 
 def _timed(load_seconds: dict[str, float], name: str, started: float) -> None:
     load_seconds[name] = round(time.perf_counter() - started, 2)
 
 
-def _rate_limiter(settings: Settings, memory: Memory, per_minute: int | None) -> RateLimiter | None:
-    """Shared by the replicas through Redis when memory is there; per process otherwise (the
-    callers of each limiter are named apart: `key:...`, `tenant:...`, `address:...`)."""
+def _rate_limiter(memory: MemoryBackend, per_minute: int | None) -> RateLimiter | None:
+    """Counted in the memory backend: shared by the replicas on Redis, per process otherwise
+    (the callers of each limiter are named apart: `key:...`, `tenant:...`, `address:...`)."""
     if not per_minute:
         return None
-    if memory.redis is not None:
-        return RedisRateLimiter(memory.redis, per_minute, prefix=settings.redis_prefix)
-    return LocalRateLimiter(per_minute)
+    return RateLimiter(memory.counters, per_minute)
 
 
 def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -> KnowledgeStore:
@@ -100,7 +100,7 @@ def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -
     return KnowledgeStore.from_path(settings.chroma_path, embedder, **options)
 
 
-def open_settings_memory(settings: Settings) -> AbstractAsyncContextManager[Memory]:
+def open_settings_memory(settings: Settings) -> AbstractAsyncContextManager[MemoryBackend]:
     """The session memory the settings name (also read alone by `voicegraph trace`)."""
     return open_memory(
         settings.memory_kind,
@@ -256,7 +256,7 @@ async def _open_services(
     )
     async with (
         open_settings_memory(settings) as memory,
-        open_tools(settings, knowledge, extra_tools) as tooling,
+        open_tools(settings, knowledge, memory.registrations, extra_tools) as tooling,
     ):
         deps = replace(deps, registry=tooling.registry, tenant_tools=tooling.tenant_tools.tools_for)
         started = time.perf_counter()
@@ -267,16 +267,16 @@ async def _open_services(
         try:
             yield Services(
                 settings=settings,
-                agent=Agent.from_memory(deps, memory, tracing=tracing),
+                runner=TurnRunner(deps, memory, tracing=tracing),
+                sessions=SessionService(memory),
                 knowledge=knowledge,
                 load_seconds=loads,
-                rate_limiter=_rate_limiter(settings, memory, settings.rate_limit_per_minute),
-                auth_failures=_rate_limiter(settings, memory, settings.auth_failures_per_minute),
+                rate_limiter=_rate_limiter(memory, settings.rate_limit_per_minute),
+                auth_failures=_rate_limiter(memory, settings.auth_failures_per_minute),
                 tenant_keys=settings.tenant_keys(),
                 tenant_tools=tooling.tenant_tools,
                 voices=voices,
                 metrics=metrics,
-                memory=memory,
             )
         finally:
             await asyncio.to_thread(tracing.shutdown)  # sends the spans still batched for OTLP

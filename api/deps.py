@@ -17,12 +17,13 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, status
 from starlette.requests import HTTPConnection
 
-from agent.runner import Agent
+from agent.runner import TurnRunner
+from agent.session_service import SessionService
 from api.compose import Services
 from api.ratelimit import RateLimiter, RateLimitUnavailableError
 from api.settings import Settings
 
-__all__ = ["AgentDep", "ServicesDep", "SettingsDep", "TenantDep", "authenticate", "check_key"]
+__all__ = ["RunnerDep", "ServicesDep", "SessionsDep", "SettingsDep", "TenantDep", "authenticate", "check_key"]
 
 NO_KEY = "this service needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 BAD_KEY = "the API key is not valid"
@@ -41,8 +42,12 @@ def get_services(request: HTTPConnection) -> Services:
     return services
 
 
-def get_agent(services: Annotated[Services, Depends(get_services)]) -> Agent:
-    return services.agent
+def get_runner(services: Annotated[Services, Depends(get_services)]) -> TurnRunner:
+    return services.runner
+
+
+def get_sessions(services: Annotated[Services, Depends(get_services)]) -> SessionService:
+    return services.sessions
 
 
 def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
@@ -139,6 +144,7 @@ async def get_tenant(request: HTTPConnection, services: Annotated[Services, Depe
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-AgentDep = Annotated[Agent, Depends(get_agent)]
+RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
+SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TenantDep = Annotated[str, Depends(get_tenant)]

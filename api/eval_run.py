@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from pydantic import AnyHttpUrl
 
-from agent.runner import Agent, TurnRequest
+from agent.runner import TurnRequest, TurnRunner
 from api.compose import open_services
 from api.eval_bfcl import BfclResult, load_bfcl, run_bfcl
 from api.eval_cases import KB_DIR, shipped_dialogues
@@ -64,7 +64,7 @@ def _speech(text: str, index: int) -> tuple[np.ndarray, str]:
 
 
 async def run_dialogues(
-    agent: Agent, dialogues: Sequence[Dialogue], progress: Progress, *, tenant: str = "local", typed: bool = False
+    runner: TurnRunner, dialogues: Sequence[Dialogue], progress: Progress, *, tenant: str = "local", typed: bool = False
 ) -> list[TurnOutcome]:
     """Each dialogue in a session of its own; a failed turn is an outcome with its error."""
     outcomes: list[TurnOutcome] = []
@@ -77,7 +77,7 @@ async def run_dialogues(
                 session_id=session, text=expected.say if typed else None, audio=audio, tenant=tenant, speak=False
             )
             try:
-                result: Mapping[str, Any] = (await agent.run_turn(request)).result
+                result: Mapping[str, Any] = (await runner.run_turn(request)).result
             except VoicegraphError as error:
                 outcomes.append(
                     TurnOutcome(dialogue.id, expected, voice=voice, error=f"{type(error).__name__}: {error}")
@@ -170,9 +170,9 @@ async def run_eval(
         started = time.perf_counter()
         async with open_services(config, planner=planner, asr=asr) as services:
             run.seconds["start"] = round(time.perf_counter() - started, 1)
-            deps = services.agent.deps
+            deps = services.runner.deps
             run.planner, run.asr = deps.planner.name, deps.asr.name if deps.asr else "none (the planner hears)"
-            tenant_tools = services.tenant_tools.tools_for(tenant) if services.tenant_tools else []
+            tenant_tools = await services.tenant_tools.tools_for(tenant) if services.tenant_tools else []
             names = set(deps.registry.names()) | {tool.spec.name for tool in tenant_tools}
             if cases is not None:
                 for dialogue in dialogues:
@@ -186,7 +186,7 @@ async def run_eval(
                 dialogues, run.skipped = _offered(dialogues, names)
             progress = start(_count(dialogues) + len(bfcl_cases))
             started = time.perf_counter()
-            run.spoken = await run_dialogues(services.agent, dialogues, progress, tenant=tenant, typed=typed)
+            run.spoken = await run_dialogues(services.runner, dialogues, progress, tenant=tenant, typed=typed)
             run.seconds["dialogues"] = round(time.perf_counter() - started, 1)
             started = time.perf_counter()
             run.bfcl = await run_bfcl(deps.planner, bfcl_cases, progress)

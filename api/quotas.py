@@ -12,7 +12,7 @@ documents and chunks quotas by what it brings (at most VOICEGRAPH_MAX_DOCUMENTS_
 
 from __future__ import annotations
 
-from agent.runner import Agent
+from agent.session_service import SessionService
 from api.settings import Settings
 from model.errors import VoicegraphError
 
@@ -31,9 +31,9 @@ def require_room(count: int, limit: int, what: str, setting: str) -> None:
         raise QuotaExceededError(REACHED.format(count=count, what=what, setting=f"VOICEGRAPH_{setting.upper()}"))
 
 
-async def require_session_room(agent: Agent, settings: Settings, tenant: str, session_id: str) -> None:
+async def require_session_room(sessions: SessionService, settings: Settings, tenant: str, session_id: str) -> None:
     """A turn of a session the tenant has goes on; a new session needs room under the quota."""
-    if await agent.get_session(tenant, session_id) is not None:
+    if await sessions.get_session(tenant, session_id) is not None:
         return
-    count = len(await agent.list_sessions(tenant))
+    count = len(await sessions.list_sessions(tenant))
     require_room(count, settings.quota_sessions, "sessions", "quota_sessions")

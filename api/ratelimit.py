@@ -1,12 +1,14 @@
-"""Fixed-window request limits: per API key, and per client address for failed keys; in
-Redis when memory is there, else in-process.
+"""Fixed-window request limits, counted in the memory backend: per API key, and per client
+address for failed keys.
 
-Fixed windows (one counter per caller per minute, INCR then EXPIRE) are the cheapest limit
-that replicas can share; a burst of twice the limit across a window edge is tolerated.
-Callers are named by an opaque id (a hash of the key), so no key is ever written to Redis.
-If Redis cannot be reached the limit fails closed: `RateLimitUnavailableError`, which the
-API answers 503, since a limit that lapses whenever Redis does would let a flood through
-(or an attacker's key guesses) exactly when the service is weakest.
+Fixed windows (one counter per caller per minute) are the cheapest limit that replicas can
+share: on Redis the counters are shared, on the embedded backends they are the process's
+own. A burst of twice the limit across a window edge is tolerated. Callers are named by an
+opaque id (a hash of the key), so no key is ever written to the backend.
+If the counters cannot be reached (Redis is down) the limit fails closed:
+`RateLimitUnavailableError`, which the API answers 503, since a limit that lapses whenever
+Redis does would let a flood through (or an attacker's key guesses) exactly when the
+service is weakest.
 """
 
 from __future__ import annotations
@@ -15,35 +17,20 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
+from agent.memory import Counters, MemoryUnavailableError
 from model.errors import VoicegraphError
 
-__all__ = ["LocalRateLimiter", "RateLimitUnavailableError", "RateLimiter", "RedisRateLimiter"]
+__all__ = ["RateLimitUnavailableError", "RateLimiter"]
 
 log = logging.getLogger(__name__)
 
 WINDOW_S = 60
-UNAVAILABLE = "requests cannot be counted against their limit: Redis is unavailable ({error}); try again shortly"
+UNAVAILABLE = "requests cannot be counted against their limit: {error}; try again shortly"
 
 
 class RateLimitUnavailableError(VoicegraphError):
     """The limit's counters cannot be read (Redis is down): the request is refused, not let through."""
-
-
-class RateLimiter(Protocol):
-    per_minute: int
-
-    async def hit(self, caller: str) -> float | None:
-        """Count one request; None when allowed, else the seconds until the next is."""
-        ...
-
-    async def peek(self, caller: str) -> float | None:
-        """Without counting: None when one more request would be allowed, else the seconds until it is."""
-        ...
 
 
 def _window(now: float) -> tuple[int, float]:
@@ -52,63 +39,33 @@ def _window(now: float) -> tuple[int, float]:
     return index, max(1.0, math.ceil((index + 1) * WINDOW_S - now))
 
 
-_MAX_LOCAL_CALLERS = 10_000
-"""Callers counted in-process before those of past windows are forgotten (addresses are many)."""
+class RateLimiter:
+    """`per_minute` requests per caller, counted in `counters` (the memory backend's)."""
 
-
-class LocalRateLimiter:
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, counters: Counters, per_minute: int, *, clock: Callable[[], float] = time.time) -> None:
+        self.counters = counters
         self.per_minute = per_minute
         self._clock = clock
-        self._counts: dict[str, tuple[int, int]] = {}
-
-    def _count(self, caller: str, index: int) -> int:
-        seen, count = self._counts.get(caller, (index, 0))
-        return count if seen == index else 0
 
     async def hit(self, caller: str) -> float | None:
+        """Count one request; None when allowed, else the seconds until the next is."""
         index, left = _window(self._clock())
-        if len(self._counts) > _MAX_LOCAL_CALLERS:  # forget callers of earlier windows
-            self._counts = {k: v for k, v in self._counts.items() if v[0] == index}
-        count = self._count(caller, index) + 1
-        self._counts[caller] = (index, count)
+        try:
+            count = await self.counters.increment(f"{caller}:{index}", WINDOW_S * 2)
+        except MemoryUnavailableError as error:
+            raise _unavailable(error) from error
         return left if count > self.per_minute else None
 
     async def peek(self, caller: str) -> float | None:
-        index, left = _window(self._clock())
-        return left if self._count(caller, index) >= self.per_minute else None
-
-
-class RedisRateLimiter:
-    def __init__(
-        self, client: aioredis.Redis, per_minute: int, *, prefix: str, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.client = client
-        self.per_minute = per_minute
-        self.prefix = prefix
-        self._clock = clock
-
-    async def hit(self, caller: str) -> float | None:
-        index, left = _window(self._clock())
-        key = f"{self.prefix}:rate:{caller}:{index}"
-        try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, WINDOW_S * 2)
-                count, _ = await pipe.execute()
-        except RedisError as error:
-            raise _unavailable(error) from error
-        return left if int(count) > self.per_minute else None
-
-    async def peek(self, caller: str) -> float | None:
+        """Without counting: None when one more request would be allowed, else the seconds until it is."""
         index, left = _window(self._clock())
         try:
-            count = await self.client.get(f"{self.prefix}:rate:{caller}:{index}")
-        except RedisError as error:
+            count = await self.counters.get(f"{caller}:{index}")
+        except MemoryUnavailableError as error:
             raise _unavailable(error) from error
-        return left if int(count or 0) >= self.per_minute else None
+        return left if count >= self.per_minute else None
 
 
-def _unavailable(error: RedisError) -> RateLimitUnavailableError:
-    log.warning("rate limit not checked, request refused: Redis unavailable (%s)", type(error).__name__)
-    return RateLimitUnavailableError(UNAVAILABLE.format(error=type(error).__name__))
+def _unavailable(error: MemoryUnavailableError) -> RateLimitUnavailableError:
+    log.warning("rate limit not checked, request refused: %s", error)
+    return RateLimitUnavailableError(UNAVAILABLE.format(error=error))

@@ -2,7 +2,7 @@
 out as OpenAI Realtime events, and barge-in.
 
 A connection is a voicegraph session (its memory, tenant, traces and metrics): each
-committed user item becomes a turn of the agent, run by `Agent.stream_turn`, and that
+committed user item becomes a turn of the agent, run by `TurnRunner.stream_turn`, and that
 turn's typed events become the response's server events. voicegraph's own tools run on
 the server and show up as `mcp_call` items (server_label "voicegraph"): the client sees
 what was called and how it went, and has nothing to answer.
@@ -27,7 +27,7 @@ import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from agent.events import Heard
-from agent.runner import Agent, TurnRequest
+from agent.runner import TurnRequest, TurnRunner
 from api.realtime_early import EarlyAnswer, HeldSend
 from api.realtime_hearing import LiveTranscript
 from api.realtime_protocol import (
@@ -70,7 +70,7 @@ class RealtimeConnection:
     def __init__(
         self,
         websocket: WebSocket,
-        agent: Agent,
+        agent: TurnRunner,
         *,
         asr: SpeechRecognizer,
         tenant: str,
@@ -143,7 +143,7 @@ class RealtimeConnection:
         if not isinstance(update, dict):
             raise ClientError("session.update needs a 'session' object", param="session")
         config = self.config.merged(update)
-        ours = set(self.agent.deps.registry_for(self.tenant).names())
+        ours = set((await self.agent.deps.registry_for(self.tenant)).names())
         if clash := sorted(ours & {tool.name for tool in config.tools}):
             raise ClientError(f"voicegraph runs a tool of that name itself: {', '.join(clash)}", param="session.tools")
         detection_changed = config.audio.input.turn_detection != self.config.audio.input.turn_detection

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, RedisDsn, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.memory import MemoryKind
 from tools.builtin.weather import FORECAST_URL, GEOCODING_URL
 from tools.mcp_tools import McpServerConfig
 from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
     """SQLite memory, Chroma, and the assembled model live here."""
     model_dir: Path | None = None
     """Where the planner model is assembled and converted; None: the data dir."""
-    memory: Literal["sqlite", "memory", "redis"] | None = None
+    memory: MemoryKind | None = None
     """Where sessions live; None picks Redis when `redis_url` is set, else SQLite in the data dir."""
     redis_url: RedisDsn | None = None
     """Session memory on Redis (production: replicas share sessions); plain Redis 7 suffices."""
@@ -220,7 +221,7 @@ class Settings(BaseSettings):
         return keys
 
     @property
-    def memory_kind(self) -> Literal["sqlite", "memory", "redis"]:
+    def memory_kind(self) -> MemoryKind:
         return self.memory or ("redis" if self.redis_url else "sqlite")
 
     def resolved_engine(self) -> Literal["llama", "transformers"]:
@@ -254,7 +255,8 @@ class Settings(BaseSettings):
 
     @property
     def tools_path(self) -> Path:
-        """The tools tenants registered at run time (one JSON file per tenant)."""
+        """Where older versions kept the tools tenants registered (one JSON file per tenant);
+        moved into the memory backend at start-up."""
         return self.data_dir / "tools"
 
     @property

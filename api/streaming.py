@@ -27,7 +27,7 @@ from fastapi.responses import StreamingResponse
 
 from agent.events import AnswerText, Audio, Heard, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
 from agent.outcome import ReplyAudio, TurnOutput
-from agent.runner import Agent, TurnRequest
+from agent.runner import TurnRequest, TurnRunner
 from api.errors import error_answer
 from api.schemas import TurnPublic
 from model.audio import encode_wav
@@ -73,7 +73,7 @@ def _encode(event: TurnEvent, audio: ReplyAudio, where: str) -> bytes:
             assert_never(event)
 
 
-async def stream_turn(agent: Agent, turn: TurnRequest, where: str) -> StreamingResponse:
+async def stream_turn(agent: TurnRunner, turn: TurnRequest, where: str) -> StreamingResponse:
     """The turn's events as a text/event-stream response; raises, as the JSON endpoint does,
     whatever refuses the turn before its first event."""
     events = agent.stream_turn(turn)

@@ -15,6 +15,7 @@ import httpx
 
 from api.settings import Settings
 from retrieval.knowledge import KnowledgeStore
+from retrieval.registrations import Registrations
 from tools.base import Tool
 from tools.builtin.date_time import date_time_tool
 from tools.builtin.knowledge import knowledge_search_tool
@@ -57,9 +58,10 @@ def _weather(settings: Settings, client: httpx.AsyncClient) -> Tool | None:
 
 @asynccontextmanager
 async def open_tools(
-    settings: Settings, knowledge: KnowledgeStore, extra: list[Tool] | None = None
+    settings: Settings, knowledge: KnowledgeStore, registrations: Registrations, extra: list[Tool] | None = None
 ) -> AsyncIterator[Tooling]:
-    """The registry and the tenants' tools; `extra` tools (the voice library's) join the built-ins."""
+    """The registry and the tenants' tools (kept in `registrations`, the memory backend's);
+    `extra` tools (the voice library's) join the built-ins."""
     connections: list[McpConnection] = []
     async with httpx.AsyncClient() as client:
         tools = [date_time_tool(), knowledge_search_tool(knowledge), *(extra or [])]
@@ -77,12 +79,13 @@ async def open_tools(
             registry = ToolRegistry(tools)
             guard = TargetGuard(settings.private_hosts)
             tenant_tools = TenantTools(
-                settings.tools_path,
+                registrations,
                 guard=guard,
                 reserved=registry.names,
                 max_response_bytes=settings.tool_max_response_bytes,
             )
-            await tenant_tools.start()
+            if moved := await tenant_tools.import_files(settings.tools_path):
+                log.info("moved %d tool registrations from %s into the memory backend", moved, settings.tools_path)
             try:
                 yield Tooling(registry=registry, tenant_tools=tenant_tools)
             finally:

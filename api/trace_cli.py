@@ -1,7 +1,8 @@
 """`voicegraph trace SESSION`: a session's turns as span trees, read from the session memory.
 
-It opens only the memory (SQLite in the data dir, or Redis), never the models, so it is
-quick, and it reads the traces a running service keeps.
+It opens only the memory (SQLite in the data dir, or Redis) and reads it through the
+session service, never the models, so it is quick, and it reads the traces a running
+service keeps.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from agent.runner import validate_session_id
+from agent.session_service import SessionService
 from agent.sessions import TraceRecord
 from agent.tracing import (
     ANSWER,
@@ -53,9 +54,8 @@ _SUMMARY = (
 
 async def load_traces(settings: Settings, tenant: str, session_id: str) -> list[TraceRecord]:
     """The session's traces, oldest first; InputError when it has none."""
-    validate_session_id(session_id)
     async with open_settings_memory(settings) as memory:
-        found = await memory.sessions.traces(tenant, session_id)
+        found = await SessionService(memory).traces(tenant, session_id)
     if not found:
         raise InputError(NO_SESSION.format(session=session_id, tenant=tenant))
     return found

@@ -1,11 +1,11 @@
-"""The `ask` command's work: one turn through the same Agent the HTTP face uses."""
+"""The `ask` command's work: one turn through the same turn runner the HTTP face uses."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from agent.runner import Agent, TurnRequest
+from agent.runner import TurnRequest, TurnRunner
 from api.compose import open_services
 from api.settings import Settings
 from model.audio import decode_audio, encode_wav
@@ -30,9 +30,9 @@ async def run_ask(
         raise InputError(f"--kb: no such folder: {settings.kb_dir}")
     samples = read_audio_file(audio, settings) if audio is not None else None
     request = TurnRequest(session_id=session, text=text, audio=samples, tenant=settings.tenant, speak=settings.speak)
-    Agent.validate(request)
+    TurnRunner.validate(request)
     async with open_services(settings) as services:
-        output = await services.agent.run_turn(request)
+        output = await services.runner.run_turn(request)
     result: dict[str, Any] = dict(output.result)
     result["audio_path"] = None
     if output.audio.size:

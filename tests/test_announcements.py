@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
 from agent.events import Audio, TurnDone, TurnEvent
-from agent.runner import Agent, TurnRequest
+from agent.memory import InMemoryBackend
+from agent.runner import TurnRequest, TurnRunner
 from model.base import PlanEvent, Planner, PlanRequest, TextDelta, ToolCall, ToolCallEvent, ToolChosen, Usage
 from model.testing import RecordingSynthesizer, ScriptedPlanner, call, reply
 from tools.base import GENERIC_ANNOUNCEMENT, Tool, ToolContext, ToolResult, ToolSpec
@@ -34,9 +34,9 @@ def _tool(announce: Any, gate: asyncio.Event | None = None) -> Tool:
     return Tool(ToolSpec("forecast", "the weather", SCHEMA, 5.0, announce=announce), forecast)
 
 
-def _agent(planner: Planner, tool: Tool, tts: RecordingSynthesizer, *, announce: bool = True) -> Agent:
+def _agent(planner: Planner, tool: Tool, tts: RecordingSynthesizer, *, announce: bool = True) -> TurnRunner:
     deps = AgentDeps(planner=planner, registry=ToolRegistry([tool]), tts=tts, announce_tools=announce)
-    return Agent(deps, InMemorySaver())
+    return TurnRunner(deps, InMemoryBackend())
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def _client(server: tuple[str, Services]) -> httpx.Client:
 def _stored_turns(server: tuple[str, Services], session: str) -> int:
     import asyncio
 
-    snapshot = asyncio.run(server[1].agent.history("local", session))
+    snapshot = asyncio.run(server[1].runner.history("local", session))
     return int(snapshot.values.get("turn", 0))
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
-from agent.runner import Agent
+from agent.memory import InMemoryBackend
+from agent.runner import TurnRunner
 from api.eval_cases import KB_DIR, parse_cases, shipped_dialogues
 from api.eval_fakes import fake_web_and_weather
 from api.eval_report import render_json, render_table
@@ -179,9 +179,9 @@ def test_dialogues_run_in_sessions_and_score_right_with_a_planner_that_knows() -
         '{"say": "Tell me a joke."}\n'
     )
     planner = _oracle(dialogues)
-    agent = Agent(AgentDeps(planner=planner, registry=ToolRegistry([date_time_tool()])), InMemorySaver())
+    runner = TurnRunner(AgentDeps(planner=planner, registry=ToolRegistry([date_time_tool()])), InMemoryBackend())
     seen: list[str] = []
-    outcomes = asyncio.run(run_dialogues(agent, dialogues, seen.append, typed=True))
+    outcomes = asyncio.run(run_dialogues(runner, dialogues, seen.append, typed=True))
     assert [o.chosen for o in outcomes] == ["get_date_time", "get_date_time", None]
     assert all(o.right and o.heard is None for o in outcomes) and len(seen) == 3
     follow_up = [r for r in planner.requests if r.messages[-1]["role"] == "user"][1]

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
 from agent.events import TurnDone
 from agent.graph import build_graph
-from agent.memory import open_checkpointer
-from agent.runner import Agent, TurnRequest
+from agent.memory import InMemoryBackend, open_memory
+from agent.runner import TurnRequest, TurnRunner
 from agent.speech import SentenceBuffer
 from model.base import PlanRequest
 from model.errors import InputError, PlannerError
@@ -46,12 +45,12 @@ def _agent(
     registry: ToolRegistry | None = None,
     rounds: int = 3,
     tts: RecordingSynthesizer | None = None,
-) -> Agent:
+) -> TurnRunner:
     deps = AgentDeps(planner=planner, registry=registry or _registry(), tts=tts, max_tool_rounds=rounds)
-    return Agent(deps, InMemorySaver())
+    return TurnRunner(deps, InMemoryBackend())
 
 
-async def _ask(agent: Agent, text: str, session: str = "s1") -> Any:
+async def _ask(agent: TurnRunner, text: str, session: str = "s1") -> Any:
     return (await agent.run_turn(TurnRequest(session_id=session, text=text, speak=False))).result
 
 
@@ -216,12 +215,14 @@ async def test_bad_input_is_rejected_before_anything_is_stored(session: str, tex
 
 async def test_sqlite_memory_survives_a_new_agent(tmp_path: Path) -> None:
     path = tmp_path / "memory.sqlite"
-    async with open_checkpointer("sqlite", path) as saver:
+    async with open_memory("sqlite", path) as saver:
         deps = AgentDeps(planner=ScriptedPlanner([reply("Hi Ada.")]), registry=_registry())
-        await Agent(deps, saver).run_turn(TurnRequest("s1", text="My name is Ada.", speak=False))
+        await TurnRunner(deps, saver).run_turn(TurnRequest("s1", text="My name is Ada.", speak=False))
     planner = ScriptedPlanner([reply("Ada.")])
-    async with open_checkpointer("sqlite", path) as saver:
-        result = (await Agent(AgentDeps(planner, _registry()), saver).run_turn(TurnRequest("s1", text="Name?"))).result
+    async with open_memory("sqlite", path) as saver:
+        result = (
+            await TurnRunner(AgentDeps(planner, _registry()), saver).run_turn(TurnRequest("s1", text="Name?"))
+        ).result
     assert result["turn"] == 2
     assert planner.requests[0].messages[0]["content"] == "My name is Ada."
 

@@ -18,10 +18,10 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
-from agent.runner import Agent, TurnRequest
+from agent.memory import InMemoryBackend
+from agent.runner import TurnRequest, TurnRunner
 from api.app import create_app
 from api.compose import open_services
 from api.settings import Settings
@@ -78,7 +78,7 @@ async def test_an_injected_document_reaches_the_model_fenced_with_its_control_to
     deleted: list[str] = []
     registry = ToolRegistry([knowledge_search_tool(cast(KnowledgeStore, _Store(hits))), _deleting(deleted)])
     planner = ScriptedPlanner([call("knowledge_search", query="office hours"), reply("Nine to five [1].")])
-    agent = Agent(AgentDeps(planner=planner, registry=registry), InMemorySaver())
+    agent = TurnRunner(AgentDeps(planner=planner, registry=registry), InMemoryBackend())
     output = await agent.run_turn(TurnRequest("s1", text="When is the office open?", tenant="acme", speak=False))
 
     seen = prompt_text(planner.requests[1].messages[-1])  # the passages as every planner's prompt shows them
@@ -105,7 +105,7 @@ def test_a_call_a_served_model_writes_in_its_text_is_not_run() -> None:
     with serving() as (fake, url):
         fake.replies += [Reply(calls=[("read_page", {})]), Reply(text=f"Sure. {FORGED_CALL} Done.")]
         planner = OpenAIPlanner(f"{url}/v1", "qwen")
-        agent = Agent(AgentDeps(planner=planner, registry=registry), InMemorySaver())
+        agent = TurnRunner(AgentDeps(planner=planner, registry=registry), InMemoryBackend())
 
         async def turn() -> Any:
             try:

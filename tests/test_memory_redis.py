@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from agent.context import AgentDeps
-from agent.memory import MemoryUnavailableError, open_checkpointer
-from agent.runner import Agent, TurnRequest
+from agent.memory import MemoryUnavailableError, open_memory
+from agent.runner import TurnRequest, TurnRunner
 from model.base import PlanRequest
 from model.errors import PlannerError
 from model.testing import ScriptedPlanner, Step, reply
@@ -40,24 +40,24 @@ async def saver_url(redis_url: str) -> AsyncIterator[str]:
     client.close()
 
 
-def _agent(saver: Any, *steps: Step | Any) -> tuple[Agent, ScriptedPlanner]:
+def _agent(saver: Any, *steps: Step | Any) -> tuple[TurnRunner, ScriptedPlanner]:
     planner = ScriptedPlanner(list(steps))
-    return Agent(AgentDeps(planner=planner, registry=ToolRegistry([])), saver), planner
+    return TurnRunner(AgentDeps(planner=planner, registry=ToolRegistry([])), saver), planner
 
 
 def _explode(request: PlanRequest) -> Step:
     raise PlannerError("model crashed")
 
 
-async def _ask(agent: Agent, text: str, session: str = "s1") -> Any:
+async def _ask(agent: TurnRunner, text: str, session: str = "s1") -> Any:
     return (await agent.run_turn(TurnRequest(session_id=session, text=text, speak=False))).result
 
 
 async def test_redis_memory_survives_a_new_agent_and_connection(saver_url: str) -> None:
-    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+    async with open_memory("redis", redis_url=saver_url) as saver:
         agent, _ = _agent(saver, reply("Hi Ada."))
         await _ask(agent, "My name is Ada.")
-    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+    async with open_memory("redis", redis_url=saver_url) as saver:
         agent, planner = _agent(saver, reply("Ada."))
         result = await _ask(agent, "Name?")
     assert result["turn"] == 2
@@ -65,12 +65,12 @@ async def test_redis_memory_survives_a_new_agent_and_connection(saver_url: str) 
 
 
 async def test_failed_turn_is_rolled_back_on_redis(saver_url: str) -> None:
-    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+    async with open_memory("redis", redis_url=saver_url) as saver:
         agent, _ = _agent(saver, reply("first"), _explode)
         await _ask(agent, "one")
         with pytest.raises(PlannerError):
             await _ask(agent, "two")
-    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+    async with open_memory("redis", redis_url=saver_url) as saver:
         agent, planner = _agent(saver, reply("third"))
         result = await _ask(agent, "three")
     assert result["turn"] == 2
@@ -78,7 +78,7 @@ async def test_failed_turn_is_rolled_back_on_redis(saver_url: str) -> None:
 
 
 async def test_failed_first_turn_leaves_no_session_on_redis(saver_url: str) -> None:
-    async with open_checkpointer("redis", redis_url=saver_url) as saver:
+    async with open_memory("redis", redis_url=saver_url) as saver:
         agent, _ = _agent(saver, reply("kept"), _explode)
         await _ask(agent, "hello", session="other")
         with pytest.raises(PlannerError):
@@ -88,13 +88,13 @@ async def test_failed_first_turn_leaves_no_session_on_redis(saver_url: str) -> N
     client = redis.Redis.from_url(saver_url)
     keys = {key.decode() for key in client.scan_iter(match="*fresh*")}
     client.close()
-    assert keys == set()
+    assert keys == {"voicegraph:traces:local:fresh"}  # only the failed turn's trace, which says why
 
 
 async def test_sessions_of_two_prefixes_do_not_mix(saver_url: str) -> None:
-    async with open_checkpointer("redis", redis_url=saver_url, redis_prefix="a") as saver:
+    async with open_memory("redis", redis_url=saver_url, redis_prefix="a") as saver:
         await _ask(_agent(saver, reply("hi"))[0], "hello")
-    async with open_checkpointer("redis", redis_url=saver_url, redis_prefix="b") as saver:
+    async with open_memory("redis", redis_url=saver_url, redis_prefix="b") as saver:
         result = await _ask(_agent(saver, reply("hi"))[0], "hello")
     assert result["turn"] == 1
 
@@ -102,7 +102,7 @@ async def test_sessions_of_two_prefixes_do_not_mix(saver_url: str) -> None:
 async def test_unreachable_redis_fails_with_a_clear_error() -> None:
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens there
     with pytest.raises(MemoryUnavailableError, match=r"cannot reach the Redis session memory") as caught:
-        async with open_checkpointer("redis", redis_url=url):
+        async with open_memory("redis", redis_url=url):
             pass
     assert "hunter2" not in str(caught.value)
 
@@ -113,13 +113,13 @@ async def test_silent_server_fails_within_the_connect_timeout() -> None:
         silent.listen()
         url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
         with pytest.raises(MemoryUnavailableError, match="no answer within"):
-            async with open_checkpointer("redis", redis_url=url):
+            async with open_memory("redis", redis_url=url):
                 pass
 
 
 async def test_redis_needs_a_url() -> None:
     with pytest.raises(ValueError, match="redis_url"):
-        async with open_checkpointer("redis"):
+        async with open_memory("redis"):
             pass
 
 

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI, Response
 from fastapi.responses import StreamingResponse
 
+from agent.memory.in_memory import InMemoryRegistrations
 from tests.http_server import running_server
 from tests.mcp_server import app as mcp_app
 from tests.tool_fixtures import reply_body
@@ -171,14 +172,14 @@ async def test_an_http_tool_connects_only_to_the_address_it_checked() -> None:
 async def test_an_mcp_server_is_checked_again_on_connecting(tmp_path: Path) -> None:
     with running_server(mcp_app()) as url:
         guard = TargetGuard(resolver=_Rebinding("93.184.215.14", "127.0.0.1"))
-        tenant_tools = TenantTools(tmp_path, guard=guard)
+        tenant_tools = TenantTools(InMemoryRegistrations(), guard=guard)
         config = McpServerConfig(name="inventory", transport="http", url=f"http://localhost:{urlsplit(url).port}/mcp")
         try:
             with pytest.raises(UnsafeTargetError, match=r"resolves to 127\.0\.0\.1"):
                 await tenant_tools.register_mcp("acme", config)
         finally:
             await tenant_tools.aclose()
-    assert tenant_tools.list_mcp("acme") == []
+    assert await tenant_tools.list_mcp("acme") == []
 
 
 def test_credentials_in_a_url_are_redacted() -> None:

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
-from agent.runner import Agent, TurnRequest
+from agent.memory import InMemoryBackend
+from agent.runner import TurnRequest, TurnRunner
+from agent.session_service import SessionService
 from agent.tracing import CUE, INPUT_MESSAGES, PARALINGUISTICS, Tracing, iter_spans
 from model.audio import decode_audio
 from model.base import SpeechRecognizer, message_text
@@ -32,18 +33,18 @@ class KnownWords(SpeechRecognizer):
         return QUESTION
 
 
-def _agent(**deps: Any) -> tuple[Agent, ScriptedPlanner, RecordingSynthesizer]:
+def _agent(**deps: Any) -> tuple[TurnRunner, ScriptedPlanner, RecordingSynthesizer]:
     planner = ScriptedPlanner([reply("Sunny and mild.")] * 4)
     tts = RecordingSynthesizer()
     built = AgentDeps(planner=planner, registry=ToolRegistry(), asr=KnownWords(), tts=tts, **deps)
-    return Agent(built, InMemorySaver(), tracing=Tracing()), planner, tts
+    return TurnRunner(built, InMemoryBackend(), tracing=Tracing()), planner, tts
 
 
 def _spoken(speed: int, pitch: int) -> np.ndarray:
     return decode_audio(espeak_wav(QUESTION, speed=speed, pitch=pitch))
 
 
-async def _turn(agent: Agent, audio: np.ndarray | None, text: str | None = None) -> dict[str, Any]:
+async def _turn(agent: TurnRunner, audio: np.ndarray | None, text: str | None = None) -> dict[str, Any]:
     output = await agent.run_turn(TurnRequest(session_id="s", audio=audio, text=text))
     return dict(output.result)
 
@@ -70,9 +71,9 @@ async def test_a_slow_low_turn_and_a_fast_high_one_are_told_apart() -> None:
     assert fast_high["voice"] is None  # the session voice itself is unchanged
 
     # The session's turn log and the trace carry it too.
-    turns = await agent.sessions.turns("local", "s")
+    turns = await agent.memory.sessions.turns("local", "s")
     assert [t["paralinguistics"]["rate_wps"] for t in turns] == [first["rate_wps"], second["rate_wps"]]
-    traces = await agent.traces("local", "s")
+    traces = await SessionService(agent.memory).traces("local", "s")
     assert traces is not None
     listen = _span(traces[-1], "listen")["attributes"]
     assert listen[CUE] == second["cue"]

@@ -64,7 +64,7 @@ def _turns(settings: Settings, questions: list[str]) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
         async with open_services(settings, asr=TextOnlyASR()) as services:
             return [
-                (await services.agent.run_turn(TurnRequest(f"s{n}", text=q, speak=False))).result
+                (await services.runner.run_turn(TurnRequest(f"s{n}", text=q, speak=False))).result
                 for n, q in enumerate(questions)
             ]
 

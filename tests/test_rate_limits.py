@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.memory.in_memory import LocalCounters
+from agent.memory.redis_backend import RedisCounters
 from api.app import create_app
 from api.compose import open_services
-from api.ratelimit import LocalRateLimiter, RateLimitUnavailableError, RedisRateLimiter
+from api.ratelimit import RateLimiter, RateLimitUnavailableError
 from api.settings import Settings
 from model.testing import ScriptedPlanner
 from tests.http_server import running_server
@@ -67,7 +69,7 @@ def test_while_redis_is_down_limited_requests_get_503_not_a_free_pass(tmp_path: 
 @pytest.mark.anyio
 async def test_the_limiters_count_and_peek_alike() -> None:
     now = [0.0]
-    local = LocalRateLimiter(2, clock=lambda: now[0])
+    local = RateLimiter(LocalCounters(clock=lambda: now[0]), 2, clock=lambda: now[0])
     assert [await local.peek("a"), await local.hit("a"), await local.peek("a"), await local.hit("a")] == [None] * 4
     assert await local.peek("a") == 60 and await local.hit("a") == 60 and await local.peek("b") is None
     now[0] = 61.0
@@ -76,7 +78,7 @@ async def test_the_limiters_count_and_peek_alike() -> None:
     import redis.asyncio as aioredis
 
     closed = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
-    limiter = RedisRateLimiter(closed, 2, prefix="t")
+    limiter = RateLimiter(RedisCounters(closed, prefix="t"), 2)
     for attempt in (limiter.hit, limiter.peek):
         with pytest.raises(RateLimitUnavailableError, match="Redis is unavailable"):
             await attempt("a")

@@ -20,8 +20,9 @@ import redis
 from agent.compaction import compact
 from agent.context import AgentDeps
 from agent.locks import SessionBusyError
-from agent.memory import Memory, MemoryKind, open_memory
-from agent.runner import Agent, TurnRequest, validate_session_id
+from agent.memory import MemoryBackend, MemoryKind, open_memory
+from agent.runner import TurnRequest, TurnRunner, validate_session_id
+from agent.session_service import SessionService
 from agent.sessions import SessionStore
 from model.base import Message, ToolCall
 from model.errors import InputError
@@ -50,7 +51,7 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=KINDS)
-async def memory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Memory]:
+async def memory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MemoryBackend]:
     kind: MemoryKind = request.param
     url = request.getfixturevalue("redis_url") if kind == "redis" else None
     prefix = f"t-{uuid.uuid4().hex[:8]}"
@@ -68,7 +69,11 @@ def _record(turn: int, answer: str = "ok") -> dict[str, Any]:
     return {"session_id": "s", "turn": turn, "answer": answer, "at": time.time()}
 
 
-async def test_store_records_lists_and_deletes(memory: Memory) -> None:
+async def test_every_backend_answers_the_readiness_ping(memory: MemoryBackend) -> None:
+    await memory.ping()  # SQLite and in-memory are always ready; Redis answers a PING
+
+
+async def test_store_records_lists_and_deletes(memory: MemoryBackend) -> None:
     store: SessionStore = memory.sessions
     assert await store.list_sessions("a") == [] and await store.get_session("a", "s1") is None
     await store.record_turn("a", "s1", _record(1))
@@ -86,7 +91,7 @@ async def test_store_records_lists_and_deletes(memory: Memory) -> None:
     assert [s["session_id"] for s in await store.list_sessions("b")] == ["s1"]
 
 
-async def test_store_amends_the_last_answer_only(memory: Memory) -> None:
+async def test_store_amends_the_last_answer_only(memory: MemoryBackend) -> None:
     store: SessionStore = memory.sessions
     await store.amend_answer("a", "none", "nothing to amend")  # no turns: nothing happens
     await store.record_turn("a", "cut", _record(1, "first answer"))
@@ -96,7 +101,7 @@ async def test_store_amends_the_last_answer_only(memory: Memory) -> None:
     assert [r["turn"] for r in await store.turns("a", "cut")] == [1, 2]
 
 
-async def test_store_keeps_only_the_last_turns(memory: Memory) -> None:
+async def test_store_keeps_only_the_last_turns(memory: MemoryBackend) -> None:
     for turn in range(1, 6):
         await memory.sessions.record_turn("a", "long", _record(turn))
     assert [r["turn"] for r in await memory.sessions.turns("a", "long")] == [3, 4, 5]
@@ -108,7 +113,7 @@ def _trace(turn: int, started_at: float | None = None) -> dict[str, Any]:
     return {"trace_id": f"{turn:032x}", "turn": turn, "started_at": started_at or time.time(), "duration_ms": 5.0}
 
 
-async def test_store_keeps_the_last_traces_beside_the_session(memory: Memory) -> None:
+async def test_store_keeps_the_last_traces_beside_the_session(memory: MemoryBackend) -> None:
     store: SessionStore = memory.sessions
     for turn in range(1, 6):
         await store.record_trace("a", "s1", _trace(turn))
@@ -142,15 +147,15 @@ async def test_embedded_sessions_expire_lazily_with_their_threads(kind: MemoryKi
     async with open_memory(kind, tmp_path / "m.sqlite", ttl_s=60) as memory:
         memory.sessions._clock = clock  # type: ignore[attr-defined]
         planner = ScriptedPlanner([reply("Hi Ada."), reply("Hello again."), reply("Who?")])
-        agent = Agent.from_memory(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
+        agent = TurnRunner(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
         await agent.run_turn(TurnRequest("s", text="My name is Ada.", speak=False))
         clock.now += 50
         second = await agent.run_turn(TurnRequest("s", text="Hello?", speak=False))
         assert second.result["turn"] == 2  # 50 s idle < 60 s TTL, and the TTL slides
         clock.now += 50
-        assert [s["session_id"] for s in await agent.list_sessions("local")] == ["s"]
+        assert [s["session_id"] for s in await SessionService(agent.memory).list_sessions("local")] == ["s"]
         clock.now += 61
-        assert await agent.list_sessions("local") == []
+        assert await SessionService(agent.memory).list_sessions("local") == []
         third = await agent.run_turn(TurnRequest("s", text="What is my name?", speak=False))
     assert third.result["turn"] == 1
     assert [m["content"] for m in planner.requests[-1].messages] == ["What is my name?"]
@@ -158,7 +163,7 @@ async def test_embedded_sessions_expire_lazily_with_their_threads(kind: MemoryKi
 
 async def test_sqlite_keeps_only_the_latest_checkpoints(tmp_path: Path) -> None:
     async with open_memory("sqlite", tmp_path / "m.sqlite") as memory:
-        agent = Agent.from_memory(AgentDeps(planner=ScriptedPlanner(), registry=ToolRegistry([])), memory)
+        agent = TurnRunner(AgentDeps(planner=ScriptedPlanner(), registry=ToolRegistry([])), memory)
         for i in range(5):
             await agent.run_turn(TurnRequest("s", text=f"q{i}", speak=False))
         conn = memory.checkpointer.conn  # type: ignore[attr-defined]
@@ -172,7 +177,7 @@ async def test_redis_session_and_thread_keys_slide_together(redis_url: str) -> N
     client = redis.Redis.from_url(redis_url)
     async with open_memory("redis", redis_url=redis_url, redis_prefix=prefix, ttl_s=100) as memory:
         planner = ScriptedPlanner([reply(f"answer {i}") for i in range(6)])
-        agent = Agent.from_memory(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
+        agent = TurnRunner(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
         for i in range(6):
             await agent.run_turn(TurnRequest("s", text=f"question {i}", speak=False))
         keys = [k.decode() for k in client.scan_iter(match=f"{prefix}:*")]
@@ -181,7 +186,7 @@ async def test_redis_session_and_thread_keys_slide_together(redis_url: str) -> N
         assert all(0 < client.ttl(k) <= 100 for k in per_session), {k: client.ttl(k) for k in per_session}
         assert sum(k.split(":")[1] == "cp" for k in keys) == 2  # older checkpoints are pruned
         assert client.zcard(f"{prefix}:idx:local:s:") == 2
-        assert await agent.delete_session("local", "s") is True
+        assert await SessionService(agent.memory).delete_session("local", "s") is True
     left = [k.decode() for k in client.scan_iter(match=f"{prefix}:*")]
     client.delete(*[f"{prefix}:threads", f"{prefix}:seq"])
     client.close()
@@ -192,10 +197,10 @@ async def test_redis_session_expires_after_its_ttl(redis_url: str) -> None:
     prefix = f"exp-{uuid.uuid4().hex[:8]}"
     async with open_memory("redis", redis_url=redis_url, redis_prefix=prefix, ttl_s=1) as memory:
         planner = ScriptedPlanner([reply("Hi Ada."), reply("I do not know.")])
-        agent = Agent.from_memory(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
+        agent = TurnRunner(AgentDeps(planner=planner, registry=ToolRegistry([])), memory)
         await agent.run_turn(TurnRequest("s", text="My name is Ada.", speak=False))
         await asyncio.sleep(2.2)
-        assert await agent.list_sessions("local") == []
+        assert await SessionService(agent.memory).list_sessions("local") == []
         result = (await agent.run_turn(TurnRequest("s", text="What is my name?", speak=False))).result
     assert result["turn"] == 1 and [m["content"] for m in planner.requests[-1].messages] == ["What is my name?"]
     client = redis.Redis.from_url(redis_url)
@@ -238,7 +243,7 @@ async def test_stored_thread_is_bounded_through_the_graph() -> None:
     tool = Tool(ToolSpec("echo", "echo", {"type": "object"}, 5.0), echo)
     async with open_memory("memory", max_turns=3) as memory:
         deps = AgentDeps(planner=planner, registry=ToolRegistry([tool]), history_turns=1, max_stored_turns=3)
-        agent = Agent.from_memory(deps, memory)
+        agent = TurnRunner(deps, memory)
         for i in range(6):
             await agent.run_turn(TurnRequest("s", text=f"q{i}", speak=False))
         messages = (await agent.history("local", "s")).values["messages"]
@@ -261,7 +266,7 @@ async def test_a_second_concurrent_turn_is_refused(kind: MemoryKind, tmp_path: P
     planner = ScriptedPlanner([call("slow"), reply("hi other"), reply("first answer")])
     prefix = f"lock-{uuid.uuid4().hex[:8]}"
     async with open_memory(kind, tmp_path / "m.sqlite", redis_url=url, redis_prefix=prefix) as memory:
-        agent = Agent.from_memory(AgentDeps(planner=planner, registry=ToolRegistry([tool])), memory)
+        agent = TurnRunner(AgentDeps(planner=planner, registry=ToolRegistry([tool])), memory)
         first = asyncio.create_task(agent.run_turn(TurnRequest("s", text="one", speak=False)))
         await started.wait()
         with pytest.raises(SessionBusyError, match="already running a turn"):
@@ -270,10 +275,10 @@ async def test_a_second_concurrent_turn_is_refused(kind: MemoryKind, tmp_path: P
         release.set()
         assert (await first).result["answer"] == "first answer"
         assert other.result["turn"] == 1
-        sessions = await agent.get_session("local", "s")
+        sessions = await SessionService(agent.memory).get_session("local", "s")
         assert sessions is not None and [r["transcript"] for r in sessions[1]] == ["one"]
-        await agent.delete_session("local", "s")
-        await agent.delete_session("local", "other")
+        await SessionService(agent.memory).delete_session("local", "s")
+        await SessionService(agent.memory).delete_session("local", "other")
     if url:
         client = redis.Redis.from_url(url)
         assert not [k for k in client.scan_iter(match=f"{prefix}:lock:*")]  # released

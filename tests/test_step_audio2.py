@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
-from agent.runner import Agent, TurnRequest
+from agent.memory import InMemoryBackend
+from agent.runner import TurnRequest, TurnRunner
 from api.compose import build_planner
 from api.settings import Settings
 from model.audio import SAMPLE_RATE, encode_wav
@@ -177,7 +177,7 @@ def test_a_spoken_turn_through_the_agent(fake: FakeServer, url: str, vocoder: bo
 
     async def turn() -> Any:
         try:
-            return await Agent(deps, InMemorySaver()).run_turn(TurnRequest(session_id="s1", audio=audio))
+            return await TurnRunner(deps, InMemoryBackend()).run_turn(TurnRequest(session_id="s1", audio=audio))
         finally:
             await deps.planner.aclose()
 

@@ -15,8 +15,9 @@ from opentelemetry.semconv.attributes import error_attributes
 
 from agent import tracing
 from agent.context import AgentDeps
-from agent.memory import open_memory
-from agent.runner import Agent, TurnRequest
+from agent.memory import InMemoryBackend, open_memory
+from agent.runner import TurnRequest, TurnRunner
+from agent.session_service import SessionService
 from agent.tracing import Tracing, iter_spans
 from model.base import PlanRequest, SpeechRecognizer
 from model.testing import RecordingSynthesizer, ScriptedPlanner, Step, call, reply
@@ -43,25 +44,19 @@ async def _failing(arguments: dict[str, Any], context: ToolContext) -> ToolResul
 FAILING = Tool(ToolSpec("broken", "Always fails.", {"type": "object", "properties": {}}), _failing)
 
 
-def _agent(planner: ScriptedPlanner, tracer: Tracing | None = None, **deps: Any) -> Agent:
+def _agent(planner: ScriptedPlanner, tracer: Tracing | None = None, **deps: Any) -> TurnRunner:
     registry = ToolRegistry([date_time_tool(), FAILING])
     built = AgentDeps(planner=planner, registry=registry, tts=RecordingSynthesizer(), **deps)
-    return Agent(built, _memory_saver(), tracing=tracer)
-
-
-def _memory_saver() -> Any:
-    from langgraph.checkpoint.memory import InMemorySaver
-
-    return InMemorySaver()
+    return TurnRunner(built, InMemoryBackend(), tracing=tracer)
 
 
 def _named(trace: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return [span for span in iter_spans(trace["root"]) if span["name"] == name]
 
 
-async def _one_trace(agent: Agent, request: TurnRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _one_trace(agent: TurnRunner, request: TurnRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     output = await agent.run_turn(request)
-    traces = await agent.traces(request.tenant, request.session_id)
+    traces = await SessionService(agent.memory).traces(request.tenant, request.session_id)
     assert traces is not None
     return dict(output.result), traces[-1]
 
@@ -139,7 +134,7 @@ async def test_a_failed_turn_keeps_its_trace_and_leaves_the_session_as_it_was() 
     await agent.run_turn(TurnRequest("s", text="one", speak=False))
     with pytest.raises(RuntimeError):
         await agent.run_turn(TurnRequest("s", text="two", speak=False))
-    traces = await agent.traces("local", "s")
+    traces = await SessionService(agent.memory).traces("local", "s")
     assert traces is not None and [t["status"] for t in traces] == ["ok", "error"]
     failed = traces[1]
     assert failed["turn"] == 2 and failed["root"]["attributes"]["error.type"] == "RuntimeError"
@@ -175,13 +170,13 @@ async def test_processors_see_the_same_spans_as_the_store() -> None:
 
 async def test_traces_live_and_die_with_their_session(tmp_path: Any) -> None:
     async with open_memory("sqlite", tmp_path / "m.sqlite") as memory:
-        agent = Agent.from_memory(AgentDeps(planner=ScriptedPlanner(), registry=ToolRegistry([])), memory)
+        agent = TurnRunner(AgentDeps(planner=ScriptedPlanner(), registry=ToolRegistry([])), memory)
         await agent.run_turn(TurnRequest("s", text="hello", speak=False, tenant="a"))
-        assert await agent.traces("b", "s") is None  # another tenant's session is not there
-        assert await agent.traces("a", "nope") is None
-        assert len(await agent.traces("a", "s") or []) == 1
-        assert await agent.delete_session("a", "s") is True
-        assert await agent.traces("a", "s") is None
+        assert await SessionService(agent.memory).traces("b", "s") is None  # another tenant's session is not there
+        assert await SessionService(agent.memory).traces("a", "nope") is None
+        assert len(await SessionService(agent.memory).traces("a", "s") or []) == 1
+        assert await SessionService(agent.memory).delete_session("a", "s") is True
+        assert await SessionService(agent.memory).traces("a", "s") is None
 
 
 def test_attribute_names_are_the_conventions_own() -> None:
@@ -232,7 +227,7 @@ def test_concurrent_turns_of_two_sessions_keep_their_spans_apart() -> None:
             agent.run_turn(TurnRequest("a", text="x", speak=False)),
             agent.run_turn(TurnRequest("b", text="y", speak=False)),
         )
-        return [(await agent.traces("local", s) or [])[0] for s in ("a", "b")]
+        return [(await SessionService(agent.memory).traces("local", s) or [])[0] for s in ("a", "b")]
 
     first, second = asyncio.run(run())
     assert first["trace_id"] != second["trace_id"]
@@ -250,8 +245,12 @@ async def test_tenant_tools_are_marked_and_counted_under_one_label_on_metrics() 
     secret = Tool(ToolSpec("acme_weather_v2", "The weather.", {"type": "object", "properties": {}}), weather)
     metrics = Metrics()
     planner = ScriptedPlanner([call("acme_weather_v2"), call("get_date_time", timezone="UTC"), reply("Sunny.")])
-    deps = AgentDeps(planner=planner, registry=ToolRegistry([date_time_tool()]), tenant_tools=lambda t: [secret])
-    agent = Agent(deps, _memory_saver(), tracing=Tracing(processors=[metrics]))
+
+    async def tenant_tools(tenant: str) -> list[Tool]:
+        return [secret]
+
+    deps = AgentDeps(planner=planner, registry=ToolRegistry([date_time_tool()]), tenant_tools=tenant_tools)
+    agent = TurnRunner(deps, InMemoryBackend(), tracing=Tracing(processors=[metrics]))
     _, trace = await _one_trace(agent, TurnRequest("s", text="Weather?", speak=False, tenant="acme"))
     assert _named(trace, "execute_tool acme_weather_v2")[0]["attributes"]["voicegraph.tool.owner"] == "tenant"
     assert _named(trace, "execute_tool get_date_time")[0]["attributes"]["voicegraph.tool.owner"] == "service"

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.context import AgentDeps
 from agent.cues import without_cue
-from agent.runner import Agent, TurnRequest
+from agent.memory import InMemoryBackend
+from agent.runner import TurnRequest, TurnRunner
+from agent.session_service import SessionService
 from agent.tracing import ASR_HINT, Tracing, iter_spans
 from agent.vocabulary import hearing_hint
 from model.base import SpeechRecognizer
@@ -80,15 +81,15 @@ async def test_the_recognizer_and_the_planner_are_told_what_the_tools_know() -> 
     asr = Recording(["Who invented the Zorblat reactor?", "And who built it?"])
     planner = ScriptedPlanner([reply("Mira Quell."), reply("The Kestrel lab.")])
     registry = ToolRegistry([_tool("broken", failing), _tool("docs", knows)])
-    agent = Agent(AgentDeps(planner=planner, registry=registry, asr=asr), InMemorySaver(), tracing=Tracing())
+    runner = TurnRunner(AgentDeps(planner=planner, registry=registry, asr=asr), InMemoryBackend(), tracing=Tracing())
     audio = np.zeros(16000, dtype=np.float32)
     for _ in range(2):
-        output = await agent.run_turn(TurnRequest(session_id="s", tenant="acme", audio=audio))
+        output = await runner.run_turn(TurnRequest(session_id="s", tenant="acme", audio=audio))
         assert output.result["answer"]
 
     assert asr.hints == ["Names: Zorblat.", "Who invented the Zorblat reactor? Names: Zorblat."]
     assert [r.instructions for r in planner.requests] == ["The user's documents mention: Zorblat."] * 2
-    traces = await agent.traces("acme", "s")
+    traces = await SessionService(runner.memory).traces("acme", "s")
     assert traces is not None
     asr_span = next(s for s in iter_spans(traces[-1]["root"]) if s["name"] == "asr")
     assert asr_span["attributes"][ASR_HINT] == asr.hints[-1]
@@ -97,6 +98,6 @@ async def test_the_recognizer_and_the_planner_are_told_what_the_tools_know() -> 
 async def test_a_typed_turn_gets_the_note_alongside_the_clients_instructions() -> None:
     planner = ScriptedPlanner([reply("Hi.")])
     registry = ToolRegistry([_tool("docs", lambda context: Vocabulary(note="Note.", words=("X",)))])
-    agent = Agent(AgentDeps(planner=planner, registry=registry), InMemorySaver())
-    await agent.run_turn(TurnRequest(session_id="s", text="hello", instructions="Be brief."))
+    runner = TurnRunner(AgentDeps(planner=planner, registry=registry), InMemoryBackend())
+    await runner.run_turn(TurnRequest(session_id="s", text="hello", instructions="Be brief."))
     assert planner.requests[0].instructions == "Be brief.\n\nNote."

@@ -105,6 +105,11 @@ class McpConnection:
             raise ToolSourceError(_CONNECT_FAILED.format(name=self.config.name, error=error)) from error
         return self
 
+    @property
+    def connected(self) -> bool:
+        """Whether the session is up (a server that went away leaves it down until reopened)."""
+        return self._session is not None
+
     async def close(self) -> None:
         self._stop.set()
         if self._task is not None:

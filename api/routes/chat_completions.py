@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from api.bodies import json_body
 from api.chat_completions import ChatRequest, completion, completion_chunks
-from api.deps import AgentDep, SettingsDep, TenantDep
+from api.deps import RunnerDep, SessionsDep, SettingsDep, TenantDep
 from api.errors import error_answer
 from api.schemas import Problem
 
@@ -42,16 +42,16 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.post("/v1/chat/completions", response_model=None, responses=_RESPONSES)
 async def chat_completions(
-    request: Request, agent: AgentDep, settings: SettingsDep, tenant: TenantDep
+    request: Request, agent: RunnerDep, sessions: SessionsDep, settings: SettingsDep, tenant: TenantDep
 ) -> dict[str, Any] | StreamingResponse | JSONResponse:
     """One answer to the conversation's last user message (text or `input_audio`), spoken
     when `modalities` has "audio"; streamed as chunks with `stream`."""
     try:
         body = await json_body(request, ChatRequest)
         if body.stream:
-            chunks = await completion_chunks(agent, body, tenant, settings)
+            chunks = await completion_chunks(agent, sessions, body, tenant, settings)
             return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        return await completion(agent, body, tenant, settings)
+        return await completion(agent, sessions, body, tenant, settings)
     except HTTPException as refused:
         return _error(refused.status_code, str(refused.detail))
     except Exception as error:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api.deps import AgentDep, ServicesDep
+from api.deps import RunnerDep, ServicesDep
 from api.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz(agent: AgentDep) -> Health:
+async def healthz(agent: RunnerDep) -> Health:
     """The service is up and its models are loaded."""
     planner = agent.deps.planner
     return Health(
@@ -28,13 +28,12 @@ async def healthz(agent: AgentDep) -> Health:
 
 @router.get("/readyz", responses={503: {}})
 async def readyz(services: ServicesDep) -> Ready:
-    """Ready for turns: the session memory answers (Redis reachable), else 503 within a few seconds.
+    """Ready for turns: the memory backend answers (Redis reachable), else 503 within a few seconds.
 
     A load balancer then sends turns to other replicas, while /healthz stays 200, so an outage
     of Redis does not get every replica restarted; the answer is 200 again once Redis is back.
     """
-    if services.memory is not None:
-        await services.memory.ping()  # MemoryUnavailableError answers 503 (api/errors.py)
+    await services.runner.memory.ping()  # MemoryUnavailableError answers 503 (api/errors.py)
     return Ready(status="ready", memory=services.settings.memory_kind)
 
 

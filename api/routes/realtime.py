@@ -33,9 +33,9 @@ async def realtime(websocket: WebSocket) -> None:
         tenant = await get_tenant(websocket, services)
         session_id = websocket.query_params.get("session_id") or new_id("rt")
         validate_session_id(session_id)
-        if services.agent.deps.asr is None:
+        if services.runner.deps.asr is None:
             raise HTTPException(503, NO_ASR)
-        await require_session_room(services.agent, services.settings, tenant, session_id)
+        await require_session_room(services.sessions, services.settings, tenant, session_id)
     except HTTPException as refused:
         response = JSONResponse({"detail": refused.detail}, refused.status_code, headers=refused.headers)
         await websocket.send_denial_response(response)
@@ -50,10 +50,10 @@ async def realtime(websocket: WebSocket) -> None:
     await websocket.accept(subprotocol="realtime" if "realtime" in offered else None)
     connection = RealtimeConnection(
         websocket,
-        services.agent,
-        asr=services.agent.deps.asr,
+        services.runner,
+        asr=services.runner.deps.asr,
         tenant=tenant,
         session_id=session_id,
-        model=services.agent.deps.planner.name,
+        model=services.runner.deps.planner.name,
     )
     await connection.run()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 
-from api.deps import AgentDep, TenantDep
+from api.deps import SessionsDep, TenantDep
 from api.errors import problem
 from api.schemas import SessionPublic, SessionsPublic, SessionSummary, SessionTurnPublic, TracePublic, TracesPublic
 
@@ -24,16 +24,16 @@ def _not_found(session_id: str) -> HTTPException:
 
 
 @router.get("", responses={401: {}, 429: {}, 503: {}})
-async def list_sessions(agent: AgentDep, tenant: TenantDep) -> SessionsPublic:
+async def list_sessions(sessions: SessionsDep, tenant: TenantDep) -> SessionsPublic:
     """The tenant's live sessions, most recently used first."""
-    found = await agent.list_sessions(tenant)
+    found = await sessions.list_sessions(tenant)
     return SessionsPublic(sessions=[SessionSummary.model_validate(info) for info in found])
 
 
 @router.get("/{session_id}", responses={401: {}, 404: {}, 422: {}, 429: {}, 503: {}})
-async def get_session(session_id: str, agent: AgentDep, tenant: TenantDep) -> SessionPublic:
+async def get_session(session_id: str, sessions: SessionsDep, tenant: TenantDep) -> SessionPublic:
     """The session and its kept turns: transcript, answer, tool calls, citations, voice."""
-    found = await agent.get_session(tenant, session_id)
+    found = await sessions.get_session(tenant, session_id)
     if found is None:
         raise _not_found(session_id)
     info, records = found
@@ -48,10 +48,10 @@ async def get_session(session_id: str, agent: AgentDep, tenant: TenantDep) -> Se
 
 
 @router.get("/{session_id}/traces", responses={401: {}, 404: {}, 422: {}, 429: {}, 503: {}})
-async def get_traces(session_id: str, agent: AgentDep, tenant: TenantDep) -> TracesPublic:
+async def get_traces(session_id: str, sessions: SessionsDep, tenant: TenantDep) -> TracesPublic:
     """Every kept turn's span tree: what was heard, each planning step, each tool call with its
     arguments and result, and the speech, with their durations."""
-    found = await agent.traces(tenant, session_id)
+    found = await sessions.traces(tenant, session_id)
     if found is None:
         raise _not_found(session_id)
     return TracesPublic(session_id=session_id, traces=[TracePublic.model_validate(t) for t in found])
@@ -60,9 +60,9 @@ async def get_traces(session_id: str, agent: AgentDep, tenant: TenantDep) -> Tra
 @router.delete(
     "/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}, 404: {}, 409: {}, 429: {}, 503: {}}
 )
-async def delete_session(session_id: str, agent: AgentDep, tenant: TenantDep) -> Response:
+async def delete_session(session_id: str, sessions: SessionsDep, tenant: TenantDep) -> Response:
     """Forget the session: its conversation and its turn log."""
-    deleted = await agent.delete_session(tenant, session_id)
+    deleted = await sessions.delete_session(tenant, session_id)
     if not deleted:
         raise _not_found(session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

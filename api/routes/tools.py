@@ -1,7 +1,8 @@
 """/v1/tools and /v1/mcp-servers: the tools a tenant can use, and the ones it registers itself.
 
-Registered tools are the tenant's alone and survive a restart (tools/custom.py). Header
-values are secrets for the target (API keys), so listings show header names only.
+Registered tools are the tenant's alone, kept in the memory backend, so they survive a
+restart and work on every replica (tools/custom.py). Header values are secrets for the
+target (API keys), so listings show header names only.
 """
 
 from __future__ import annotations
@@ -88,12 +89,14 @@ def _mcp_public(config: McpServerConfig, tools: list[str]) -> McpServerPublic:
 @router.get("/tools")
 async def list_tools(services: ServicesDep, tenant: TenantDep) -> list[ToolPublic]:
     """Every tool the caller's turns may call: the shared ones, then its own."""
-    shared = [_public(tool.spec, "builtin") for tool in sorted(services.agent.deps.registry, key=lambda t: t.spec.name)]
+    shared = [
+        _public(tool.spec, "builtin") for tool in sorted(services.runner.deps.registry, key=lambda t: t.spec.name)
+    ]
     if services.tenant_tools is None:
         return shared
-    own = [_http_public(d) for d in services.tenant_tools.list_http(tenant)]
-    http_names = {t.name for t in own}
-    own += [_public(t.spec, "mcp") for t in services.tenant_tools.tools_for(tenant) if t.spec.name not in http_names]
+    own = [_http_public(d) for d in await services.tenant_tools.list_http(tenant)]
+    for _, offered in await services.tenant_tools.mcp_tools(tenant):
+        own += [_public(tool.spec, "mcp") for tool in offered]
     return shared + own
 
 
@@ -101,7 +104,7 @@ async def list_tools(services: ServicesDep, tenant: TenantDep) -> list[ToolPubli
 async def register_tool(body: HttpToolDefinition, services: ServicesDep, tenant: TenantDep) -> ToolPublic:
     """Register an HTTP tool: the agent will POST the arguments as JSON to `url`."""
     custom = _custom(services)
-    require_room(len(custom.list_http(tenant)), services.settings.quota_tools, "HTTP tools", "quota_tools")
+    require_room(len(await custom.list_http(tenant)), services.settings.quota_tools, "HTTP tools", "quota_tools")
     return _http_public(await custom.register_http(tenant, body))
 
 
@@ -121,21 +124,17 @@ async def delete_tool(name: str, services: ServicesDep, tenant: TenantDep) -> Re
 
 @router.get("/mcp-servers")
 async def list_mcp_servers(services: ServicesDep, tenant: TenantDep) -> list[McpServerPublic]:
-    custom = _custom(services)
-    names = [t.spec.name for t in custom.tools_for(tenant)]
-    return [
-        McpServerPublic(
-            name=c.name, url=c.url and redact(c.url), tools=[n for n in names if n.startswith(f"{c.name}_")]
-        )
-        for c in custom.list_mcp(tenant)
-    ]
+    servers = await _custom(services).mcp_tools(tenant)
+    return [_mcp_public(config, [t.spec.name for t in offered]) for config, offered in servers]
 
 
 @router.post("/mcp-servers", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}, 429: {}, 502: {}})
 async def register_mcp_server(body: McpServerConfig, services: ServicesDep, tenant: TenantDep) -> McpServerPublic:
     """Connect an MCP server over streamable HTTP; its tools appear as `<name>_<tool>`."""
     custom = _custom(services)
-    require_room(len(custom.list_mcp(tenant)), services.settings.quota_mcp_servers, "MCP servers", "quota_mcp_servers")
+    require_room(
+        len(await custom.list_mcp(tenant)), services.settings.quota_mcp_servers, "MCP servers", "quota_mcp_servers"
+    )
     tools = await custom.register_mcp(tenant, body)
     return _mcp_public(body, [t.spec.name for t in tools])
 

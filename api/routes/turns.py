@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 
 from agent.runner import TurnRequest, validate_session_id
 from api.bodies import json_body, media_type
-from api.deps import AgentDep, SettingsDep, TenantDep
+from api.deps import RunnerDep, SessionsDep, SettingsDep, TenantDep
 from api.errors import problem
 from api.quotas import require_session_room
 from api.schemas import TurnCreate, TurnPublic
@@ -94,7 +94,12 @@ _BODY = {
     "/{session_id}/turns", response_model=TurnPublic, responses=_RESPONSES, openapi_extra={"requestBody": _BODY}
 )
 async def create_turn(
-    session_id: str, request: Request, agent: AgentDep, settings: SettingsDep, tenant: TenantDep
+    session_id: str,
+    request: Request,
+    agent: RunnerDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
 ) -> TurnPublic | StreamingResponse:
     """Run one turn: the answer, its citations and tool calls, and the spoken reply.
 
@@ -102,7 +107,7 @@ async def create_turn(
     (transcript, tool calls and results, text, audio chunks, then the result).
     """
     validate_session_id(session_id)
-    await require_session_room(agent, settings, tenant, session_id)
+    await require_session_room(sessions, settings, tenant, session_id)
     turn = await _parse(request, session_id, tenant, settings)
     if EVENT_STREAM in request.headers.get("accept", ""):
         return await stream_turn(agent, turn, f"{request.method} {request.url.path}")
