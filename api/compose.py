@@ -107,6 +107,7 @@ def open_settings_memory(settings: Settings) -> AbstractAsyncContextManager[Memo
         settings.sqlite_path,
         redis_url=str(settings.redis_url) if settings.redis_url else None,
         redis_prefix=settings.redis_prefix,
+        lease_ms=round(settings.session_lock_s * 1000),
         ttl_s=settings.session_ttl_s,
         max_turns=settings.max_stored_turns,
     )

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     """Session memory on Redis (production: replicas share sessions); plain Redis 7 suffices."""
     redis_prefix: str = "voicegraph"
     """Prefix of every Redis key, so deployments can share one Redis."""
+    session_lock_s: float = Field(default=30.0, ge=1, le=600)
+    """A running turn's lease on its session (Redis): renewed while the turn runs, it frees the
+    session this long at most after a replica died mid-turn, so the next turn can run elsewhere."""
     kb_dir: Path | None = None
     """A folder (txt, md, html, pdf, docx) ingested into the default knowledge base at start-up."""
     chroma_url: AnyHttpUrl | None = None

@@ -1,0 +1,172 @@
+"""Two replicas on loopback sharing one real Redis: what one is told, the other knows.
+
+Each replica is a whole service (its own data dir, its own process state, the scripted
+planner); only Redis is shared, as behind a load balancer. A tool or MCP server
+registered on one is listed and called on the other, a deletion on one holds on both, a
+session continues across them, and a replica killed mid-turn leaves the session as it
+was, usable on the other once its lock's lease runs out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from api.app import create_app
+from api.compose import open_services
+from api.settings import Settings
+from model.testing import ScriptedPlanner, call, reply
+from tests.http_server import running_server
+from tests.mcp_server import app as mcp_app
+from tests.redis_server import free_port, running_redis
+
+LEASE_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with running_redis() as url:
+        yield url
+
+
+def _settings(data_dir: Path, redis_url: str, prefix: str) -> dict[str, Any]:
+    return {
+        "data_dir": data_dir,
+        "speak": False,
+        "voices": False,
+        "redis_url": redis_url,
+        "redis_prefix": prefix,
+        "session_lock_s": LEASE_S,
+        "tool_allow_private_hosts": "127.0.0.1",
+    }
+
+
+def _replica(data_dir: Path, redis_url: str, prefix: str, planner: ScriptedPlanner) -> FastAPI:
+    settings = Settings(**_settings(data_dir, redis_url, prefix))
+    return create_app(settings, lambda s: open_services(s, planner=planner))
+
+
+def _target(received: list[dict[str, Any]]) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/weather")
+    async def weather(request: Request) -> dict[str, str]:
+        received.append(await request.json())
+        return {"forecast": "light snow"}
+
+    return app
+
+
+def _turn(url: str, text: str, session: str = "s1") -> httpx.Response:
+    return httpx.post(f"{url}/v1/sessions/{session}/turns", json={"text": text}, timeout=120)
+
+
+def test_registrations_and_sessions_are_shared_by_replicas(tmp_path: Path, redis_url: str) -> None:
+    prefix = f"r-{uuid.uuid4().hex[:8]}"
+    received: list[dict[str, Any]] = []
+    planner_a = ScriptedPlanner([reply("Hi Ada.")])
+    planner_b = ScriptedPlanner([call("weather", city="Oslo"), reply("Snow."), call("inventory_stock_level", item="x")])
+    with (
+        running_server(_target(received)) as target,
+        running_server(mcp_app()) as mcp,
+        running_server(_replica(tmp_path / "a", redis_url, prefix, planner_a)) as a,
+        running_server(_replica(tmp_path / "b", redis_url, prefix, planner_b)) as b,
+    ):
+        definition = {"name": "weather", "description": "The forecast.", "url": f"{target}/weather"}
+        assert httpx.post(f"{a}/v1/tools", json=definition).status_code == 201
+        assert httpx.post(f"{b}/v1/tools", json=definition).status_code == 409  # one name across replicas
+        server = {"name": "inventory", "transport": "http", "url": f"{mcp}/mcp"}
+        assert httpx.post(f"{a}/v1/mcp-servers", json=server, timeout=60).status_code == 201
+
+        # B was never told of either: it reads them from Redis and opens the MCP session itself.
+        listed = {t["name"]: t["source"] for t in httpx.get(f"{b}/v1/tools", timeout=60).json()}
+        assert listed["weather"] == "http" and listed["inventory_stock_level"] == "mcp"
+        [served] = httpx.get(f"{b}/v1/mcp-servers", timeout=60).json()
+        assert served["name"] == "inventory" and "inventory_stock_level" in served["tools"]
+
+        # A session started on A continues on B, which calls the tool A registered.
+        assert _turn(a, "My name is Ada.").json()["turn"] == 1
+        second = _turn(b, "Weather in Oslo?").json()
+        assert second["turn"] == 2 and second["tool_calls"][0]["status"] == "ok"
+        assert received == [{"city": "Oslo"}]
+        assert [m["content"] for m in planner_b.requests[0].messages][:2] == ["My name is Ada.", "Hi Ada."]
+
+        # Deleting on B holds on A, for the HTTP tool and the MCP server alike.
+        assert httpx.delete(f"{b}/v1/tools/weather").status_code == 204
+        assert httpx.delete(f"{b}/v1/mcp-servers/inventory").status_code == 204
+        names = {t["name"] for t in httpx.get(f"{a}/v1/tools").json()}
+        assert "weather" not in names and "inventory_stock_level" not in names
+        assert httpx.get(f"{a}/v1/mcp-servers").json() == []
+        assert httpx.delete(f"{a}/v1/tools/weather").status_code == 404
+        third = _turn(b, "Stock of x?").json()
+        assert third["tool_calls"][0]["status"] != "ok"  # the server is gone on B too
+
+
+def _wait_for(path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def _healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert process.poll() is None, "the replica exited"
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the replica never started"
+        time.sleep(0.2)
+
+
+def test_a_replica_killed_mid_turn_loses_nothing(tmp_path: Path, redis_url: str) -> None:
+    prefix = f"k-{uuid.uuid4().hex[:8]}"
+    port, marker = free_port(), tmp_path / "planning"
+    configured = _settings(tmp_path / "a", redis_url, prefix)
+    env = {**os.environ, **{f"VOICEGRAPH_{key.upper()}": str(value) for key, value in configured.items()}}
+    doomed = subprocess.Popen([sys.executable, "-m", "tests.replica_app", str(port), str(marker)], env=env)
+    a = f"http://127.0.0.1:{port}"
+    try:
+        _healthy(a, doomed, 300)
+        assert _turn(a, "My name is Ada.").json()["turn"] == 1
+        threading.Thread(target=lambda: _turn_quietly(a), daemon=True).start()
+        _wait_for(marker, 60)  # the second turn is being planned on A
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(10)
+        killed_at = time.monotonic()
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait(10)
+
+    planner = ScriptedPlanner([reply("You are Ada.")])
+    with running_server(_replica(tmp_path / "b", redis_url, prefix, planner)) as b:
+        while (answer := _turn(b, "Who am I?")).status_code == 409:  # A's lease has not run out yet
+            assert time.monotonic() - killed_at < LEASE_S + 5, "the dead replica's lock never expired"
+            time.sleep(0.2)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["turn"] == 2  # the killed turn left nothing behind
+        assert [m["content"] for m in planner.requests[0].messages] == ["My name is Ada.", "Hi Ada.", "Who am I?"]
+        session = httpx.get(f"{b}/v1/sessions/s1").json()
+        assert [t["turn"] for t in session["turns"]] == [1, 2]
+
+
+def _turn_quietly(url: str) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the replica dies under it
+        _turn(url, "What is the weather?")
