@@ -26,7 +26,7 @@ from langgraph.types import StateSnapshot
 from agent.context import AgentDeps, TurnContext
 from agent.events import AnswerText, Audio, Heard, NodeEvent, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
 from agent.graph import build_graph
-from agent.memory import MemoryBackend, session_thread
+from agent.memory import MemoryBackend, RollbackFailedError, session_thread
 from agent.outcome import Progress, ReplyAudio, TurnOutput, TurnResult
 from agent.sessions import validate_session_id
 from agent.speech import speak_along, trace_speech
@@ -46,6 +46,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 4000
+ROLLBACK_FAILED = (
+    "session {session!r}: the turn failed ({failure}) and could not be undone ({error}); the session may "
+    "keep part of it: read it (GET /v1/sessions/{session}) before going on, or delete it"
+)
 
 
 @dataclass(frozen=True)
@@ -240,9 +244,11 @@ class TurnRunner:
         except BaseException as error:
             # Shielded: a turn cancelled because its client left is rolled back all the same.
             with anyio.CancelScope(shield=True):
-                await self._restore(before)
-                await self._keep_trace(request, trace, progress, progress.timings(trace), error)
-            error = self.memory.unavailable_error(error) or error
+                unrestored = await self._restore(before, error)
+                await self._keep_trace(request, trace, progress, progress.timings(trace), unrestored or error)
+            if unrestored is not None and not isinstance(error, Exception):
+                log.error("%s", unrestored)  # a cancellation goes on as one; the failure is still told
+            error = unrestored or self.memory.unavailable_error(error) or error
             if isinstance(error, Exception):
                 yield TurnFailed(error)
                 return
@@ -307,16 +313,24 @@ class TurnRunner:
                 await self.memory.sessions.amend_answer(tenant, session_id, heard)
                 return True
 
-    async def _restore(self, before: StateSnapshot) -> None:
-        """Put the thread back as it was before a failed turn (best effort when memory is down)."""
+    async def _restore(self, before: StateSnapshot, failure: BaseException) -> RollbackFailedError | None:
+        """Put the thread back as it was before a failed turn; the error to answer with when
+        that failed too, so the caller learns the session may hold part of the turn (the
+        thread and the index may disagree) instead of it being only logged."""
         thread_id = before.config["configurable"]["thread_id"]
         try:
             if before.config["configurable"].get("checkpoint_id") is None:
                 await self.memory.checkpointer.adelete_thread(thread_id)
             else:
                 await self.graph.aupdate_state(before.config, None)
-        except self.memory.unavailable:
-            log.warning("could not restore session %s after a failed turn", thread_id, exc_info=True)
+        except Exception as error:
+            session = thread_id.partition(":")[2]
+            unrestored = RollbackFailedError(
+                ROLLBACK_FAILED.format(session=session, failure=type(failure).__name__, error=type(error).__name__)
+            )
+            unrestored.__cause__ = error
+            return unrestored
+        return None
 
 
 def _config(tenant: str, session_id: str) -> Any:

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent.locks import SessionBusyError
+from agent.locks import SessionBusyError, SessionLeaseLostError
 from agent.memory import MemoryUnavailableError
 from api.quotas import QuotaExceededError
 from api.ratelimit import RateLimitUnavailableError
@@ -43,6 +43,7 @@ STATUS_BY_ERROR: Sequence[tuple[type[VoicegraphError], int]] = (
     (PlannerError, 503),
     (MemoryUnavailableError, 503),
     (RateLimitUnavailableError, 503),
+    (SessionLeaseLostError, 503),
     (RetrievalError, 503),
 )
 PLANNER_FAILED = "the planner failed to answer: {error}"

@@ -21,6 +21,7 @@ from agent.memory.base import (
     MemoryBackend,
     MemoryKind,
     MemoryUnavailableError,
+    RollbackFailedError,
     session_thread,
 )
 from agent.memory.in_memory import InMemoryBackend
@@ -42,6 +43,7 @@ __all__ = [
     "MemoryBackend",
     "MemoryKind",
     "MemoryUnavailableError",
+    "RollbackFailedError",
     "open_checkpointer",
     "open_memory",
     "session_thread",

@@ -29,6 +29,7 @@ __all__ = [
     "MemoryBackend",
     "MemoryKind",
     "MemoryUnavailableError",
+    "RollbackFailedError",
     "session_thread",
 ]
 
@@ -42,6 +43,10 @@ MEMORY_UNAVAILABLE = "the session memory is unavailable, so nothing was remember
 
 class MemoryUnavailableError(VoicegraphError):
     """The configured session memory cannot be reached, so no turn could be remembered."""
+
+
+class RollbackFailedError(MemoryUnavailableError):
+    """A failed turn could not be undone: its session may keep part of it until it is read or deleted."""
 
 
 class Counters(Protocol):
