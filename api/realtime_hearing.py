@@ -47,10 +47,14 @@ class LiveTranscript:
 
     def update(self, speech: np.ndarray, spoken: int, *, pausing: bool) -> None:
         """The speech so far, `spoken` samples of it up to the last word: transcribe it again
-        when another `every_ms` has come in, or when the user pauses after new words."""
+        when another `every_ms` has come in, or when the user pauses after new words.
+
+        Only new words call for another transcription: silence after them does not, or a
+        pause longer than one transcription would replace the finished transcript of all
+        the words (the one an early answer starts from) by a running one of the same words."""
         if self._task is not None and not self._task.done():
             return
-        if (pausing and spoken > self._covered) or len(speech) - self._task_samples >= self.every:
+        if spoken > self._covered and (pausing or len(speech) - self._task_samples >= self.every):
             self._task_samples, self._covered = len(speech), spoken
             self._task = asyncio.create_task(self._transcribe(speech.copy()))
 
