@@ -8,6 +8,7 @@ own TTLs for Redis.
 from __future__ import annotations
 
 import asyncio
+import stat
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -291,3 +292,15 @@ def test_malformed_session_ids_are_refused(session_id: str) -> None:
     with pytest.raises(InputError, match="session id"):
         validate_session_id(session_id)
     validate_session_id("s1.a_b-" + "x" * 57)  # 64 characters
+
+
+async def test_the_sqlite_file_is_the_owners_alone(tmp_path: Path) -> None:
+    """It holds tenants' registrations, whose headers are secrets: 0600, even when an older version made it 0644."""
+    path = tmp_path / "m.sqlite"
+    async with open_memory("sqlite", path) as memory:
+        await memory.registrations.put("acme", "http-tool", "weather", b"{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(0o644)
+    async with open_memory("sqlite", path) as memory:
+        assert await memory.registrations.get("acme", "http-tool", "weather") == b"{}"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -1,5 +1,8 @@
 """The SQLite backend (the embedded default): one file holds the threads, the index and the registrations.
 
+The file is the owner's alone (0600): registrations hold secrets (the header values of
+tenants' HTTP tools and MCP servers), and SQLite gives its journal files the same mode.
+
 Everything shares the checkpointer's connection and lock: two connections to one SQLite
 file would make each other wait on its write lock. Locks and rate-limit counters are the
 process's own, since one process owns the file.
@@ -8,6 +11,7 @@ process's own, since one process owns the file.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -114,7 +118,7 @@ class SqliteBackend(MemoryBackend):
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path, *, ttl_s: int | None = None, max_turns: int = 50) -> AsyncIterator[SqliteBackend]:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_private_file, path)
         async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
             await saver.setup()
             backend = cls(saver, ttl_s=ttl_s, max_turns=max_turns)
@@ -130,3 +134,11 @@ class SqliteBackend(MemoryBackend):
             for table in ("writes", "checkpoints"):  # writes first: they are found by the checkpoints kept
                 await self._conn.execute(_PRUNE.format(table=table), (thread_id, thread_id, KEEP_CHECKPOINTS))
             await self._conn.commit()
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it (SQLite would use the umask),
+    and tighten one an older version created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    path.chmod(0o600)
