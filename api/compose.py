@@ -24,6 +24,7 @@ from model.step_audio2 import VoiceClip
 from retrieval.embedder import MiniLMEmbedder
 from retrieval.knowledge import KnowledgeStore
 from retrieval.parsers import ArchiveLimits
+from retrieval.registrations import BlockingRegistrations
 from retrieval.voices import VoiceLibrary
 from tools.base import Tool
 from tools.builtin.audio_search import audio_search_tool
@@ -206,79 +207,79 @@ async def _open_services(
     from model.vad import SileroVAD
     from model.voices import VoiceSynthesizer
 
-    started = time.perf_counter()
-    embedder = MiniLMEmbedder()
-    await asyncio.to_thread(embedder.load)  # so the first search does not pay for it under its timeout
-    knowledge = open_knowledge(settings, embedder)
-    if settings.kb_dir is not None:
-        report = knowledge.ingest_folder(settings.tenant, DEFAULT_KB, settings.kb_dir)
-        log.info("knowledge base %r: %s", DEFAULT_KB, report)
-    _timed(loads, "knowledge", started)
-    extra_tools: list[Tool] = []
-    if tts is None and settings.speak:
+    # Opened first: the voice library keeps tenants' voices in it.
+    async with open_settings_memory(settings) as memory:
         started = time.perf_counter()
-        tts = await asyncio.to_thread(VoiceSynthesizer.default)
-        _timed(loads, "tts", started)
-    voices: VoiceLibrary | None = None
-    if settings.voices:
-        started = time.perf_counter()
-        voices = await asyncio.to_thread(open_voice_library, settings, tts, embedder)
-        extra_tools.append(audio_search_tool(voices))
-        _timed(loads, "voices", started)
-    if planner is None:
-        started = time.perf_counter()
-        if engine is not None:
-            await engine  # build_planner then finds it loaded
-        planner = build_planner(settings, voice_clip=voices.sample_wav if voices else None)
-        _timed(loads, "planner", started)  # what is left of its load once the rest is done
-    if asr is None and not planner.speech_native:
-        started = time.perf_counter()
-        asr = await asyncio.to_thread(
-            packaged_recognizer,
-            settings.asr_model,
-            settings.models_root,
-            threads=settings.threads or 0,
-            beam_size=settings.asr_beam,
-        )
-        _timed(loads, "asr", started)
-    deps = AgentDeps(
-        planner=planner,
-        registry=ToolRegistry(),  # replaced below, once the tools are open
-        asr=asr,
-        tts=tts,
-        vad=vad or SileroVAD(),
-        max_tool_rounds=settings.max_tool_rounds,
-        history_turns=settings.history_turns,
-        max_stored_turns=settings.max_stored_turns,
-        max_tool_concurrency=settings.tool_concurrency,
-        announce_tools=settings.announce_tools,
-        paralinguistics=settings.paralinguistics,
-        adapt_delivery=settings.adapt_delivery,
-    )
-    async with (
-        open_settings_memory(settings) as memory,
-        open_tools(settings, knowledge, memory.registrations, extra_tools) as tooling,
-    ):
-        deps = replace(deps, registry=tooling.registry, tenant_tools=tooling.tenant_tools.tools_for)
-        started = time.perf_counter()
-        await planner.warm_up(tooling.registry.declarations())
-        _timed(loads, "warm_up", started)
-        metrics = Metrics()
-        tracing = build_tracing(settings, metrics)
-        try:
-            yield Services(
-                settings=settings,
-                runner=TurnRunner(deps, memory, tracing=tracing),
-                sessions=SessionService(memory),
-                knowledge=knowledge,
-                load_seconds=loads,
-                rate_limiter=_rate_limiter(memory, settings.rate_limit_per_minute),
-                auth_failures=_rate_limiter(memory, settings.auth_failures_per_minute),
-                tenant_keys=settings.tenant_keys(),
-                tenant_tools=tooling.tenant_tools,
-                voices=voices,
-                metrics=metrics,
+        embedder = MiniLMEmbedder()
+        await asyncio.to_thread(embedder.load)  # so the first search does not pay for it under its timeout
+        knowledge = open_knowledge(settings, embedder)
+        if settings.kb_dir is not None:
+            report = knowledge.ingest_folder(settings.tenant, DEFAULT_KB, settings.kb_dir)
+            log.info("knowledge base %r: %s", DEFAULT_KB, report)
+        _timed(loads, "knowledge", started)
+        extra_tools: list[Tool] = []
+        if tts is None and settings.speak:
+            started = time.perf_counter()
+            tts = await asyncio.to_thread(VoiceSynthesizer.default)
+            _timed(loads, "tts", started)
+        voices: VoiceLibrary | None = None
+        if settings.voices:
+            started = time.perf_counter()
+            registrations = BlockingRegistrations(memory.registrations, asyncio.get_running_loop())
+            voices = await asyncio.to_thread(open_voice_library, settings, tts, embedder, registrations=registrations)
+            extra_tools.append(audio_search_tool(voices))
+            _timed(loads, "voices", started)
+        if planner is None:
+            started = time.perf_counter()
+            if engine is not None:
+                await engine  # build_planner then finds it loaded
+            planner = build_planner(settings, voice_clip=voices.sample_wav if voices else None)
+            _timed(loads, "planner", started)  # what is left of its load once the rest is done
+        if asr is None and not planner.speech_native:
+            started = time.perf_counter()
+            asr = await asyncio.to_thread(
+                packaged_recognizer,
+                settings.asr_model,
+                settings.models_root,
+                threads=settings.threads or 0,
+                beam_size=settings.asr_beam,
             )
-        finally:
-            await asyncio.to_thread(tracing.shutdown)  # sends the spans still batched for OTLP
+            _timed(loads, "asr", started)
+        deps = AgentDeps(
+            planner=planner,
+            registry=ToolRegistry(),  # replaced below, once the tools are open
+            asr=asr,
+            tts=tts,
+            vad=vad or SileroVAD(),
+            max_tool_rounds=settings.max_tool_rounds,
+            history_turns=settings.history_turns,
+            max_stored_turns=settings.max_stored_turns,
+            max_tool_concurrency=settings.tool_concurrency,
+            announce_tools=settings.announce_tools,
+            paralinguistics=settings.paralinguistics,
+            adapt_delivery=settings.adapt_delivery,
+        )
+        async with open_tools(settings, knowledge, memory.registrations, extra_tools) as tooling:
+            deps = replace(deps, registry=tooling.registry, tenant_tools=tooling.tenant_tools.tools_for)
+            started = time.perf_counter()
+            await planner.warm_up(tooling.registry.declarations())
+            _timed(loads, "warm_up", started)
+            metrics = Metrics()
+            tracing = build_tracing(settings, metrics)
+            try:
+                yield Services(
+                    settings=settings,
+                    runner=TurnRunner(deps, memory, tracing=tracing),
+                    sessions=SessionService(memory),
+                    knowledge=knowledge,
+                    load_seconds=loads,
+                    rate_limiter=_rate_limiter(memory, settings.rate_limit_per_minute),
+                    auth_failures=_rate_limiter(memory, settings.auth_failures_per_minute),
+                    tenant_keys=settings.tenant_keys(),
+                    tenant_tools=tooling.tenant_tools,
+                    voices=voices,
+                    metrics=metrics,
+                )
+            finally:
+                await asyncio.to_thread(tracing.shutdown)  # sends the spans still batched for OTLP
     await planner.aclose()

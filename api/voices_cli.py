@@ -7,6 +7,8 @@ code 2 and a one-line message, as the rest of the CLI does.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -27,12 +29,16 @@ TenantOption = Annotated[str | None, typer.Option("--tenant", help="Act as this 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _open(tenant: str | None) -> tuple[VoiceLibrary, str]:
-    from api.voicing import open_voice_library
+@contextmanager
+def _open(tenant: str | None) -> Iterator[tuple[VoiceLibrary, str]]:
+    """The library, its tenants' voices in the memory backend the settings name, and who acts."""
+    from api.voicing import memory_registrations, open_voice_library
 
     settings = load_settings()
-    library: VoiceLibrary = guard(open_voice_library, settings)
-    return library, tenant or settings.tenant
+    with ExitStack() as stack:
+        registrations = guard(stack.enter_context, memory_registrations(settings))
+        library: VoiceLibrary = guard(open_voice_library, settings, registrations=registrations)
+        yield library, tenant or settings.tenant
 
 
 def _print(voices: list[tuple[Voice, float | None]], as_json: bool) -> None:
@@ -53,8 +59,8 @@ def _hits(hits: list[VoiceHit]) -> list[tuple[Voice, float | None]]:
 @voices_app.command("list")
 def list_voices(tenant: TenantOption = None, as_json: JsonOption = False) -> None:
     """The built-in voices and the tenant's own."""
-    library, who = _open(tenant)
-    _print([(voice, None) for voice in guard(library.list_voices, who)], as_json)
+    with _open(tenant) as (library, who):
+        _print([(voice, None) for voice in guard(library.list_voices, who)], as_json)
 
 
 @voices_app.command("add")
@@ -68,8 +74,8 @@ def add_voice(
     """Add a voice like SAMPLE: the nearest built-in timbre at the sample's pitch and pace."""
     if not sample.is_file():
         fail(f"no such file: {sample}")
-    library, who = _open(tenant)
-    voice = guard(library.add, who, description=description, clip=sample.read_bytes(), name=name)
+    with _open(tenant) as (library, who):
+        voice = guard(library.add, who, description=description, clip=sample.read_bytes(), name=name)
     _print([(voice, None)], as_json)
 
 
@@ -84,11 +90,12 @@ def search_voices(
     """The voices nearest to a description, or to a clip (--audio)."""
     if (description is None) == (audio is None):
         fail(_SEARCH_WHAT)
-    library, who = _open(tenant)
-    if audio is not None:
-        if not audio.is_file():
-            fail(f"no such file: {audio}")
-        samples = guard(decode_audio, audio.read_bytes(), max_seconds=120)
-        _print(_hits(guard(library.search_by_example, who, samples, 16_000, top_k)), as_json)
-    else:
-        _print(_hits(guard(library.search, who, description or "", top_k)), as_json)
+    if audio is not None and not audio.is_file():
+        fail(f"no such file: {audio}")
+    with _open(tenant) as (library, who):
+        if audio is not None:
+            samples = guard(decode_audio, audio.read_bytes(), max_seconds=120)
+            hits = guard(library.search_by_example, who, samples, 16_000, top_k)
+        else:
+            hits = guard(library.search, who, description or "", top_k)
+    _print(_hits(hits), as_json)

@@ -7,7 +7,11 @@ loading the planner. The first start of a data dir renders the built-in voices' 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from api.settings import Settings
@@ -16,9 +20,10 @@ from model.speaker import SpeakerEncoder
 from model.voices import VoiceSynthesizer
 from retrieval.chroma import open_chroma
 from retrieval.embedder import MiniLMEmbedder
+from retrieval.registrations import BlockingRegistrations, SyncRegistrations
 from retrieval.voices import VoiceLibrary
 
-__all__ = ["chroma_client", "open_voice_library"]
+__all__ = ["chroma_client", "memory_registrations", "open_voice_library"]
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +35,46 @@ def chroma_client(settings: Settings) -> Any:
 
 
 def open_voice_library(
-    settings: Settings, tts: SpeechSynthesizer | None = None, embedder: MiniLMEmbedder | None = None
+    settings: Settings,
+    tts: SpeechSynthesizer | None = None,
+    embedder: MiniLMEmbedder | None = None,
+    *,
+    registrations: SyncRegistrations,
 ) -> VoiceLibrary:
-    """The library with its built-ins rendered; `tts` is reused when it can speak voice ids."""
+    """The library with its built-ins rendered; `tts` is reused when it can speak voice ids.
+    Tenants' voices are kept in `registrations` (the memory backend's, seen from worker threads)."""
     synthesizer = tts if isinstance(tts, VoiceSynthesizer) else VoiceSynthesizer.default()
     library = VoiceLibrary(
-        chroma_client(settings), embedder or MiniLMEmbedder(), SpeakerEncoder(), synthesizer, settings.voices_path
+        chroma_client(settings),
+        embedder or MiniLMEmbedder(),
+        SpeakerEncoder(),
+        synthesizer,
+        settings.voices_path,
+        registrations=registrations,
     )
     rendered = library.ensure_builtins()
     if rendered:
         log.info("rendered %d built-in voices into %s", rendered, settings.voices_path)
     return library
+
+
+@contextmanager
+def memory_registrations(settings: Settings) -> Iterator[SyncRegistrations]:
+    """The registrations of the memory backend the settings name, for a caller with no event
+    loop (`voicegraph voices`): the backend runs on a loop in a thread of its own meanwhile."""
+    from api.compose import open_settings_memory
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="voicegraph-memory", daemon=True)
+    thread.start()
+    opened = open_settings_memory(settings)
+    try:
+        memory = asyncio.run_coroutine_threadsafe(opened.__aenter__(), loop).result()
+        try:
+            yield BlockingRegistrations(memory.registrations, loop)
+        finally:
+            asyncio.run_coroutine_threadsafe(opened.__aexit__(None, None, None), loop).result()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

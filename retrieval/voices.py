@@ -1,11 +1,14 @@
-"""The voice library: voices in Chroma, found by description (text) or by example (a clip).
+"""The voice library: voices found by description (text) or by example (a clip).
 
-Each voice is a Chroma record whose id is the voice id the synthesizer speaks
-(model/voices.py), whose document is its written description (embedded with MiniLM for
-text search), and whose metadata hold the engine, the rendered sample's path and its
-resemblyzer speaker embedding (as JSON: a few dozen voices are compared in numpy, no
-second index is needed). Built-in voices live in one shared collection, rendered once
-per data dir; each tenant's own voices live in `voices__<tenant>`.
+A voice's id is what the synthesizer speaks (model/voices.py); it has a written
+description (embedded with MiniLM for text search), an engine, a rendered sample and a
+resemblyzer speaker embedding (a few dozen voices are compared in numpy, no second index
+is needed). Built-in voices are Chroma records in one shared collection, rendered once
+per data dir from the catalogue. Each tenant's own voices are registrations in the memory
+backend (retrieval/registrations.py: Redis in production, SQLite embedded), so a voice
+added on one replica is listed, found and spoken on every other. A sample is spoken from
+the voice's id alone, so each replica keeps its own samples as a cache under
+`samples_dir` and renders one it lacks when it is asked for.
 
 A voice a user adds from a clip is not cloned: the cascade's engines cannot clone. It is
 the built-in timbre nearest to the clip's speaker embedding, with the pitch and speaking
@@ -14,6 +17,7 @@ rate measured in the clip, which is what "sounds like this" can mean offline.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -30,14 +34,17 @@ from model.voices import VoiceStyle, VoiceSynthesizer, parse_voice_id
 from retrieval.embedder import Embedder
 from retrieval.errors import InvalidNameError, RetrievalError
 from retrieval.knowledge import tenant_key
+from retrieval.registrations import SyncRegistrations
 from retrieval.voice_catalogue import BUILTIN_VOICES, SAMPLE_TEXT, BuiltinVoice
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-__all__ = ["Voice", "VoiceHit", "VoiceLibrary", "VoiceSampleError"]
+__all__ = ["VOICE_KIND", "Voice", "VoiceHit", "VoiceLibrary", "VoiceSampleError"]
 
+VOICE_KIND = "voice"
+"""The registrations' kind of a tenant's voices: one JSON record per voice id."""
 BUILTIN = "builtin"
 BUILTIN_COLLECTION = f"voices__{BUILTIN}"
 _RESERVED_TENANT = "the tenant name {name!r} is reserved for the built-in voices"
@@ -91,7 +98,7 @@ def _words(text: str) -> set[str]:
 
 
 class VoiceLibrary:
-    """Built-in and per-tenant voices in one Chroma client, samples as WAV files under `samples_dir`."""
+    """Built-in voices in Chroma, tenants' voices in `registrations`, samples as WAV files under `samples_dir`."""
 
     def __init__(
         self,
@@ -101,14 +108,18 @@ class VoiceLibrary:
         tts: VoiceSynthesizer,
         samples_dir: Path,
         *,
+        registrations: SyncRegistrations,
         catalogue: tuple[BuiltinVoice, ...] = BUILTIN_VOICES,
     ) -> None:
         self._client = client
         self._embedder = embedder
         self._speaker = speaker
         self._tts = tts
+        self._registrations = registrations
         self.samples_dir = samples_dir
         self.catalogue = catalogue
+        self._imported: set[str] = set()
+        """Tenants whose voices older versions kept in Chroma have been moved (this process)."""
 
     # Collections and records
 
@@ -123,8 +134,55 @@ class VoiceLibrary:
             raise InvalidNameError(_RESERVED_TENANT.format(name=tenant))
         return key
 
-    def _tenant_collection(self, tenant: str) -> Collection:
-        return self._collection(f"voices__{self._tenant_folder(tenant)}")
+    def _tenant_records(self, tenant: str) -> list[tuple[Voice, np.ndarray, np.ndarray]]:
+        """The tenant's voices by name, each with its speaker embedding and its description's."""
+        folder = self._tenant_folder(tenant)
+        if tenant not in self._imported:
+            self._import_chroma(tenant, folder)
+        out = []
+        for voice_id, value in self._registrations.list(tenant, VOICE_KIND).items():
+            kept = json.loads(value)
+            meta = {**kept, "parameters": json.dumps(kept["parameters"]), "builtin": False}
+            meta["sample_path"] = str(self._sample_path(voice_id, folder))
+            speaker = np.asarray(kept["speaker"], dtype=np.float32)
+            out.append((self._voice(voice_id, kept["description"], meta), speaker, _unit(kept["embedding"])))
+        out.sort(key=lambda record: record[0].name)
+        return out
+
+    def _keep(self, tenant: str, voice: Voice, speaker: list[float], embedding: list[float]) -> None:
+        record = {
+            "name": voice.name,
+            "description": voice.description,
+            "engine": voice.engine,
+            "parameters": voice.parameters,
+            "pitch_hz": voice.pitch_hz,
+            "rate": voice.rate,
+            "speaker": speaker,
+            "embedding": [round(float(x), 6) for x in embedding],
+        }
+        self._registrations.put(tenant, VOICE_KIND, voice.id, json.dumps(record).encode())
+
+    def _import_chroma(self, tenant: str, folder: str) -> None:
+        """Move the tenant's voices older versions kept in Chroma (`voices__<tenant>`) into the
+        registrations, then drop that collection; a voice already registered is kept as it is."""
+        name = f"voices__{folder}"
+        if name in {getattr(c, "name", c) for c in self._client.list_collections()}:
+            collection = self._collection(name)
+            got = collection.get(include=["documents", "metadatas", "embeddings"])
+            embeddings = [] if got["embeddings"] is None else list(got["embeddings"])
+            rows = zip(got["ids"], got["documents"] or [], got["metadatas"] or [], embeddings, strict=True)
+            have = self._registrations.list(tenant, VOICE_KIND)
+            for voice_id, document, meta, embedding in rows:
+                if voice_id not in have:
+                    speaker = json.loads(str(meta["speaker"]))
+                    voice = self._voice(voice_id, document or "", meta)
+                    self._keep(tenant, voice, speaker, [float(x) for x in embedding])
+            with contextlib.suppress(Exception):  # another replica moved and dropped it first
+                self._client.delete_collection(name)
+        self._imported.add(tenant)
+
+    def _sample_path(self, voice_id: str, folder: str) -> Path:
+        return self.samples_dir / folder / f"{_slug(voice_id)}.wav"
 
     @staticmethod
     def _voice(voice_id: str, document: str, meta: Any) -> Voice:
@@ -152,7 +210,7 @@ class VoiceLibrary:
         """Speak the sample text in `style`, save it, and measure it: the record's metadata and sample."""
         audio = np.concatenate([np.zeros(0, np.float32), *self._tts.synthesize(SAMPLE_TEXT, style.id)])
         rate = self._tts.sample_rate
-        path = self.samples_dir / folder / f"{_slug(voice_id)}.wav"
+        path = self._sample_path(voice_id, folder)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(encode_wav(audio, rate))
         speaker = self._speaker.embed(audio, rate)
@@ -205,12 +263,11 @@ class VoiceLibrary:
         order = {entry.id: i for i, entry in enumerate(self.catalogue)}
         builtins = [v for v, _ in self._records(self._collection(BUILTIN_COLLECTION))]
         builtins.sort(key=lambda v: order.get(v.id, len(order)))
-        own = sorted((v for v, _ in self._records(self._tenant_collection(tenant))), key=lambda v: v.name)
-        return builtins + own
+        return builtins + [voice for voice, _, _ in self._tenant_records(tenant)]
 
     def count_own(self, tenant: str) -> int:
-        """The voices the tenant added (the built-ins not counted)."""
-        return self._tenant_collection(tenant).count()
+        """The voices the tenant added (the built-ins not counted): its registrations of voices."""
+        return len(self._registrations.list(tenant, VOICE_KIND))
 
     def get(self, tenant: str, voice_id: str) -> Voice | None:
         return next((voice for voice in self.list_voices(tenant) if voice.id == voice_id), None)
@@ -218,18 +275,28 @@ class VoiceLibrary:
     def sample_wav(self, voice_id: str | None, tenant: str | None = None) -> bytes | None:
         """The sample clip of a built-in voice or `tenant`'s own, None if it has none.
 
-        Without a tenant any tenant's clip is found (the id is the voice): this is the
-        Step-Audio 2 planner's `voice_clip` for the session voice, which token2wav copies.
+        A tenant's voice added on another replica has no sample here yet: it is rendered
+        from the voice's id and kept. Without a tenant any tenant's clip this replica holds
+        is found (the id is the voice): this is the Step-Audio 2 planner's `voice_clip` for
+        the session voice, which token2wav copies.
         """
         if not voice_id:
             return None
+        folder = self._tenant_folder(tenant) if tenant is not None else None
         slug = _slug(voice_id)
-        own = [self.samples_dir / self._tenant_folder(tenant) / f"{slug}.wav"] if tenant is not None else []
         anyone = sorted(self.samples_dir.glob(f"*/{slug}.wav")) if tenant is None else []
-        for path in [self.samples_dir / BUILTIN / f"{slug}.wav", *own, *anyone]:
+        for path in [self.samples_dir / BUILTIN / f"{slug}.wav", *anyone]:
             if path.is_file():
                 return path.read_bytes()
-        return None
+        if tenant is None or folder is None:
+            return None
+        voice = next((v for v, _, _ in self._tenant_records(tenant) if v.id == voice_id), None)
+        if voice is None:
+            return None
+        path = Path(voice.sample_path)
+        if not path.is_file():
+            self._render(voice.id, parse_voice_id(voice.id), voice.name, folder)
+        return path.read_bytes()
 
     # Search
 
@@ -238,10 +305,8 @@ class VoiceLibrary:
         [query] = self._embedder.embed([description])
         wanted = _words(description)
         hits: list[VoiceHit] = []
-        for collection in (self._collection(BUILTIN_COLLECTION), self._tenant_collection(tenant)):
-            count = collection.count()
-            if not count:
-                continue
+        collection = self._collection(BUILTIN_COLLECTION)
+        if count := collection.count():
             got = collection.query(
                 query_embeddings=np.asarray([query], dtype=np.float32),
                 n_results=count,
@@ -252,6 +317,10 @@ class VoiceLibrary:
             for voice_id, document, meta, distance in zip(got["ids"][0], documents, metas, distances, strict=True):
                 bonus = _KEYWORD_BONUS * len(wanted & _words(document or ""))
                 hits.append(VoiceHit(self._voice(voice_id, document or "", meta), 1.0 - float(distance) + bonus))
+        unit = _unit(query)
+        for voice, _, embedding in self._tenant_records(tenant):  # cosine, as Chroma's collection measures
+            bonus = _KEYWORD_BONUS * len(wanted & _words(voice.description))
+            hits.append(VoiceHit(voice, float(unit @ embedding) + bonus))
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[:top_k]
 
@@ -261,7 +330,8 @@ class VoiceLibrary:
         return self._nearest(query, self._all(tenant), top_k)
 
     def _all(self, tenant: str) -> list[tuple[Voice, np.ndarray]]:
-        return self._records(self._collection(BUILTIN_COLLECTION)) + self._records(self._tenant_collection(tenant))
+        own = [(voice, speaker) for voice, speaker, _ in self._tenant_records(tenant)]
+        return self._records(self._collection(BUILTIN_COLLECTION)) + own
 
     @staticmethod
     def _nearest(query: np.ndarray, records: list[tuple[Voice, np.ndarray]], top_k: int) -> list[VoiceHit]:
@@ -287,8 +357,16 @@ class VoiceLibrary:
         style = VoiceStyle(base.engine, str(base.parameters["voice"]), pitch, pace)
         style = parse_voice_id(style.id)  # rounded as the id says, so the sample is what the id speaks
         meta, _ = self._render(style.id, style, name or description[:40], self._tenant_folder(tenant))
-        self._store(self._tenant_collection(tenant), [style.id], [description], [meta])
-        return self._voice(style.id, description, meta)
+        voice = self._voice(style.id, description, meta)
+        [embedding] = self._embedder.embed([description])
+        self._keep(tenant, voice, json.loads(meta["speaker"]), embedding)
+        return voice
+
+
+def _unit(vector: Any) -> np.ndarray:
+    array = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(array))
+    return array / norm if norm > 0 else array
 
 
 def _clamp(factor: float) -> float:

@@ -3,8 +3,9 @@
 Each replica is a whole service (its own data dir, its own process state, the scripted
 planner); only Redis is shared, as behind a load balancer. A tool or MCP server
 registered on one is listed and called on the other, a deletion on one holds on both, a
-session continues across them, and a replica killed mid-turn leaves the session as it
-was, usable on the other once its lock's lease runs out.
+session continues across them, a voice added on one is listed, found and spoken on the
+other, and a replica killed mid-turn leaves the session as it was, usable on the other
+once its lock's lease runs out.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from model.testing import ScriptedPlanner, call, reply
 from tests.http_server import running_server
 from tests.mcp_server import app as mcp_app
 from tests.redis_server import free_port, running_redis
+from tests.speech import espeak_wav
 
 LEASE_S = 2.0
 
@@ -170,3 +172,37 @@ def test_a_replica_killed_mid_turn_loses_nothing(tmp_path: Path, redis_url: str)
 def _turn_quietly(url: str) -> None:
     with contextlib.suppress(httpx.HTTPError):  # the replica dies under it
         _turn(url, "What is the weather?")
+
+
+def test_a_voice_added_on_one_replica_is_listed_found_and_spoken_on_the_other(tmp_path: Path, redis_url: str) -> None:
+    prefix = f"v-{uuid.uuid4().hex[:8]}"
+    voiced = {"voices": True, "speak": True}
+
+    def replica(name: str, planner: ScriptedPlanner) -> FastAPI:
+        settings = Settings(**{**_settings(tmp_path / name, redis_url, prefix), **voiced})
+        return create_app(settings, lambda s: open_services(s, planner=planner))
+
+    clip = espeak_wav("This is my own voice, a little sample of how I speak to people.")
+    planner_b = ScriptedPlanner([reply("Hello from the other replica.")])
+    with (
+        running_server(replica("a", ScriptedPlanner([]))) as a,
+        running_server(replica("b", planner_b)) as b,
+    ):
+        added = httpx.post(
+            f"{a}/v1/voices",
+            files={"sample": ("me.wav", clip, "audio/wav")},
+            data={"description": "my own calm office voice", "name": "Me"},
+            timeout=120,
+        )
+        assert added.status_code == 201, added.text
+        mine = added.json()["id"]
+
+        # B was never told: it lists and finds the voice kept in Redis, and speaks its sample.
+        assert mine in [v["id"] for v in httpx.get(f"{b}/v1/voices", timeout=60).json() if not v["builtin"]]
+        found = httpx.get(f"{b}/v1/voices", params={"q": "my own calm office voice"}, timeout=60).json()
+        assert found[0]["id"] == mine
+        sample = httpx.get(f"{b}/v1/voices/sample", params={"voice": mine}, timeout=60)
+        assert sample.status_code == 200 and sample.content[:4] == b"RIFF"
+        spoken = httpx.post(f"{b}/v1/sessions/v1/turns", json={"text": "Hi", "voice": mine}, timeout=120)
+        assert spoken.status_code == 200, spoken.text
+        assert spoken.json()["voice"] == mine and spoken.json()["audio_wav_b64"]

@@ -20,6 +20,7 @@ from model.audio import encode_wav
 from model.speaker import SpeakerEncoder, estimate_pitch
 from model.voices import DEFAULT_VOICE_ID, EspeakTTS, VoiceSynthesizer, parse_voice_id
 from retrieval.errors import InvalidNameError
+from retrieval.registrations import LocalRegistrations
 from retrieval.voice_catalogue import BUILTIN_VOICES
 from retrieval.voices import VoiceLibrary, VoiceSampleError
 from tools.base import ToolContext
@@ -43,7 +44,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def library(settings: Settings, tts: VoiceSynthesizer) -> VoiceLibrary:
-    return open_voice_library(settings, tts)
+    return open_voice_library(settings, tts, registrations=LocalRegistrations())
 
 
 def _speak(tts: VoiceSynthesizer, text: str, voice: str | None) -> np.ndarray:
