@@ -56,8 +56,8 @@ def _settings(data_dir: Path, redis_url: str, prefix: str) -> dict[str, Any]:
     }
 
 
-def _replica(data_dir: Path, redis_url: str, prefix: str, planner: ScriptedPlanner) -> FastAPI:
-    settings = Settings(**_settings(data_dir, redis_url, prefix))
+def _replica(data_dir: Path, redis_url: str, prefix: str, planner: ScriptedPlanner, **options: Any) -> FastAPI:
+    settings = Settings(**_settings(data_dir, redis_url, prefix), **options)
     return create_app(settings, lambda s: open_services(s, planner=planner))
 
 
@@ -81,17 +81,22 @@ def test_registrations_and_sessions_are_shared_by_replicas(tmp_path: Path, redis
     received: list[dict[str, Any]] = []
     planner_a = ScriptedPlanner([reply("Hi Ada.")])
     planner_b = ScriptedPlanner([call("weather", city="Oslo"), reply("Snow."), call("inventory_stock_level", item="x")])
+    quotas = {"quota_tools": 2, "quota_mcp_servers": 1}
     with (
         running_server(_target(received)) as target,
         running_server(mcp_app()) as mcp,
-        running_server(_replica(tmp_path / "a", redis_url, prefix, planner_a)) as a,
-        running_server(_replica(tmp_path / "b", redis_url, prefix, planner_b)) as b,
+        running_server(_replica(tmp_path / "a", redis_url, prefix, planner_a, **quotas)) as a,
+        running_server(_replica(tmp_path / "b", redis_url, prefix, planner_b, **quotas)) as b,
     ):
-        definition = {"name": "weather", "description": "The forecast.", "url": f"{target}/weather"}
+        definition = {"name": "weather", "description": "The forecast.", "url": f"{target}/weather", "read_only": True}
         assert httpx.post(f"{a}/v1/tools", json=definition).status_code == 201
         assert httpx.post(f"{b}/v1/tools", json=definition).status_code == 409  # one name across replicas
         server = {"name": "inventory", "transport": "http", "url": f"{mcp}/mcp"}
         assert httpx.post(f"{a}/v1/mcp-servers", json=server, timeout=60).status_code == 201
+        # The quotas count what the tenant registered on any replica.
+        assert httpx.post(f"{b}/v1/tools", json={**definition, "name": "tides"}).status_code == 201
+        assert httpx.post(f"{a}/v1/tools", json={**definition, "name": "currents"}).status_code == 429
+        assert httpx.post(f"{b}/v1/mcp-servers", json={**server, "name": "stock"}, timeout=60).status_code == 429
 
         # B was never told of either: it reads them from Redis and opens the MCP session itself.
         listed = {t["name"]: t["source"] for t in httpx.get(f"{b}/v1/tools", timeout=60).json()}
@@ -176,7 +181,7 @@ def _turn_quietly(url: str) -> None:
 
 def test_a_voice_added_on_one_replica_is_listed_found_and_spoken_on_the_other(tmp_path: Path, redis_url: str) -> None:
     prefix = f"v-{uuid.uuid4().hex[:8]}"
-    voiced = {"voices": True, "speak": True}
+    voiced = {"voices": True, "speak": True, "quota_voices": 1}
 
     def replica(name: str, planner: ScriptedPlanner) -> FastAPI:
         settings = Settings(**{**_settings(tmp_path / name, redis_url, prefix), **voiced})
@@ -196,6 +201,8 @@ def test_a_voice_added_on_one_replica_is_listed_found_and_spoken_on_the_other(tm
         )
         assert added.status_code == 201, added.text
         mine = added.json()["id"]
+        again = httpx.post(f"{b}/v1/voices", files={"sample": ("me.wav", clip, "audio/wav")}, timeout=60)
+        assert again.status_code == 429 and "QUOTA_VOICES" in again.json()["detail"]  # A's voice counts on B
 
         # B was never told: it lists and finds the voice kept in Redis, and speaks its sample.
         assert mine in [v["id"] for v in httpx.get(f"{b}/v1/voices", timeout=60).json() if not v["builtin"]]
