@@ -4,13 +4,15 @@ whose counters live in Redis refuses requests while Redis is down instead of wav
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from agent.memory import Counters
 from agent.memory.in_memory import LocalCounters
 from agent.memory.redis_backend import RedisCounters
 from api.app import create_app
@@ -66,15 +68,38 @@ def test_while_redis_is_down_limited_requests_get_503_not_a_free_pass(tmp_path: 
         redis.__exit__(None, None, None)
 
 
-@pytest.mark.anyio
-async def test_the_limiters_count_and_peek_alike() -> None:
-    now = [0.0]
-    local = RateLimiter(LocalCounters(clock=lambda: now[0]), 2, clock=lambda: now[0])
-    assert [await local.peek("a"), await local.hit("a"), await local.peek("a"), await local.hit("a")] == [None] * 4
-    assert await local.peek("a") == 60 and await local.hit("a") == 60 and await local.peek("b") is None
-    now[0] = 61.0
-    assert await local.peek("a") is None
+@contextlib.asynccontextmanager
+async def _counters(kind: str, clock: Callable[[], float]) -> AsyncIterator[Counters]:
+    """The memory backends' counters: the process's own, and Redis's."""
+    if kind == "memory":
+        yield LocalCounters(clock=clock)
+        return
+    import redis.asyncio as aioredis
 
+    with running_redis() as url:
+        client = aioredis.Redis.from_url(url)
+        try:
+            yield RedisCounters(client, prefix=f"t-{uuid.uuid4().hex[:8]}")
+        finally:
+            await client.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_the_limiters_count_and_peek_alike_on_every_backend(kind: str) -> None:
+    now = [0.0]
+    async with _counters(kind, lambda: now[0]) as counters:
+        limiter = RateLimiter(counters, 2, clock=lambda: now[0])
+        steps = [await limiter.peek("a"), await limiter.hit("a"), await limiter.peek("a"), await limiter.hit("a")]
+        assert steps == [None] * 4  # a peek counts nothing
+        assert await limiter.peek("a") == 60 and await limiter.hit("a") == 60 and await limiter.peek("b") is None
+        assert await counters.get("never-counted") == 0
+        now[0] = 61.0  # the next window
+        assert await limiter.peek("a") is None
+
+
+@pytest.mark.anyio
+async def test_a_limit_counted_in_an_unreachable_redis_refuses_hits_and_peeks() -> None:
     import redis.asyncio as aioredis
 
     closed = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
