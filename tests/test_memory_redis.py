@@ -1,4 +1,4 @@
-"""Session memory on a real Redis, through the real Agent with the scripted planner.
+"""Session memory on a real Redis, through the real turn runner with the scripted planner.
 
 Each run starts its own throwaway `redis-server` on a free loopback port (no persistence),
 so nothing is left in any shared Redis.

@@ -1,6 +1,6 @@
 """Step-Audio 2 against a loopback server: the request dialect, the streamed and whole
 answers (text, `<tool_call>` text, `tool_calls`, speech tokens), the vocoder, and a spoken
-turn through the real Agent with the planner built from settings."""
+turn through the real turn runner with the planner built from settings."""
 
 from __future__ import annotations
 
