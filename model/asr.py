@@ -86,10 +86,20 @@ class WhisperASR(SpeechRecognizer):
             raise ValueError(f"expected {SAMPLE_RATE} Hz mono audio (1-D), got shape {samples.shape}")
         if samples.size == 0:
             return ""
+        text = self._decode(samples, hint, self.beam_size)
+        if self.beam_size > 1 and _cut_short(text, samples.size / SAMPLE_RATE):
+            # The beam sometimes ends after the first of two sentences ("Let me look that up
+            # in your documents." of a 5.5 s recording that goes on); greedy decoding does not.
+            again = self._decode(samples, hint, 1)
+            if len(again.split()) > len(text.split()):
+                text = again
+        return text
+
+    def _decode(self, samples: np.ndarray, hint: str, beam_size: int) -> str:
         segments, _info = self._model.transcribe(
             samples,
             language=self.language,
-            beam_size=self.beam_size,
+            beam_size=beam_size,
             vad_filter=False,  # the caller trims with Silero (model/vad.py)
             condition_on_previous_text=False,  # one turn at a time: no context to carry
             without_timestamps=True,
@@ -97,6 +107,17 @@ class WhisperASR(SpeechRecognizer):
             initial_prompt=prompt(hint, self.framing) or None,
         )
         return " ".join(seg.text.strip() for seg in segments).strip()
+
+
+_SHORT_WPS = 1.8
+"""Words per second below which the transcript of a recording of `_SHORT_MIN_S` or more is
+suspect (speech runs at 2.5-3.5; the cut example above is 1.46, the trim's padding included).
+Slow speakers are decoded again too, at the cost of a second pass; the longer transcript wins."""
+_SHORT_MIN_S = 4.0
+
+
+def _cut_short(text: str, seconds: float) -> bool:
+    return seconds >= _SHORT_MIN_S and len(text.split()) < _SHORT_WPS * seconds
 
 
 def packaged_recognizer(name: str, models_root: Path, *, threads: int = 0, beam_size: int = 5) -> WhisperASR:

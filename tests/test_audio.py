@@ -215,6 +215,17 @@ def test_asr_hears_the_question(asr: WhisperASR, vad: SileroVAD, spoken: np.ndar
 
 
 @pytest.mark.real
+def test_asr_hears_both_of_two_sentences(asr: WhisperASR, tts: PiperTTS) -> None:
+    """A beam of 5 once ended this 5.5 s recording after its first sentence; it is decoded
+    again, greedily, when the words are too few for the time."""
+    gap = np.zeros(tts.sample_rate // 5, dtype=np.float32)
+    first, second = "Let me look that up in your documents.", "The head chef at the Copper Kettle restaurant is Marta."
+    audio = np.concatenate([*tts.synthesize(first), gap, *tts.synthesize(second)])
+    heard = asr.transcribe(resample(audio, tts.sample_rate, SAMPLE_RATE)).lower()
+    assert "documents" in heard and "restaurant" in heard and "kettle" in heard
+
+
+@pytest.mark.real
 def test_tts_speaks_sentence_by_sentence(tts: PiperTTS) -> None:
     chunks = list(tts.synthesize("It is nine in the morning in Tokyo. Dr. Tanaka says hello!"))
     assert tts.sample_rate == 22050

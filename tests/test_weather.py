@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI, HTTPException, Request
 from jsonschema import Draft202012Validator
 
+from agent.memory.in_memory import InMemoryRegistrations
 from api.settings import Settings
 from api.tooling import open_tools
 from model.base import ToolCall
@@ -285,7 +286,7 @@ async def test_settings_register_it_on_their_urls_or_turn_it_off(
         weather_geocoding_url=base,  # type: ignore[arg-type]
         weather_forecast_url=base,  # type: ignore[arg-type]
     )
-    async with open_tools(settings, knowledge=cast(Any, None)) as tooling:
+    async with open_tools(settings, knowledge=cast(Any, None), registrations=InMemoryRegistrations()) as tooling:
         assert ("get_weather" in tooling.registry) is enabled
         if enabled:
             tool = tooling.registry.get("get_weather")
