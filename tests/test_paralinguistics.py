@@ -223,7 +223,9 @@ def test_the_benchmark_finds_every_figure_within_its_tolerance() -> None:
 )
 def test_ordinary_speech_in_the_default_voice_has_no_cue(question: str) -> None:
     """Piper's own voice at its own pace is no one's idea of fast, slow, high or lively: a first
-    turn said that way leaves the prompt as the words alone (YIN's octave slips folded back)."""
+    turn said that way leaves the prompt as the words alone (YIN's octave slips folded back: an
+    unfolded slip alone spans 12 semitones and more). Piper samples its delivery, so the range
+    moves from run to run (9-12.4 semitones seen); a first turn is lively only from 15 on."""
     heard = measure(decode_audio(piper_wav(question, length_scale=1.0)), question)
-    assert heard.pitch_range_st is not None and heard.pitch_range_st < 12, heard
+    assert heard.pitch_range_st is not None and heard.pitch_range_st < 14, heard
     assert describe(heard, None).text == "", heard
