@@ -15,22 +15,23 @@ utterance.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from agent.vocabulary import hearing_hint
+from api.eval_cases import KB_DIR, shipped_dialogues
 from api.hearing_bench import format_rows
 from api.hearing_set import VOICES, Utterance, hearing_set, speak
 from model.asr import WhisperASR, packaged_recognizer
 from model.vad import SileroVAD
 from model.wer import wer
 from retrieval.vocabulary import salient_terms
+from tools.base import Vocabulary
 
 __all__ = ["recognizer_table"]
 
@@ -44,17 +45,12 @@ class _Heard:
 
 
 def _knowledge_questions() -> tuple[list[str], str]:
-    """The eval's questions about its knowledge base, and the hint the agent would give."""
-    data = resources.files("api") / "eval_data"
-    questions = []
-    for line in (data / "toolcalls.jsonl").read_text("utf-8").splitlines():
-        for turn in json.loads(line)["turns"] if line.strip() else []:
-            if turn.get("tool") == "knowledge_search":
-                questions.append(turn["say"])
+    """The eval's questions about its knowledge base, and the hint the agent would give with it."""
+    questions = [t.say for d in shipped_dialogues() for t in d.turns if t.tool == "knowledge_search"]
     names: list[str] = []
-    for doc in sorted((data / "kb").iterdir(), key=lambda d: d.name):
+    for doc in sorted(KB_DIR.iterdir(), key=lambda d: d.name):
         names += salient_terms(doc.read_text("utf-8"))
-    return questions, f"Names: {', '.join(dict.fromkeys(names))}."
+    return questions, hearing_hint(Vocabulary(words=tuple(dict.fromkeys(names))), None)
 
 
 def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
