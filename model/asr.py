@@ -86,23 +86,24 @@ class WhisperASR(SpeechRecognizer):
             raise ValueError(f"expected {SAMPLE_RATE} Hz mono audio (1-D), got shape {samples.shape}")
         if samples.size == 0:
             return ""
-        text = self._decode(samples, hint, self.beam_size)
-        if self.beam_size > 1 and _cut_short(text, samples.size / SAMPLE_RATE):
-            # The beam sometimes ends after the first of two sentences ("Let me look that up
-            # in your documents." of a 5.5 s recording that goes on); greedy decoding does not.
-            again = self._decode(samples, hint, 1)
+        text = self._decode(samples, hint, timestamps=False)
+        if _cut_short(text, samples.size / SAMPLE_RATE):
+            # Without timestamps Whisper may end after the first of two sentences ("Let me
+            # look that up in your documents." of a 5 s recording that goes on, greedy or
+            # beam alike); with them it writes one segment per sentence and goes on to the end.
+            again = self._decode(samples, hint, timestamps=True)
             if len(again.split()) > len(text.split()):
                 text = again
         return text
 
-    def _decode(self, samples: np.ndarray, hint: str, beam_size: int) -> str:
+    def _decode(self, samples: np.ndarray, hint: str, *, timestamps: bool) -> str:
         segments, _info = self._model.transcribe(
             samples,
             language=self.language,
-            beam_size=beam_size,
+            beam_size=self.beam_size,
             vad_filter=False,  # the caller trims with Silero (model/vad.py)
             condition_on_previous_text=False,  # one turn at a time: no context to carry
-            without_timestamps=True,
+            without_timestamps=not timestamps,
             temperature=self.temperatures,
             initial_prompt=prompt(hint, self.framing) or None,
         )
@@ -111,8 +112,9 @@ class WhisperASR(SpeechRecognizer):
 
 _SHORT_WPS = 1.8
 """Words per second below which the transcript of a recording of `_SHORT_MIN_S` or more is
-suspect (speech runs at 2.5-3.5; the cut example above is 1.46, the trim's padding included).
-Slow speakers are decoded again too, at the cost of a second pass; the longer transcript wins."""
+suspect (speech runs at 2.5-3.5; cut after its first sentence, an agent's reply of 4.4 s was
+1.36). Slow speakers are decoded again too, at the cost of a second pass; the longer
+transcript wins."""
 _SHORT_MIN_S = 4.0
 
 
