@@ -1,7 +1,7 @@
 """Audio in and out: every upload becomes 16 kHz mono float32 here, and nowhere else.
 
 Decoding goes through PyAV (FFmpeg inside the wheel) so that wav, mp3, ogg (Vorbis and
-Opus), webm (Opus) and flac all take one path with one resampler. We sniff the container
+Opus), webm (Opus), flac, m4a, aac and aiff all take one path with one resampler. We sniff the container
 from its first bytes and open it with that demuxer only: FFmpeg's own probing would also
 accept playlists and image formats, and a playlist can make the demuxer open other files.
 FFmpeg's exceptions never leave this module; callers see `AudioDecodeError` or
@@ -19,21 +19,31 @@ import numpy as np
 
 from model.errors import AudioDecodeError, AudioTooLongError
 
-__all__ = ["SAMPLE_RATE", "decode_audio", "duration_s", "encode_wav", "resample"]
+__all__ = ["MAX_RATE", "MIN_RATE", "SAMPLE_RATE", "decode_audio", "duration_s", "encode_wav", "resample"]
 
 SAMPLE_RATE = 16000
 """The one rate of audio inside voicegraph (what Whisper and Silero VAD expect)."""
 
 _EMPTY = "the audio is empty (0 bytes)"
-_UNKNOWN_FORMAT = "the data is not audio in a format we decode (wav, mp3, ogg/opus, ogg/vorbis, webm, flac, m4a)"
+_UNKNOWN_FORMAT = (
+    "the data is not audio in a format we decode (wav, mp3, ogg/opus, ogg/vorbis, webm, flac, m4a, aac, aiff)"
+)
 _CORRUPT = "the {fmt} audio is corrupt or truncated ({detail})"
 _NO_AUDIO_STREAM = "the {fmt} file has no audio stream"
+_BAD_RATE = "the audio's sample rate is {rate} Hz, outside the {low}-{high} Hz we decode"
 _NO_SAMPLES = "the audio contains no samples (zero length)"
 _TOO_LONG = "the audio lasts more than {limit:g} s"
 _TOO_MANY_TAGS = "the audio starts with more than {limit} ID3 tags"
 
 _MAX_ID3_TAGS = 16
 """ID3v2 tags skipped before the audio; real files carry one, rarely two."""
+MIN_RATE, MAX_RATE = 4000, 768_000
+"""Sample rates we resample from. Resampling one frame multiplies it by 16,000 / rate, so a
+header that claims 1 Hz would turn each 4,096-sample packet into 65 million samples (750 MB
+from a 400 KB upload) before any duration limit could see it; far above the range, the
+resampler's filter alone takes hundreds of MB. Speech is recorded at 8 to 48 kHz."""
+_NAMES = {"mov": "mp4/m4a", "matroska": "webm/matroska"}
+"""How a demuxer is named in messages, where its FFmpeg name would not say which files it reads."""
 
 # FFmpeg can raise through several Python types; all of them mean "bad input" here.
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, EOFError, IndexError)
@@ -58,17 +68,20 @@ def decode_audio(data: bytes, *, max_seconds: float | None = None) -> np.ndarray
 
     parts: list[np.ndarray] = []
     total = 0
+    name = _NAMES.get(fmt, fmt)
     try:
         container = av.open(io.BytesIO(data), mode="r", format=fmt, metadata_errors="ignore")
     except _AV_ERRORS as err:
-        raise AudioDecodeError(_CORRUPT.format(fmt=fmt, detail=_detail(err))) from None
+        raise AudioDecodeError(_CORRUPT.format(fmt=name, detail=_detail(err))) from None
     with container:
         if not container.streams.audio:
-            raise AudioDecodeError(_NO_AUDIO_STREAM.format(fmt=fmt))
+            raise AudioDecodeError(_NO_AUDIO_STREAM.format(fmt=name))
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         try:
             for frame in container.decode(stream):
+                if not MIN_RATE <= frame.sample_rate <= MAX_RATE:  # checked per frame: it may change midway
+                    raise AudioDecodeError(_BAD_RATE.format(rate=frame.sample_rate, low=MIN_RATE, high=MAX_RATE))
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().reshape(-1))
                     total += out.samples
@@ -79,7 +92,7 @@ def decode_audio(data: bytes, *, max_seconds: float | None = None) -> np.ndarray
                 total += out.samples
         except _AV_ERRORS as err:
             if total == 0:
-                raise AudioDecodeError(_CORRUPT.format(fmt=fmt, detail=_detail(err))) from None
+                raise AudioDecodeError(_CORRUPT.format(fmt=name, detail=_detail(err))) from None
     if total == 0:
         raise AudioDecodeError(_NO_SAMPLES)
     if limit is not None and total > limit:
@@ -182,5 +195,5 @@ def _sniff_magic(head: bytes) -> str | None:
 
 def _detail(err: Exception) -> str:
     """FFmpeg's short reason, without the file name PyAV appends ('<none>' for bytes)."""
-    reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    return str(reason).strip()
+    reason = str(getattr(err, "strerror", None) or str(err) or type(err).__name__).strip()
+    return "undecodable data" if reason.startswith("Error number") else reason  # a codec's private code

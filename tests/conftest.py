@@ -24,3 +24,13 @@ def data_dir() -> Path:
     """
     configured = os.environ.get("VOICEGRAPH_DATA_DIR")
     return Path(configured) if configured else Path.home() / ".local" / "share" / "voicegraph"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The hostile-input corpora's counts (tests/tally.py), when any ran."""
+    from tests.tally import TALLIES
+
+    if TALLIES:
+        terminalreporter.section("hostile input")
+        for name, counts in sorted(TALLIES.items()):
+            terminalreporter.write_line(counts.line(name))

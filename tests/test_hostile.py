@@ -2,12 +2,12 @@
 
 A document with instructions hidden in it, a tool reply that writes a tool call, names that
 end in a newline, a turn that names a thousand knowledge bases, a search one tenant made
-read back by another. The rest of the corpus lives beside the code it attacks: bombs and
-malformed audio in test_audio.py, oversize and chunked bodies in test_body_limits.py,
-zip-bomb documents in test_knowledge_ingest.py and test_kb_api.py, response bombs,
-rebinding and credentials in URLs in test_outbound.py, cross-site requests in
-test_cross_site.py, unconfirmed changes in test_confirmation.py, quotas in test_quotas.py
-and key guessing in test_rate_limits.py.
+read back by another. The rest of the corpus lives beside the code it attacks: malformed
+and bomb audio of every container in test_hostile_audio.py (and test_audio.py), oversize
+and chunked bodies in test_body_limits.py, zip-bomb documents in test_knowledge_ingest.py
+and test_kb_api.py, response bombs, rebinding and credentials in URLs in test_outbound.py,
+cross-site requests in test_cross_site.py, unconfirmed changes in test_confirmation.py,
+quotas in test_quotas.py and key guessing in test_rate_limits.py.
 """
 
 from __future__ import annotations
