@@ -83,7 +83,8 @@ def serve(
     from api.app import create_app
 
     settings = load_settings(host=host, port=port)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    # X-Forwarded-For is believed per VOICEGRAPH_TRUSTED_PROXIES (api/forwarded.py), not uvicorn's default.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, proxy_headers=False)
 
 
 @app.command()

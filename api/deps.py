@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from agent.runner import TurnRunner
 from agent.session_service import SessionService
 from api.compose import Services
+from api.forwarded import TrustedProxies
 from api.ratelimit import RateLimiter, RateLimitUnavailableError
 from api.settings import Settings
 
@@ -109,13 +110,16 @@ def _too_many(message: str, retry: float) -> HTTPException:
     return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, message, headers={"Retry-After": str(int(retry))})
 
 
-async def check_key(request: HTTPConnection, keys: dict[str, str], failures: RateLimiter | None) -> tuple[str, str]:
+async def check_key(
+    request: HTTPConnection, keys: dict[str, str], failures: RateLimiter | None, proxies: TrustedProxies
+) -> tuple[str, str]:
     """`authenticate`, with the requests it refuses counted against the client's address in
-    `failures`: an address over that limit gets 429 without its key being compared."""
+    `failures` (read past `proxies` only, api/forwarded.py): an address over that limit gets 429
+    without its key being compared."""
     checked: tuple[str, str] | None = request.scope.get("state", {}).get(_CHECKED)
     if checked is not None:
         return checked
-    address = "address:" + (request.client.host if request.client else "unknown")
+    address = "address:" + proxies.client(request.scope)
     if failures is not None and (retry := await _counted(failures, address, peek=True)) is not None:
         raise _too_many(TOO_MANY_FAILURES.format(limit=failures.per_minute, retry=retry), retry)
     try:
@@ -134,7 +138,7 @@ async def get_tenant(request: HTTPConnection, services: Annotated[Services, Depe
     caller = f"tenant:{settings.tenant}"
     tenant = settings.tenant
     if services.tenant_keys:
-        tenant, presented = await check_key(request, services.tenant_keys, services.auth_failures)
+        tenant, presented = await check_key(request, services.tenant_keys, services.auth_failures, services.proxies)
         caller = "key:" + hashlib.sha256(presented.encode()).hexdigest()[:24]
     if services.rate_limiter is not None:
         retry = await _counted(services.rate_limiter, caller)

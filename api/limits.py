@@ -26,6 +26,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import check_key
+from api.forwarded import TrustedProxies
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 
@@ -74,6 +75,7 @@ class BodyLimits:
         self.app = app
         self.settings = settings
         self.keys = settings.tenant_keys()
+        self.proxies = TrustedProxies(settings.trusted_proxy_list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,7 +85,7 @@ class BodyLimits:
         path: str = scope["path"]
         if self.keys and path.startswith("/v1/"):
             try:
-                await check_key(HTTPConnection(scope), self.keys, _auth_failures(scope))
+                await check_key(HTTPConnection(scope), self.keys, _auth_failures(scope), self.proxies)
             except HTTPException as refused:
                 await _answer(scope, receive, send, refused.status_code, str(refused.detail), refused.headers)
                 return

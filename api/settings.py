@@ -10,6 +10,7 @@ from pydantic import AnyHttpUrl, Field, RedisDsn, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.memory import MemoryKind
+from api.forwarded import TrustedProxies
 from tools.builtin.weather import FORECAST_URL, GEOCODING_URL
 from tools.mcp_tools import McpServerConfig
 from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=20, ge=0)
     """With API keys: requests with a missing or wrong key one client address may make per minute;
     past it, the address's requests get 429 until the minute is over. 0: unlimited."""
+    trusted_proxies: str = ""
+    """Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For names the
+    client address that limit counts; empty: none, and the header is ignored (anyone can write it)."""
     session_ttl_s: int | None = Field(default=None, ge=0)
     """A session idle this long is forgotten (sliding); None or 0: sessions are kept until deleted."""
     max_stored_turns: int = Field(default=50, ge=1)
@@ -206,6 +210,11 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _proxies_parse(self) -> Settings:
+        TrustedProxies(self.trusted_proxy_list)
+        return self
+
+    @model_validator(mode="after")
     def _api_keys_parse(self) -> Settings:
         if RESERVED_TENANT in {self.tenant, *self.tenant_keys().values()}:
             raise ValueError(RESERVED)
@@ -265,6 +274,10 @@ class Settings(BaseSettings):
     @property
     def private_hosts(self) -> list[str]:
         return _items(self.tool_allow_private_hosts)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _items(self.trusted_proxies)
 
     @property
     def allowed_host_names(self) -> list[str]:

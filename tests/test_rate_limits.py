@@ -1,5 +1,6 @@
-"""Request limits that hold under attack: key guessing is slowed per client address, and a limit
-whose counters live in Redis refuses requests while Redis is down instead of waving them through."""
+"""Request limits that hold under attack: key guessing is slowed per client address (read from
+X-Forwarded-For only past trusted proxies), and a limit whose counters live in Redis refuses
+requests while Redis is down instead of waving them through."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from agent.memory.in_memory import LocalCounters
 from agent.memory.redis_backend import RedisCounters
 from api.app import create_app
 from api.compose import open_services
+from api.forwarded import TrustedProxies
 from api.ratelimit import RateLimiter, RateLimitUnavailableError
 from api.settings import Settings
 from model.testing import ScriptedPlanner
@@ -48,6 +50,50 @@ def test_an_address_that_keeps_failing_its_key_is_refused_even_a_good_one(tmp_pa
             assert "wrong API key from this address" in refused.json()["detail"]
             assert 1 <= int(refused.headers["Retry-After"]) <= 60
         assert client.get("/healthz").status_code == 200  # not behind a key
+
+
+def _guess(client: httpx.Client, forwarded: str) -> int:
+    return client.get("/v1/tools", headers={"X-API-Key": "wrong", "X-Forwarded-For": forwarded}).status_code
+
+
+def test_a_client_naming_a_new_forwarded_address_each_guess_is_still_counted_by_its_own(tmp_path: Path) -> None:
+    with _service(tmp_path, auth_failures_per_minute=3) as client:
+        assert [_guess(client, f"198.51.100.{n}") for n in range(5)] == [401, 401, 401, 429, 429]
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_is_counted_apart(tmp_path: Path) -> None:
+    with _service(tmp_path, auth_failures_per_minute=3, trusted_proxies="127.0.0.0/8, ::1") as client:
+        assert [_guess(client, "198.51.100.1") for _ in range(4)] == [401, 401, 401, 429]
+        assert _guess(client, "198.51.100.2") == 401, "another client behind the proxy is not locked out"
+        # The client wrote the left entry itself; the proxy appended the address it came from.
+        assert _guess(client, "198.51.100.9, 198.51.100.1") == 429
+        good = client.get("/v1/tools", headers={**GOOD, "X-Forwarded-For": "198.51.100.2"})
+        assert good.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("203.0.113.5", "198.51.100.1", "203.0.113.5"),  # not a proxy: the header is the client's word
+        ("10.0.0.2", "198.51.100.1", "198.51.100.1"),
+        ("10.0.0.2", "198.51.100.9, 198.51.100.1", "198.51.100.1"),
+        ("10.0.0.2", "198.51.100.1, 10.0.0.3", "198.51.100.1"),  # two proxies deep
+        ("10.0.0.2", "10.0.0.4, 10.0.0.3", "10.0.0.4"),  # all proxies: the farthest
+        ("10.0.0.2", "", "10.0.0.2"),
+        ("10.0.0.2", "not-an-address", "not-an-address"),
+        ("fd00::2", "2001:db8::7", "2001:db8::7"),
+    ],
+)
+def test_the_client_is_read_from_the_right_past_trusted_proxies_only(peer: str, forwarded: str, client: str) -> None:
+    proxies = TrustedProxies(["10.0.0.0/8", "fd00::/8"])
+    scope = {"client": (peer, 1234), "headers": [(b"x-forwarded-for", forwarded.encode())]}
+    assert proxies.client(scope) == client
+    assert TrustedProxies().client(scope) == peer
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_refused_at_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES: 'nginx' is not an IP address"):
+        Settings(data_dir=tmp_path, trusted_proxies="10.0.0.1,nginx")
 
 
 def test_while_redis_is_down_limited_requests_get_503_not_a_free_pass(tmp_path: Path) -> None:
