@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from api.bodies import json_body
+from api.bodies import json_body, request_body
 from api.chat_completions import ChatRequest, completion, completion_chunks
 from api.deps import RunnerDep, SessionsDep, SettingsDep, TenantDep
 from api.errors import error_answer
@@ -40,7 +40,9 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/v1/chat/completions", response_model=None, responses=_RESPONSES)
+@router.post(
+    "/v1/chat/completions", response_model=None, responses=_RESPONSES, openapi_extra=request_body(json=ChatRequest)
+)
 async def chat_completions(
     request: Request, agent: RunnerDep, sessions: SessionsDep, settings: SettingsDep, tenant: TenantDep
 ) -> dict[str, Any] | StreamingResponse | JSONResponse:

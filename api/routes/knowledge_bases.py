@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from starlette.datastructures import UploadFile
 
-from api.bodies import json_body, media_type
+from api.bodies import BINARY, json_body, media_type, request_body
 from api.deps import ServicesDep, SettingsDep, TenantDep
 from api.errors import problem
 from api.kb_schemas import (
@@ -29,6 +29,7 @@ from api.kb_schemas import (
     TextDocumentCreate,
 )
 from api.quotas import require_room
+from api.settings import Settings
 from retrieval.ingest import FileOutcome
 from retrieval.knowledge import KnowledgeStore
 from retrieval.search import Hit
@@ -105,7 +106,29 @@ async def _upload(store: KnowledgeStore, tenant: str, kb: str, request: Request,
     return outcomes
 
 
-@router.post("/{kb}/documents", responses={400: {}, 404: {}, 413: {}, 415: {}, 422: {}, 429: {}})
+async def _ingest(
+    store: KnowledgeStore, tenant: str, kb: str, request: Request, settings: Settings
+) -> list[FileOutcome]:
+    """The request's documents ingested: a JSON text, or the files of a form."""
+    content_type = media_type(request)
+    if content_type == "application/json":
+        body = await json_body(request, TextDocumentCreate)
+        if len(body.text) > settings.max_document_chars:
+            raise problem(status.HTTP_413_CONTENT_TOO_LARGE, TEXT_TOO_LONG.format(limit=settings.max_document_chars))
+        return [await _call(store.ingest_text, tenant, kb, body.text, title=body.title, doc_id=body.doc_id)]
+    if content_type == "multipart/form-data":
+        return await _upload(store, tenant, kb, request, settings.max_upload_bytes)
+    raise problem(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_BODY)
+
+
+_FILES = {"type": "object", "required": ["files"], "properties": {"files": {"type": "array", "items": BINARY}}}
+
+
+@router.post(
+    "/{kb}/documents",
+    responses={400: {}, 404: {}, 413: {}, 415: {}, 422: {}, 429: {}},
+    openapi_extra=request_body(json=TextDocumentCreate, form=_FILES),
+)
 async def add_documents(
     kb: str, request: Request, services: ServicesDep, settings: SettingsDep, tenant: TenantDep
 ) -> IngestReportPublic:
@@ -120,16 +143,7 @@ async def add_documents(
     documents, chunks = await _call(store.usage, tenant)
     require_room(documents, settings.quota_documents, "documents", "quota_documents")
     require_room(chunks, settings.quota_chunks, "chunks", "quota_chunks")
-    content_type = media_type(request)
-    if content_type == "application/json":
-        body = await json_body(request, TextDocumentCreate)
-        if len(body.text) > settings.max_document_chars:
-            raise problem(status.HTTP_413_CONTENT_TOO_LARGE, TEXT_TOO_LONG.format(limit=settings.max_document_chars))
-        outcomes = [await _call(store.ingest_text, tenant, kb, body.text, title=body.title, doc_id=body.doc_id)]
-    elif content_type == "multipart/form-data":
-        outcomes = await _upload(store, tenant, kb, request, settings.max_upload_bytes)
-    else:
-        raise problem(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_BODY)
+    outcomes = await _ingest(store, tenant, kb, request, settings)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed and len(failed) == len(outcomes):
         code = _FAILURE_STATUS.get(failed[0].reason or "", status.HTTP_422_UNPROCESSABLE_CONTENT)

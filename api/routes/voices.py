@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from api.bodies import media_type
+from api.bodies import BINARY, media_type, request_body
 from api.deps import ServicesDep, SettingsDep, TenantDep
 from api.errors import problem
 from api.quotas import require_room
@@ -84,7 +84,20 @@ async def list_voices(
     return [_public(voice) for voice in await asyncio.to_thread(library.list_voices, tenant)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={400: {}, 413: {}, 415: {}, 422: {}, 429: {}})
+_SAMPLE = {
+    "type": "object",
+    "required": ["sample", "description"],
+    "properties": {"sample": BINARY, "description": {"type": "string"}, "name": {"type": "string"}},
+}
+_EXAMPLE = {"type": "object", "required": ["sample"], "properties": {"sample": BINARY}}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={400: {}, 413: {}, 415: {}, 422: {}, 429: {}},
+    openapi_extra=request_body(form=_SAMPLE),
+)
 async def add_voice(request: Request, services: ServicesDep, settings: SettingsDep, tenant: TenantDep) -> VoicePublic:
     """A voice like the `sample` clip: the nearest built-in timbre at the sample's pitch and pace."""
     library = _library(services)
@@ -99,7 +112,7 @@ async def add_voice(request: Request, services: ServicesDep, settings: SettingsD
     return _public(voice)
 
 
-@router.post("/search", responses={400: {}, 413: {}, 415: {}, 422: {}})
+@router.post("/search", responses={400: {}, 413: {}, 415: {}, 422: {}}, openapi_extra=request_body(form=_EXAMPLE))
 async def search_by_example(
     request: Request, services: ServicesDep, settings: SettingsDep, tenant: TenantDep, top_k: int = 5
 ) -> list[VoicePublic]:
