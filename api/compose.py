@@ -15,6 +15,7 @@ from agent.memory import MemoryBackend, open_memory
 from agent.runner import TurnRunner
 from agent.session_service import SessionService
 from api.forwarded import TrustedProxies
+from api.quotas import Quotas
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 from api.telemetry import Metrics, build_tracing
@@ -62,6 +63,8 @@ class Services:
     """Requests per API key per minute; None: unlimited."""
     auth_failures: RateLimiter | None = None
     """Requests refused for their API key, per client address per minute; None: unlimited."""
+    quotas: Quotas = field(default_factory=Quotas)
+    """Each quota's check and the write it allows, as one step per tenant (held in the memory backend)."""
     proxies: TrustedProxies = field(default_factory=TrustedProxies)
     """The reverse proxies whose X-Forwarded-For names that client address; none by default."""
     tenant_keys: dict[str, str] = field(default_factory=dict)
@@ -278,6 +281,7 @@ async def _open_services(
                     load_seconds=loads,
                     rate_limiter=_rate_limiter(memory, settings.rate_limit_per_minute),
                     auth_failures=_rate_limiter(memory, settings.auth_failures_per_minute),
+                    quotas=Quotas(memory.locks),
                     proxies=TrustedProxies(settings.trusted_proxy_list),
                     tenant_keys=settings.tenant_keys(),
                     tenant_tools=tooling.tenant_tools,

@@ -21,10 +21,20 @@ from agent.runner import TurnRunner
 from agent.session_service import SessionService
 from api.compose import Services
 from api.forwarded import TrustedProxies
+from api.quotas import Quotas
 from api.ratelimit import RateLimiter, RateLimitUnavailableError
 from api.settings import Settings
 
-__all__ = ["RunnerDep", "ServicesDep", "SessionsDep", "SettingsDep", "TenantDep", "authenticate", "check_key"]
+__all__ = [
+    "QuotasDep",
+    "RunnerDep",
+    "ServicesDep",
+    "SessionsDep",
+    "SettingsDep",
+    "TenantDep",
+    "authenticate",
+    "check_key",
+]
 
 NO_KEY = "this service needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 BAD_KEY = "the API key is not valid"
@@ -53,6 +63,10 @@ def get_sessions(services: Annotated[Services, Depends(get_services)]) -> Sessio
 
 def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
     return services.settings
+
+
+def get_quotas(services: Annotated[Services, Depends(get_services)]) -> Quotas:
+    return services.quotas
 
 
 BROWSER_KEY_PROTOCOL = "openai-insecure-api-key."
@@ -151,4 +165,5 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+QuotasDep = Annotated[Quotas, Depends(get_quotas)]
 TenantDep = Annotated[str, Depends(get_tenant)]

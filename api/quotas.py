@@ -5,24 +5,47 @@ that the others use, nor make every turn slower by registering hundreds of tools
 quota is a setting (`VOICEGRAPH_QUOTA_*`); a request that would go past one answers 429,
 naming the quota and its setting, before anything is written.
 
-Counts are read when a request comes, not reserved: requests racing each other may pass a
-quota by the few that run at once, and one request adding documents may pass the
-documents and chunks quotas by what it brings (at most VOICEGRAPH_MAX_DOCUMENTS_BYTES).
+A count read and then written would let requests racing each other all pass a quota by
+reading the same count. So a tenant's check and its write are one step: `Quotas.adding`
+holds the tenant's hold for that kind (the memory backend's locks, so on Redis it holds
+across replicas) from the count to the write, and requests behind it wait their turn. A
+session is written only when its first turn lands, which may take a while: a new session
+is reserved instead, in this process, from the check until its first turn ends, and
+counted with the tenant's sessions meanwhile (replicas each keep their own reservations).
+One request adding documents may still pass the documents and chunks quotas by what it
+brings (at most VOICEGRAPH_MAX_DOCUMENTS_BYTES).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+
+from agent.locks import LocalSessionLocks, SessionBusyError, SessionLocks
 from agent.session_service import SessionService
 from api.settings import Settings
 from model.errors import VoicegraphError
 
-__all__ = ["QuotaExceededError", "require_room", "require_session_room"]
+__all__ = ["QuotaBusyError", "QuotaExceededError", "Quotas", "require_room"]
 
 REACHED = "quota reached: this tenant has {count} {what}, the most it may keep ({setting}); delete some first"
+BUSY = "other requests of this tenant are adding {what}; try again in a moment"
+WAIT_S = 60.0
+"""How long a request waits for the tenant's other requests adding the same kind (a large upload ingests)."""
+RESERVED_S = 600.0
+"""A new session's reservation lapses after this, should its turn never say it ended."""
+_POLL_S = 0.02
 
 
 class QuotaExceededError(VoicegraphError):
     """Adding this would take the tenant past one of its quotas (HTTP 429)."""
+
+
+class QuotaBusyError(QuotaExceededError):
+    """The tenant's other requests held the quota's count past `WAIT_S` (HTTP 429 too)."""
 
 
 def require_room(count: int, limit: int, what: str, setting: str) -> None:
@@ -31,9 +54,49 @@ def require_room(count: int, limit: int, what: str, setting: str) -> None:
         raise QuotaExceededError(REACHED.format(count=count, what=what, setting=f"VOICEGRAPH_{setting.upper()}"))
 
 
-async def require_session_room(sessions: SessionService, settings: Settings, tenant: str, session_id: str) -> None:
-    """A turn of a session the tenant has goes on; a new session needs room under the quota."""
-    if await sessions.get_session(tenant, session_id) is not None:
-        return
-    count = len(await sessions.list_sessions(tenant))
-    require_room(count, settings.quota_sessions, "sessions", "quota_sessions")
+class Quotas:
+    """Makes each quota's check and the write it allows one step per tenant."""
+
+    def __init__(self, locks: SessionLocks | None = None, *, wait_s: float = WAIT_S) -> None:
+        self.locks = locks or LocalSessionLocks()
+        self.wait_s = wait_s
+        self._starting: defaultdict[str, dict[str, float]] = defaultdict(dict)
+
+    @contextlib.asynccontextmanager
+    async def adding(self, tenant: str, what: str) -> AsyncIterator[None]:
+        """Hold the tenant's count of `what` for the block: check the quota and write inside it."""
+        deadline = time.monotonic() + self.wait_s
+        async with contextlib.AsyncExitStack() as held:
+            while True:
+                try:  # '#' is in no session id, so this never holds a session's own lock
+                    await held.enter_async_context(self.locks.hold(f"{tenant}:#quota:{what}"))
+                    break
+                except SessionBusyError:
+                    if time.monotonic() > deadline:
+                        raise QuotaBusyError(BUSY.format(what=what)) from None
+                    await asyncio.sleep(_POLL_S)
+            yield
+
+    async def reserve_session(
+        self, sessions: SessionService, settings: Settings, tenant: str, session_id: str
+    ) -> Callable[[], None]:
+        """Room for a turn of `session_id`: a session the tenant has goes on, a new one needs room
+        under the quota and is reserved until the returned function is called (its turn ended)."""
+        async with self.adding(tenant, "sessions"):
+            starting = self._starting[tenant]
+            now = time.monotonic()
+            for stale in [sid for sid, since in starting.items() if now - since > RESERVED_S]:
+                del starting[stale]
+            if session_id in starting or await sessions.get_session(tenant, session_id) is not None:
+                return lambda: None
+            kept = {info["session_id"] for info in await sessions.list_sessions(tenant)}
+            require_room(len(kept | set(starting)), settings.quota_sessions, "sessions", "quota_sessions")
+            starting[session_id] = now
+        return lambda: self._release(tenant, session_id, now)
+
+    def _release(self, tenant: str, session_id: str, since: float) -> None:
+        starting = self._starting.get(tenant, {})
+        if starting.get(session_id) == since:
+            del starting[session_id]
+        if not starting:
+            self._starting.pop(tenant, None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, assert_never
 
 import anyio
@@ -73,11 +73,17 @@ def _encode(event: TurnEvent, audio: ReplyAudio, where: str) -> bytes:
             assert_never(event)
 
 
-async def stream_turn(agent: TurnRunner, turn: TurnRequest, where: str) -> StreamingResponse:
+async def stream_turn(
+    agent: TurnRunner, turn: TurnRequest, where: str, ended: Callable[[], None] = lambda: None
+) -> StreamingResponse:
     """The turn's events as a text/event-stream response; raises, as the JSON endpoint does,
-    whatever refuses the turn before its first event."""
+    whatever refuses the turn before its first event. `ended` is called once the turn is over."""
     events = agent.stream_turn(turn)
-    first = await anext(events)
+    try:
+        first = await anext(events)
+    except BaseException:
+        ended()
+        raise
 
     async def body() -> AsyncIterator[bytes]:
         audio = ReplyAudio()
@@ -91,6 +97,7 @@ async def stream_turn(agent: TurnRunner, turn: TurnRequest, where: str) -> Strea
         finally:
             with anyio.CancelScope(shield=True):  # a client gone mid-turn still gets its session rolled back
                 await events.aclose()
+            ended()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(body(), media_type=EVENT_STREAM, headers=headers)

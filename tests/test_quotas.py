@@ -1,10 +1,12 @@
-"""Per-tenant quotas over HTTP (api/quotas.py): each answers 429 naming itself, before anything is written."""
+"""Per-tenant quotas over HTTP (api/quotas.py): each answers 429 naming itself, before anything is
+written, and requests sent at once cannot pass one together."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 
 from api.app import create_app
 from api.compose import Services, open_services
+from api.quotas import QuotaBusyError, Quotas
 from api.settings import Settings
 from model.testing import ScriptedPlanner
 from tests.http_server import running_server
@@ -107,3 +110,70 @@ def test_tools_and_mcp_servers(client: httpx.Client) -> None:
 def test_voices(client: httpx.Client) -> None:
     sample = {"sample": ("me.wav", b"RIFF....WAVE", "audio/wav")}
     _refused(client.post("/v1/voices", data={"description": "mine"}, files=sample), "QUOTA_VOICES")
+
+
+@pytest.fixture(scope="module")
+def racing_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A service whose turns take a while (the planner writes slowly), so requests overlap."""
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("racing"),
+        speak=False,
+        voices=False,
+        web_search="off",
+        tool_allow_private_hosts="127.0.0.1",
+        quota_sessions=3,
+        quota_knowledge_bases=3,
+        quota_tools=3,
+    )
+    planner = ScriptedPlanner(fallback="One moment, then the answer.", seconds_per_word=0.05)
+    with running_server(create_app(settings, lambda s: open_services(s, planner=planner))) as url:
+        yield url
+
+
+RACERS = 10
+
+
+def _race(url: str, send: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]) -> list[int]:
+    """The statuses of RACERS requests sent at once."""
+
+    async def race() -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            responses = await asyncio.gather(*(send(client, n) for n in range(RACERS)))
+        for response in responses:
+            assert response.status_code in (200, 201, 429), response.text
+        return sorted(response.status_code for response in responses)
+
+    return asyncio.run(race())
+
+
+def test_sessions_started_at_once_cannot_pass_the_quota_together(racing_url: str) -> None:
+    statuses = _race(racing_url, lambda c, n: c.post(f"/v1/sessions/racer{n}/turns", json={"text": "hi"}))
+    assert statuses == [200] * 3 + [429] * (RACERS - 3)
+    assert len(httpx.get(f"{racing_url}/v1/sessions").json()["sessions"]) == 3
+    assert httpx.post(f"{racing_url}/v1/sessions/more/turns", json={"text": "hi"}).status_code == 429
+
+
+def test_knowledge_bases_created_at_once_cannot_pass_the_quota_together(racing_url: str) -> None:
+    statuses = _race(racing_url, lambda c, n: c.post("/v1/knowledge-bases", json={"name": f"kb{n}"}))
+    assert statuses == [201] * 3 + [429] * (RACERS - 3)
+    assert len(httpx.get(f"{racing_url}/v1/knowledge-bases").json()) == 3
+
+
+def test_tools_registered_at_once_cannot_pass_the_quota_together(racing_url: str) -> None:
+    def register(client: httpx.AsyncClient, n: int) -> Awaitable[httpx.Response]:
+        tool = {"name": f"crm{n}", "description": "d", "url": "http://127.0.0.1:9/x", "read_only": True}
+        return client.post("/v1/tools", json=tool)
+
+    assert _race(racing_url, register) == [201] * 3 + [429] * (RACERS - 3)
+    assert sum(tool["name"].startswith("crm") for tool in httpx.get(f"{racing_url}/v1/tools").json()) == 3
+
+
+@pytest.mark.anyio
+async def test_a_tenant_held_too_long_is_told_to_try_again() -> None:
+    quotas = Quotas(wait_s=0.1)
+    async with quotas.adding("acme", "voices"):
+        with pytest.raises(QuotaBusyError, match="other requests of this tenant are adding voices"):
+            async with quotas.adding("acme", "voices"):
+                pass
+        async with quotas.adding("globex", "voices"), quotas.adding("acme", "tools"):
+            pass  # other tenants and other kinds do not wait

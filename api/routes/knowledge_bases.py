@@ -64,9 +64,10 @@ async def create_knowledge_base(
     body: KnowledgeBaseCreate, services: ServicesDep, tenant: TenantDep
 ) -> KnowledgeBasePublic:
     """Create an empty base; 409 when the tenant already has one by that name, 429 when it has its quota."""
-    count = len(await _call(services.knowledge.list_bases, tenant))
-    require_room(count, services.settings.quota_knowledge_bases, "knowledge bases", "quota_knowledge_bases")
-    await _call(services.knowledge.create_base, tenant, body.name)
+    async with services.quotas.adding(tenant, "knowledge bases"):
+        count = len(await _call(services.knowledge.list_bases, tenant))
+        require_room(count, services.settings.quota_knowledge_bases, "knowledge bases", "quota_knowledge_bases")
+        await _call(services.knowledge.create_base, tenant, body.name)
     return KnowledgeBasePublic(name=body.name, chunks=0)
 
 
@@ -140,10 +141,11 @@ async def add_documents(
     store = services.knowledge
     if not await _call(store.has_base, tenant, kb):  # before any upload is read
         raise problem(status.HTTP_404_NOT_FOUND, NO_BASE.format(kb=kb))
-    documents, chunks = await _call(store.usage, tenant)
-    require_room(documents, settings.quota_documents, "documents", "quota_documents")
-    require_room(chunks, settings.quota_chunks, "chunks", "quota_chunks")
-    outcomes = await _ingest(store, tenant, kb, request, settings)
+    async with services.quotas.adding(tenant, "documents"):  # the check and the ingest, one at a time
+        documents, chunks = await _call(store.usage, tenant)
+        require_room(documents, settings.quota_documents, "documents", "quota_documents")
+        require_room(chunks, settings.quota_chunks, "chunks", "quota_chunks")
+        outcomes = await _ingest(store, tenant, kb, request, settings)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed and len(failed) == len(outcomes):
         code = _FAILURE_STATUS.get(failed[0].reason or "", status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from agent.runner import validate_session_id
 from api.deps import get_services, get_tenant
-from api.quotas import QuotaExceededError, require_session_room
+from api.quotas import QuotaExceededError
 from api.realtime import RealtimeConnection
 from api.realtime_protocol import new_id
 from model.errors import InputError
@@ -35,7 +35,7 @@ async def realtime(websocket: WebSocket) -> None:
         validate_session_id(session_id)
         if services.runner.deps.asr is None:
             raise HTTPException(503, NO_ASR)
-        await require_session_room(services.sessions, services.settings, tenant, session_id)
+        ended = await services.quotas.reserve_session(services.sessions, services.settings, tenant, session_id)
     except HTTPException as refused:
         response = JSONResponse({"detail": refused.detail}, refused.status_code, headers=refused.headers)
         await websocket.send_denial_response(response)
@@ -46,14 +46,17 @@ async def realtime(websocket: WebSocket) -> None:
     except QuotaExceededError as full:
         await websocket.send_denial_response(JSONResponse({"detail": str(full)}, 429))
         return
-    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
-    await websocket.accept(subprotocol="realtime" if "realtime" in offered else None)
-    connection = RealtimeConnection(
-        websocket,
-        services.runner,
-        asr=services.runner.deps.asr,
-        tenant=tenant,
-        session_id=session_id,
-        model=services.runner.deps.planner.name,
-    )
-    await connection.run()
+    try:  # a new session stays reserved under the quota while its connection is open
+        offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+        await websocket.accept(subprotocol="realtime" if "realtime" in offered else None)
+        connection = RealtimeConnection(
+            websocket,
+            services.runner,
+            asr=services.runner.deps.asr,
+            tenant=tenant,
+            session_id=session_id,
+            model=services.runner.deps.planner.name,
+        )
+        await connection.run()
+    finally:
+        ended()

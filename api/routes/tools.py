@@ -104,8 +104,9 @@ async def list_tools(services: ServicesDep, tenant: TenantDep) -> list[ToolPubli
 async def register_tool(body: HttpToolDefinition, services: ServicesDep, tenant: TenantDep) -> ToolPublic:
     """Register an HTTP tool: the agent will POST the arguments as JSON to `url`."""
     custom = _custom(services)
-    require_room(len(await custom.list_http(tenant)), services.settings.quota_tools, "HTTP tools", "quota_tools")
-    return _http_public(await custom.register_http(tenant, body))
+    async with services.quotas.adding(tenant, "HTTP tools"):
+        require_room(len(await custom.list_http(tenant)), services.settings.quota_tools, "HTTP tools", "quota_tools")
+        return _http_public(await custom.register_http(tenant, body))
 
 
 @router.delete("/tools/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
@@ -132,10 +133,10 @@ async def list_mcp_servers(services: ServicesDep, tenant: TenantDep) -> list[Mcp
 async def register_mcp_server(body: McpServerConfig, services: ServicesDep, tenant: TenantDep) -> McpServerPublic:
     """Connect an MCP server over streamable HTTP; its tools appear as `<name>_<tool>`."""
     custom = _custom(services)
-    require_room(
-        len(await custom.list_mcp(tenant)), services.settings.quota_mcp_servers, "MCP servers", "quota_mcp_servers"
-    )
-    tools = await custom.register_mcp(tenant, body)
+    async with services.quotas.adding(tenant, "MCP servers"):
+        count = len(await custom.list_mcp(tenant))
+        require_room(count, services.settings.quota_mcp_servers, "MCP servers", "quota_mcp_servers")
+        tools = await custom.register_mcp(tenant, body)
     return _mcp_public(body, [t.spec.name for t in tools])
 
 

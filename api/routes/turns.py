@@ -10,9 +10,8 @@ from starlette.datastructures import UploadFile
 
 from agent.runner import TurnRequest, validate_session_id
 from api.bodies import json_body, media_type
-from api.deps import RunnerDep, SessionsDep, SettingsDep, TenantDep
+from api.deps import QuotasDep, RunnerDep, SessionsDep, SettingsDep, TenantDep
 from api.errors import problem
-from api.quotas import require_session_room
 from api.schemas import TurnCreate, TurnPublic
 from api.settings import Settings
 from api.streaming import EVENT_STREAM, public_turn, stream_turn
@@ -99,6 +98,7 @@ async def create_turn(
     agent: RunnerDep,
     sessions: SessionsDep,
     settings: SettingsDep,
+    quotas: QuotasDep,
     tenant: TenantDep,
 ) -> TurnPublic | StreamingResponse:
     """Run one turn: the answer, its citations and tool calls, and the spoken reply.
@@ -107,11 +107,17 @@ async def create_turn(
     (transcript, tool calls and results, text, audio chunks, then the result).
     """
     validate_session_id(session_id)
-    await require_session_room(sessions, settings, tenant, session_id)
-    turn = await _parse(request, session_id, tenant, settings)
-    if EVENT_STREAM in request.headers.get("accept", ""):
-        return await stream_turn(agent, turn, f"{request.method} {request.url.path}")
-    return public_turn(await agent.run_turn(turn))
+    ended = await quotas.reserve_session(sessions, settings, tenant, session_id)
+    streaming = False
+    try:
+        turn = await _parse(request, session_id, tenant, settings)
+        if EVENT_STREAM in request.headers.get("accept", ""):
+            streaming = True  # the turn runs as the response streams, and ends it there
+            return await stream_turn(agent, turn, f"{request.method} {request.url.path}", ended)
+        return public_turn(await agent.run_turn(turn))
+    finally:
+        if not streaming:
+            ended()
 
 
 __all__ = ["router"]

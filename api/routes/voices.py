@@ -101,14 +101,15 @@ _EXAMPLE = {"type": "object", "required": ["sample"], "properties": {"sample": B
 async def add_voice(request: Request, services: ServicesDep, settings: SettingsDep, tenant: TenantDep) -> VoicePublic:
     """A voice like the `sample` clip: the nearest built-in timbre at the sample's pitch and pace."""
     library = _library(services)
-    own = await asyncio.to_thread(library.count_own, tenant)
-    require_room(own, settings.quota_voices, "voices", "quota_voices")
-    clip, fields = await _sample(request, settings.max_upload_bytes)
-    description = fields.get("description", "").strip()
-    if not description:
-        raise problem(status.HTTP_422_UNPROCESSABLE_CONTENT, NEED_SAMPLE)
-    name = fields.get("name", "").strip() or None
-    voice = await asyncio.to_thread(library.add, tenant, description=description, clip=clip, name=name)
+    async with services.quotas.adding(tenant, "voices"):
+        own = await asyncio.to_thread(library.count_own, tenant)
+        require_room(own, settings.quota_voices, "voices", "quota_voices")
+        clip, fields = await _sample(request, settings.max_upload_bytes)
+        description = fields.get("description", "").strip()
+        if not description:
+            raise problem(status.HTTP_422_UNPROCESSABLE_CONTENT, NEED_SAMPLE)
+        name = fields.get("name", "").strip() or None
+        voice = await asyncio.to_thread(library.add, tenant, description=description, clip=clip, name=name)
     return _public(voice)
 
 
