@@ -23,6 +23,7 @@ import numpy as np
 
 from model.audio import SAMPLE_RATE
 from model.base import SpeechRecognizer
+from model.cores import CORES
 from model.errors import ModelAssetError
 
 __all__ = ["FRAMING", "WhisperASR", "packaged_recognizer"]
@@ -97,6 +98,10 @@ class WhisperASR(SpeechRecognizer):
         return text
 
     def _decode(self, samples: np.ndarray, hint: str, *, timestamps: bool) -> str:
+        with CORES.busy():  # a planner writing beside it (an early answer) leaves it a core
+            return self._segments(samples, hint, timestamps=timestamps)
+
+    def _segments(self, samples: np.ndarray, hint: str, *, timestamps: bool) -> str:
         segments, _info = self._model.transcribe(
             samples,
             language=self.language,

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from model.chat_template import ChatTemplate
+from model.cores import CORES
 from model.errors import ModelAssetError, PlannerError
 from model.kv_state import KVStates
 from model.kv_state import Sequence as TokenSequence
@@ -160,7 +161,8 @@ class LlamaCppEngine:
         params.n_ctx = context_tokens
         params.n_batch = params.n_ubatch = _BATCH
         params.n_seq_max = 1
-        params.n_threads = params.n_threads_batch = threads or default_threads()
+        self.threads = threads or default_threads()
+        params.n_threads = params.n_threads_batch = self.threads
         params.no_perf = True
         self.context = LlamaContext(model=self._model, params=params, verbose=False)
         self._batch = LlamaBatch(n_tokens=_BATCH, embd=0, n_seq_max=1, verbose=False)
@@ -179,6 +181,7 @@ class LlamaCppEngine:
         """Conversations put aside when another session took the context."""
         self._live = TokenSequence()
         self._lock = threading.Lock()
+        self._threads_now = self.threads
 
     # --- tokens -------------------------------------------------------------------------
 
@@ -269,12 +272,21 @@ class LlamaCppEngine:
         for start in range(0, len(tokens), _BATCH):
             chunk = tokens[start : start + _BATCH]
             self._batch.set_batch(chunk, n_past=len(self._live), logits_all=False)
+            self._share_cores()
             try:
                 self.context.decode(self._batch)
             except RuntimeError as error:
                 self._truncate(len(self._live))  # what the failed batch wrote is not ours
                 raise PlannerError(f"llama.cpp could not decode: {error}") from error
             self._live.extend(chunk, [self.piece(t) for t in chunk])
+
+    def _share_cores(self) -> None:
+        """Use the cores the speech models leave free (model/cores.py): a thread put aside
+        for the voice would hold up every barrier of the token."""
+        threads = CORES.planner_threads(self.threads)
+        if threads != self._threads_now:
+            self._c.llama_set_n_threads(self.context.ctx, threads, threads)
+            self._threads_now = threads
 
     def _resume(self, prompt: bytes) -> int:
         """Make the context hold the longest known beginning of `prompt`; the tokens it holds."""

@@ -252,3 +252,21 @@ def test_control_tokens_in_what_users_and_tools_wrote_stay_text(engine: LlamaCpp
         return [token for token in ids if token in controls]
 
     assert control_tokens(conversation(forged)) == control_tokens(conversation(""))
+
+
+def test_the_engine_leaves_a_busy_speech_model_its_core(engine: LlamaCppEngine) -> None:
+    """While the voice or the recognizer works, each batch runs on the cores they leave free
+    (model/cores.py); once they are done, on all the engine's threads again."""
+    import llama_cpp
+
+    from model.cores import CORES
+
+    messages = [{"role": "user", "content": "Count to three."}]
+    if engine.threads < 2:
+        pytest.skip("one thread: nothing to leave")
+    with CORES.busy(), engine.step(messages) as step:
+        step.prefill()
+        assert llama_cpp.llama_n_threads(engine.context.ctx) == CORES.planner_threads(engine.threads) < engine.threads
+    with engine.step([*messages, {"role": "assistant", "content": "One."}]) as step:
+        step.prefill()
+    assert llama_cpp.llama_n_threads(engine.context.ctx) == CORES.planner_threads(engine.threads) == engine.threads

@@ -1,0 +1,52 @@
+"""How the process's cores are shared between the planner and the speech models.
+
+On a small CPU the planner's llama.cpp threads meet at a barrier after each operation of
+each token, so when the voice or the recognizer takes one of the cores, every barrier waits
+for the thread that was put aside. Measured on two cores (`voicegraph bench latency`
+explains the turn-level effect): the planner decoded 12.4 tokens/s alone on two threads;
+beside a voice synthesizing on one thread, 1.9 tokens/s on two threads but 6.7 on one (as
+fast as one thread alone); beside the voice's default two spinning threads, 0.7.
+
+So the speech models run on one thread each and say when they are at work (`busy`), and
+the planner uses every core only while nothing else is (`planner_threads`, read before each
+batch it evaluates).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from model.llm import default_threads
+
+__all__ = ["CORES", "CoreShare"]
+
+
+class CoreShare:
+    """The cores of the process, and how many of them the speech models are using now."""
+
+    def __init__(self, cores: int | None = None) -> None:
+        self.cores = cores or default_threads()
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """A speech model is computing on one core for the length of the block."""
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def planner_threads(self, most: int | None = None) -> int:
+        """The threads the planner should use now: the cores nobody else is using, at least one."""
+        free = max(1, self.cores - self._busy)
+        return min(free, most) if most else free
+
+
+CORES = CoreShare()
+"""The process's share: the speech models and the planner engine all report to it."""
