@@ -25,13 +25,13 @@ pytestmark = pytest.mark.anyio
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}
 
 
-def _tool(announce: Any, gate: asyncio.Event | None = None) -> Tool:
+def _tool(announce: Any, gate: asyncio.Event | None = None, early: str | None = None) -> Tool:
     async def forecast(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         if gate is not None:
             await gate.wait()
         return ToolResult(f"Sunny in {arguments.get('city')}.")
 
-    return Tool(ToolSpec("forecast", "the weather", SCHEMA, 5.0, announce=announce), forecast)
+    return Tool(ToolSpec("forecast", "the weather", SCHEMA, 5.0, announce=announce, announce_early=early), forecast)
 
 
 def _agent(planner: Planner, tool: Tool, tts: RecordingSynthesizer, *, announce: bool = True) -> TurnRunner:
@@ -155,3 +155,24 @@ async def test_a_line_that_needs_no_arguments_is_said_as_soon_as_the_tool_is_cho
     kinds = [type(e).__name__ for e in events]
     assert (kinds.index("Audio") < kinds.index("ToolCalled")) is early
     assert [text for text, _ in tts.said] == [line, "Sunny."]  # said once, early or late
+
+
+async def test_an_early_line_is_said_at_the_choice_instead_of_the_line_over_the_arguments() -> None:
+    tts = RecordingSynthesizer()
+    planner = _ChoosesFirst(tts)
+    tool = _tool("Let me look up {city}.", early="Let me look up the weather.")
+    events = [e async for e in _agent(planner, tool, tts).stream_turn(TurnRequest("s", text="Weather?"))]
+    assert planner.said_while_writing == ["Let me look up the weather."]
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("Audio") < kinds.index("ToolCalled")
+    assert [text for text, _ in tts.said] == ["Let me look up the weather.", "Sunny."]  # not "Let me look up Oslo." too
+
+
+async def test_the_clock_and_the_weather_speak_as_soon_as_they_are_chosen() -> None:
+    import httpx
+
+    from tools.builtin.weather import OpenMeteo, weather_tool
+
+    assert date_time_tool().spec.fixed_announcement() == "Let me check the time."
+    async with httpx.AsyncClient() as client:
+        assert weather_tool(OpenMeteo(client)).spec.fixed_announcement() == "Let me check the weather."

@@ -202,7 +202,7 @@ def test_a_spoken_tool_turn_streams_its_announcement_first_and_reads_each_token_
     names = [n for n, _ in events]
     assert names[:2] == ["transcript", "tool_call"] and names[-1] == "result", names
     said = [data["text"] for name, data in events if name == "audio" and data["text"]]
-    assert said[0] == "Let me check the time in London.", said  # the line first, then the answer
+    assert said[0] == "Let me check the time.", said  # the line first, as soon as the clock is chosen; then the answer
     answer = events[-1][1]["answer"]
     assert len(said) > 1 and all(text in answer for text in said[1:]), (said, answer)
     assert events[1][1]["name"] == "get_date_time" and "london" in json.dumps(events[1][1]["arguments"]).lower()

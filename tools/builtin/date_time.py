@@ -218,7 +218,14 @@ def date_time_tool(now: Callable[[], datetime] | None = None) -> Tool:
             current = current.replace(tzinfo=UTC)
         return ToolResult(content=_describe(current.astimezone(zone), place, name))
 
-    spec = ToolSpec(name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=5.0, announce=_announce)
+    spec = ToolSpec(
+        name=NAME,
+        description=_DESCRIPTION,
+        parameters=_PARAMETERS,
+        timeout_s=5.0,
+        announce=_announce,
+        announce_early="Let me check the time.",  # as soon as the tool is chosen; the place comes in the answer
+    )
     return Tool(spec=spec, handler=handler)
 
 

@@ -49,6 +49,8 @@ MAX_DAYS = 7
 MIN_DAYS = 2
 """Today and tomorrow are always given: asked about tomorrow, the 1.5B planner asks for 1 day."""
 _ANNOUNCE = "Let me check the weather in {location}."
+_ANNOUNCE_EARLY = "Let me check the weather."
+"""Said as soon as the tool is chosen; the place is named in the answer a moment later."""
 _DESCRIPTION = (
     "Current weather and the forecast for a city or place: temperature, conditions, "
     "high and low, and the chance of rain."
@@ -300,6 +302,12 @@ def weather_tool(
         return result
 
     spec = ToolSpec(
-        name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=20.0, announce=_ANNOUNCE, read_only=True
+        name=NAME,
+        description=_DESCRIPTION,
+        parameters=_PARAMETERS,
+        timeout_s=20.0,
+        announce=_ANNOUNCE,
+        announce_early=_ANNOUNCE_EARLY,
+        read_only=True,
     )
     return Tool(spec=spec, handler=handler)
