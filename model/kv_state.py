@@ -17,11 +17,15 @@ cache still holds the rest. Two things make that hold:
 from __future__ import annotations
 
 import bisect
+import hashlib
+import os
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["KVStates", "Sequence", "common_prefix"]
+__all__ = ["KVStates", "SavedStates", "Sequence", "common_prefix"]
 
 
 def common_prefix(a: bytes, b: bytes) -> int:
@@ -115,3 +119,39 @@ class KVStates:
 
     def _drop(self, key: bytes) -> None:
         self._bytes -= len(self._entries.pop(key).state)
+
+
+class SavedStates:
+    """KV states on disk, one file per token sequence read with `keep_on_disk`; the newest
+    replaces the others (the system block changes with the date and the tools)."""
+
+    def __init__(self, directory: Path | None, identity: str) -> None:
+        self.directory = directory
+        self._identity = identity.encode()
+
+    def _path(self, tokens: list[int]) -> Path:
+        assert self.directory is not None
+        digest = hashlib.sha256(self._identity + array("i", tokens).tobytes()).hexdigest()
+        return self.directory / f"{digest[:32]}.kv"
+
+    def load(self, tokens: list[int]) -> bytes | None:
+        if self.directory is None:
+            return None
+        try:
+            return self._path(tokens).read_bytes()
+        except OSError:
+            return None
+
+    def save(self, tokens: list[int], state: bytes) -> None:
+        if self.directory is None:
+            return
+        path = self._path(tokens)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for old in self.directory.glob("*.kv"):
+                old.unlink(missing_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.part")
+            partial.write_bytes(state)
+            partial.replace(path)
+        except OSError:
+            pass  # only start-up time is lost

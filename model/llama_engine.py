@@ -21,11 +21,8 @@ from __future__ import annotations
 import codecs
 import ctypes
 import functools
-import hashlib
-import os
 import threading
 import time
-from array import array
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,17 +32,19 @@ from typing import Any
 from model.chat_template import ChatTemplate
 from model.cores import CORES
 from model.errors import ModelAssetError, PlannerError
-from model.kv_state import KVStates
+from model.kv_state import KVStates, SavedStates
 from model.kv_state import Sequence as TokenSequence
 from model.llama_lib import load_llama
 from model.llama_sampling import GreedySampler
 from model.llm import Completion, default_threads
+from model.lookup import draft
 
 __all__ = ["DEFAULT_CONTEXT_TOKENS", "DEFAULT_KV_BUDGET_BYTES", "LlamaCppEngine", "LlamaStep", "load_llama_engine"]
 
 DEFAULT_CONTEXT_TOKENS = 8192
 DEFAULT_KV_BUDGET_BYTES = 256 << 20
 _BATCH = 256
+DEFAULT_DRAFT_TOKENS = 6
 _SWITCH_MIN_TOKENS = 16
 """Take up a kept state only when it shares this many more tokens than the context does."""
 _STASH_MIN_TOKENS = 64
@@ -98,6 +97,7 @@ class LlamaStep:
         engine = self._engine
         sampler = engine.sampler(grammar)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        unread = 0
         try:
             if forced:
                 tokens = engine.tokenize(forced.encode("utf-8"))
@@ -109,20 +109,35 @@ class LlamaStep:
                 yield text
             pending, self._pending = self._pending, []
             engine.evaluate(pending)
-            for _ in range(max_tokens):
-                token = sampler.sample(engine.context.ctx)
-                if engine.is_end(token):
-                    return
-                self._counts.completion += 1
-                self._pending = [token]
-                text = decoder.decode(engine.piece(token))
-                self._parts.append(text)
-                if text:
+            token, written = sampler.sample(engine.context.ctx), 0
+            while written < max_tokens and not engine.is_end(token):
+                written += 1
+                self._pending = [token]  # read with the next batch, if the caller reads on
+                if text := self._wrote(token, decoder):
                     yield text
-                engine.evaluate(self._pending)
-                self._pending = []
+                guesses = engine.draft(token, max_tokens - written)
+                engine.evaluate(self._pending + guesses, logits_all=bool(guesses))
+                self._pending, unread = [], len(guesses)
+                for at, guess in enumerate(guesses):  # what the model writes after each guess
+                    token = sampler.sample(engine.context.ctx, at)
+                    if token != guess or engine.is_end(token):
+                        break
+                    written, unread = written + 1, unread - 1
+                    if text := self._wrote(token, decoder):
+                        yield text
+                else:
+                    token = sampler.sample(engine.context.ctx, len(guesses))
+                engine.drop(unread)
+                unread = 0
         finally:
+            engine.drop(unread)  # guesses read into the context but never given to the caller
             sampler.close()
+
+    def _wrote(self, token: int, decoder: codecs.IncrementalDecoder) -> str:
+        self._counts.completion += 1
+        text = decoder.decode(self._engine.piece(token))
+        self._parts.append(text)
+        return text
 
     @property
     def text(self) -> str:
@@ -142,9 +157,11 @@ class LlamaCppEngine:
         kv_budget_bytes: int = DEFAULT_KV_BUDGET_BYTES,
         state_dir: Path | None = None,
         name: str | None = None,
+        draft_tokens: int = DEFAULT_DRAFT_TOKENS,
     ) -> None:
         """`state_dir` keeps the KV state of what a step prefilled with `keep_on_disk`, for the
-        next process on the same model to load instead of prefilling (see `evaluate`)."""
+        next process on the same model to load instead of prefilling (see `evaluate`).
+        `draft_tokens`: the most tokens guessed ahead from the context (model/lookup.py); 0: none."""
         llama_cpp = load_llama()
         from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
@@ -175,13 +192,14 @@ class LlamaCppEngine:
             eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
         )
         self.name = name or Path(gguf).stem
-        self._saved = _SavedStates(state_dir, f"{llama_cpp.__version__}|{gguf.name}|{gguf.stat().st_size}")
+        self._saved = SavedStates(state_dir, f"{llama_cpp.__version__}|{gguf.name}|{gguf.stat().st_size}")
         self.context_tokens = self.context.n_ctx()
         self.states = KVStates(kv_budget_bytes)
         """Conversations put aside when another session took the context."""
         self._live = TokenSequence()
         self._lock = threading.Lock()
         self._threads_now = self.threads
+        self.draft_tokens = draft_tokens
 
     # --- tokens -------------------------------------------------------------------------
 
@@ -248,12 +266,13 @@ class LlamaCppEngine:
             self._truncate(0)
             self.states = KVStates(self.states.budget_bytes)
 
-    def evaluate(self, tokens: list[int], *, keep_on_disk: bool = False) -> None:
+    def evaluate(self, tokens: list[int], *, keep_on_disk: bool = False, logits_all: bool = False) -> None:
         """Feed tokens to the model, in batches; with none, read the last one again (for its logits).
 
         `keep_on_disk`, into an empty context: load the state saved by an earlier process
         that read the same tokens, else read them and save the state (the system block with
-        the tools: ~700 tokens, 15-20 s of prefill on two cores, 20 MB on disk)."""
+        the tools: ~700 tokens, 15-20 s of prefill on two cores, 20 MB on disk). `logits_all`:
+        keep the logits after every token, not only the last (to check drafted tokens)."""
         if keep_on_disk and not self._live.tokens:
             state = self._saved.load(tokens)
             if state is not None and self._restore(self._sequence(tokens), state):
@@ -271,7 +290,7 @@ class LlamaCppEngine:
             raise PlannerError(_TOO_LONG.format(needed=needed, limit=self.context_tokens))
         for start in range(0, len(tokens), _BATCH):
             chunk = tokens[start : start + _BATCH]
-            self._batch.set_batch(chunk, n_past=len(self._live), logits_all=False)
+            self._batch.set_batch(chunk, n_past=len(self._live), logits_all=logits_all)
             self._share_cores()
             try:
                 self.context.decode(self._batch)
@@ -279,6 +298,17 @@ class LlamaCppEngine:
                 self._truncate(len(self._live))  # what the failed batch wrote is not ours
                 raise PlannerError(f"llama.cpp could not decode: {error}") from error
             self._live.extend(chunk, [self.piece(t) for t in chunk])
+
+    def draft(self, token: int, limit: int) -> list[int]:
+        """Tokens guessed to follow `token` from what the context already holds (model/lookup.py)."""
+        if not self.draft_tokens:
+            return []
+        return draft([*self._live.tokens, token], min(limit, self.draft_tokens))
+
+    def drop(self, n_tokens: int) -> None:
+        """Forget the context's last `n_tokens` (drafted tokens the model did not write)."""
+        if n_tokens > 0:
+            self._truncate(len(self._live) - n_tokens)
 
     def _share_cores(self) -> None:
         """Use the cores the speech models leave free (model/cores.py): a thread put aside
@@ -332,42 +362,6 @@ class LlamaCppEngine:
     def _truncate(self, n_tokens: int) -> None:
         self._c.llama_memory_seq_rm(self.context.memory, 0, n_tokens, -1)
         self._live.truncate(n_tokens)
-
-
-class _SavedStates:
-    """KV states on disk, one file per token sequence read with `keep_on_disk`; the newest
-    replaces the others (the system block changes with the date and the tools)."""
-
-    def __init__(self, directory: Path | None, identity: str) -> None:
-        self.directory = directory
-        self._identity = identity.encode()
-
-    def _path(self, tokens: list[int]) -> Path:
-        assert self.directory is not None
-        digest = hashlib.sha256(self._identity + array("i", tokens).tobytes()).hexdigest()
-        return self.directory / f"{digest[:32]}.kv"
-
-    def load(self, tokens: list[int]) -> bytes | None:
-        if self.directory is None:
-            return None
-        try:
-            return self._path(tokens).read_bytes()
-        except OSError:
-            return None
-
-    def save(self, tokens: list[int], state: bytes) -> None:
-        if self.directory is None:
-            return
-        path = self._path(tokens)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            for old in self.directory.glob("*.kv"):
-                old.unlink(missing_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.part")
-            partial.write_bytes(state)
-            partial.replace(path)
-        except OSError:
-            pass  # only start-up time is lost
 
 
 @functools.cache

@@ -37,8 +37,9 @@ class GreedySampler:
         )
         self._all: np.ndarray[Any, Any] | None = None
 
-    def sample(self, ctx: Any) -> int:
-        logits = np.ctypeslib.as_array(self._c.llama_get_logits_ith(ctx, -1), shape=(self._n_vocab,))
+    def sample(self, ctx: Any, index: int = -1) -> int:
+        """The token after the batch's `index`-th (its last by default); the grammar takes it."""
+        logits = np.ctypeslib.as_array(self._c.llama_get_logits_ith(ctx, index), shape=(self._n_vocab,))
         token = int(logits.argmax())
         if self._grammar is None:
             return token

@@ -270,3 +270,50 @@ def test_the_engine_leaves_a_busy_speech_model_its_core(engine: LlamaCppEngine) 
     with engine.step([*messages, {"role": "assistant", "content": "One."}]) as step:
         step.prefill()
     assert llama_cpp.llama_n_threads(engine.context.ctx) == CORES.planner_threads(engine.threads) == engine.threads
+
+
+def test_guessed_tokens_change_nothing_but_time(planner: CascadePlanner, engine: LlamaCppEngine) -> None:
+    """An answer that repeats its tool result is mostly guessed from it (model/lookup.py) and
+    is the answer greedy decoding writes token by token; a step that stops reading in the
+    middle of accepted guesses leaves the context holding only what it read."""
+    call = {"id": "c1", "name": "knowledge_search", "arguments": {"query": "head chef Copper Kettle"}}
+    result = (
+        "[1] (kettle.md) The Copper Kettle is a restaurant on Harbour Street. Its head chef is Marta "
+        "Lindqvist, who joined in 2019 from the Nordic Table in Oslo."
+    )
+    conversation = [
+        Message(role="user", content="Who is the head chef at the Copper Kettle restaurant?"),
+        Message(role="assistant", content="", tool_calls=[call]),  # type: ignore[list-item]
+        Message(role="tool", tool_call_id="c1", name="knowledge_search", content=result),
+    ]
+    guessed: list[int] = []
+    original = engine.draft
+
+    def counted(token: int, limit: int) -> list[int]:
+        guesses = original(token, limit)
+        guessed.extend(guesses)
+        return guesses
+
+    answers = {}
+    for draft_tokens in (0, 6):
+        engine.forget()
+        engine.draft_tokens = draft_tokens
+        engine.draft = counted  # type: ignore[method-assign]
+        try:
+            events, usage = _plan(planner, conversation)
+        finally:
+            engine.draft = original  # type: ignore[method-assign]
+            engine.draft_tokens = 6
+        answers[draft_tokens] = ("".join(e.text for e in events), usage.completion_tokens)
+    assert answers[0] == answers[6] and "Marta Lindqvist" in answers[6][0], answers
+    assert len(guessed) >= 5  # Marta Lindqvist, Copper Kettle, ... came from the result
+
+    messages = [{"role": "user", "content": f"Say this back word for word: {result}"}]
+    engine.forget()
+    with engine.step(messages) as step:
+        pieces = step.sample(max_tokens=60)
+        read = [next(pieces) for _ in range(12)]
+        pieces.close()
+        held = engine._live.text  # what the context holds now
+    said = engine.render(messages).encode() + "".join(read).encode()
+    assert said.startswith(held) and len(held) >= len(said) - len(read[-1].encode()), (held[-80:], read)
