@@ -200,12 +200,13 @@ def test_a_spoken_tool_turn_streams_its_announcement_first_and_reads_each_token_
                 events.append((name, json.loads(line.split(":", 1)[1])))
         traces = client.get("/v1/sessions/e2e-stream/traces").json()["traces"]
     names = [n for n, _ in events]
-    assert names[:2] == ["transcript", "tool_call"] and names[-1] == "result", names
+    # the clock's line is said as soon as it is chosen, before its arguments are written
+    assert names[:3] == ["transcript", "audio", "tool_call"] and names[-1] == "result", names
     said = [data["text"] for name, data in events if name == "audio" and data["text"]]
     assert said[0] == "Let me check the time.", said  # the line first, as soon as the clock is chosen; then the answer
     answer = events[-1][1]["answer"]
     assert len(said) > 1 and all(text in answer for text in said[1:]), (said, answer)
-    assert events[1][1]["name"] == "get_date_time" and "london" in json.dumps(events[1][1]["arguments"]).lower()
+    assert events[2][1]["name"] == "get_date_time" and "london" in json.dumps(events[2][1]["arguments"]).lower()
     plans = [c for c in traces[-1]["root"]["children"] if c["name"] == "plan"]
     choice, answer = (p["attributes"] for p in plans)
     assert answer["gen_ai.usage.cache_read.input_tokens"] >= choice["gen_ai.usage.input_tokens"]
