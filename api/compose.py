@@ -170,6 +170,7 @@ def build_engine(settings: Settings) -> ChatEngine | SteppingEngine:
         threads=settings.threads,
         kv_budget_bytes=settings.kv_cache_mb << 20,
         state_dir=settings.data_dir / "kv",
+        draft_tokens=settings.draft_tokens,
     )
 
 

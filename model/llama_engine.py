@@ -366,7 +366,7 @@ class LlamaCppEngine:
 
 @functools.cache
 def _cached_engine(
-    gguf: str, context_tokens: int, threads: int | None, kv_budget_bytes: int, state_dir: Path | None
+    gguf: str, context_tokens: int, threads: int | None, kv_budget_bytes: int, state_dir: Path | None, draft_tokens: int
 ) -> LlamaCppEngine:
     return LlamaCppEngine(
         Path(gguf),
@@ -374,6 +374,7 @@ def _cached_engine(
         threads=threads,
         kv_budget_bytes=kv_budget_bytes,
         state_dir=state_dir,
+        draft_tokens=draft_tokens,
     )
 
 
@@ -384,7 +385,8 @@ def load_llama_engine(
     threads: int | None = None,
     kv_budget_bytes: int = DEFAULT_KV_BUDGET_BYTES,
     state_dir: Path | None = None,
+    draft_tokens: int = DEFAULT_DRAFT_TOKENS,
 ) -> LlamaCppEngine:
     """The process-wide engine for these settings: loaded on first call, shared after (the
     weights are read once, and the kept sessions' states serve every caller)."""
-    return _cached_engine(str(Path(gguf).resolve()), context_tokens, threads, kv_budget_bytes, state_dir)
+    return _cached_engine(str(Path(gguf).resolve()), context_tokens, threads, kv_budget_bytes, state_dir, draft_tokens)

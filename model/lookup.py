@@ -4,10 +4,11 @@ An answer after a tool result mostly repeats the result ("It is 7:15 PM in Tokyo
 Lindqvist is the head chef"), and a tool's arguments repeat the user ("fun fact about
 octopuses"). When the last few tokens written also occur earlier in the context, the tokens
 that followed them there are a guess at what comes next. The engine reads the guess in the
-same batch as the token before it and keeps what the model would have written anyway
-(greedy decoding, so the text is the same with or without drafts); on a CPU a batch of a
-few tokens costs little more than one, so every guessed token the model agrees with is
-nearly free.
+same batch as the token before it and keeps the guesses the model would have written
+itself (greedy decoding: the text is what it writes without guesses, but for a rare
+near-tie that batched arithmetic, rounding differently, tips the other way); on a CPU a
+batch of a few tokens costs little more than one, so every guessed token the model agrees
+with is nearly free.
 """
 
 from __future__ import annotations
