@@ -16,6 +16,7 @@ instead of "more black".
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ from model.base import SpeechRecognizer
 from model.cores import CORES
 from model.errors import ModelAssetError
 
-__all__ = ["FRAMING", "WhisperASR", "packaged_recognizer"]
+__all__ = ["FRAMING", "WhisperASR", "packaged_recognizer", "split_at_pauses"]
 
 FRAMING = "A person asks a voice assistant a question."
 """The prompt's framing: on the spoken set, WER 13.8 % without it and 12.3 % with it (tiny.en, beam 5)."""
@@ -87,32 +88,72 @@ class WhisperASR(SpeechRecognizer):
             raise ValueError(f"expected {SAMPLE_RATE} Hz mono audio (1-D), got shape {samples.shape}")
         if samples.size == 0:
             return ""
-        text = self._decode(samples, hint, timestamps=False)
+        text = self._decode(samples, hint)
         if _cut_short(text, samples.size / SAMPLE_RATE):
-            # Without timestamps Whisper may end after the first of two sentences ("Let me
-            # look that up in your documents." of a 5 s recording that goes on, greedy or
-            # beam alike); with them it writes one segment per sentence and goes on to the end.
-            again = self._decode(samples, hint, timestamps=True)
+            again = self._continued(samples, hint)
             if len(again.split()) > len(text.split()):
                 text = again
         return text
 
-    def _decode(self, samples: np.ndarray, hint: str, *, timestamps: bool) -> str:
-        with CORES.busy():  # a planner writing beside it (an early answer) leaves it a core
-            return self._segments(samples, hint, timestamps=timestamps)
+    def _decode(self, samples: np.ndarray, hint: str) -> str:
+        return " ".join(text for _end, text in self._segments(samples, hint, timestamps=False)).strip()
 
-    def _segments(self, samples: np.ndarray, hint: str, *, timestamps: bool) -> str:
-        segments, _info = self._model.transcribe(
-            samples,
-            language=self.language,
-            beam_size=self.beam_size,
-            vad_filter=False,  # the caller trims with Silero (model/vad.py)
-            condition_on_previous_text=False,  # one turn at a time: no context to carry
-            without_timestamps=not timestamps,
-            temperature=self.temperatures,
-            initial_prompt=prompt(hint, self.framing) or None,
-        )
-        return " ".join(seg.text.strip() for seg in segments).strip()
+    def _continued(self, samples: np.ndarray, hint: str) -> str:
+        """The recording read a stretch at a time, split at its pauses; with timestamps when
+        it has none.
+
+        Whisper may end after the first of two sentences ("Let me look that up in your
+        documents." of a 5 s recording that goes on): without timestamps, greedy and beam
+        alike; with them about half the time, its one segment then said to last to the end.
+        A stretch that holds one sentence is read whole.
+        """
+        stretches = split_at_pauses(samples)
+        if len(stretches) == 1:
+            return " ".join(text for _end, text in self._segments(samples, hint, timestamps=True)).strip()
+        said: list[str] = []
+        for stretch in stretches:
+            said.append(self._decode(stretch, " ".join([hint, *said])))
+        return " ".join(text for text in said if text)
+
+    def _segments(self, samples: np.ndarray, hint: str, *, timestamps: bool) -> list[tuple[float, str]]:
+        """(end in seconds, text) of each segment Whisper hears in `samples`."""
+        with CORES.busy():  # a planner writing beside it (an early answer) leaves it a core
+            segments, _info = self._model.transcribe(
+                samples,
+                language=self.language,
+                beam_size=self.beam_size,
+                vad_filter=False,  # the caller trims with Silero (model/vad.py)
+                condition_on_previous_text=False,  # one turn at a time: no context to carry
+                without_timestamps=not timestamps,
+                temperature=self.temperatures,
+                initial_prompt=prompt(hint, self.framing) or None,
+            )
+            return [(float(seg.end), seg.text.strip()) for seg in segments]
+
+
+_PAUSE_S = 0.2
+"""The shortest quiet a recording cut short is split at (between sentences Piper leaves ~0.3 s)."""
+_FRAME = SAMPLE_RATE // 50
+
+
+def split_at_pauses(samples: np.ndarray, pause_s: float = _PAUSE_S) -> list[np.ndarray]:
+    """`samples` cut in the middle of each quiet stretch of `pause_s` or more between sounds
+    (20 ms frames quieter than a tenth of the loud ones' level)."""
+    count = samples.size // _FRAME
+    if count < 3:
+        return [samples]
+    level = np.sqrt(np.mean(np.square(samples[: count * _FRAME].reshape(count, _FRAME)), axis=1))
+    loud = level > max(1e-4, 0.1 * float(np.percentile(level, 90)))
+    cuts, at = [], 0
+    while at < count:
+        end = at
+        while end < count and not loud[end]:
+            end += 1
+        if at > 0 and end > at and end < count and (end - at) * _FRAME >= pause_s * SAMPLE_RATE:
+            cuts.append((at + end) // 2 * _FRAME)
+        at = end + 1
+    bounds = [0, *cuts, samples.size]
+    return [samples[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 _SHORT_WPS = 1.8

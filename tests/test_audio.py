@@ -237,14 +237,29 @@ def test_asr_hears_the_question(asr: WhisperASR, vad: SileroVAD, spoken: np.ndar
 def test_asr_hears_both_of_two_sentences(
     asr: WhisperASR, tts: PiperTTS, first: str, second: str, gap_s: float, words: tuple[str, ...]
 ) -> None:
-    """Whisper without timestamps ended each of these (an agent's line, then its answer) after
-    the first sentence, with a beam or greedily; a transcript with too few words for its
-    recording is decoded again with timestamps."""
+    """Whisper ended each of these (an agent's line, then its answer) after the first sentence,
+    without timestamps every time and with them about half the time; a transcript with too
+    few words for its recording is decoded again a sentence at a time, split at the pauses.
+    Piper samples its delivery, so each run hears a new recording."""
     gap = np.zeros(int(tts.sample_rate * gap_s), dtype=np.float32)
     audio = np.concatenate([*tts.synthesize(first), gap, *tts.synthesize(second)])
     heard = asr.transcribe(resample(audio, tts.sample_rate, SAMPLE_RATE)).lower()
     assert first.split()[-1].strip(".").lower() in heard, heard
     assert all(word in heard for word in words), heard
+
+
+def test_a_recording_is_split_in_the_middle_of_its_pauses() -> None:
+    from model.asr import split_at_pauses
+
+    rate = SAMPLE_RATE
+    tone = (0.3 * np.sin(np.arange(rate) * 2 * np.pi * 220 / rate)).astype(np.float32)
+    quiet = np.zeros(rate * 3 // 10, dtype=np.float32)
+    blip = np.zeros(rate // 10, dtype=np.float32)  # a pause too short to split at
+    audio = np.concatenate([quiet, tone, quiet, tone, blip, tone, quiet])
+    pieces = split_at_pauses(audio)
+    assert [len(p) / rate for p in pieces] == pytest.approx([1.45, 2.55], abs=0.03)  # not at the edges or the blip
+    assert np.array_equal(np.concatenate(pieces), audio)
+    assert len(split_at_pauses(tone)) == 1
 
 
 @pytest.mark.real
