@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.settings import Settings
 from tests.http_server import running_server
+from tests.tool_fixtures import order_status_tool
 
 pytestmark = pytest.mark.real
 
@@ -73,17 +74,7 @@ def _add_handbook(client: httpx.Client, fake: str) -> None:
 
 
 def _register_order_status(client: httpx.Client, fake: str) -> None:
-    definition = {
-        "name": "order_status",
-        "description": "The delivery status of a customer's order, by order number.",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_id": {"type": "string", "description": "The order number, like A-1042."}},
-            "required": ["order_id"],
-        },
-        "url": f"{fake}/order-status",
-        "read_only": True,
-    }
+    definition = order_status_tool(fake)
     assert client.post("/v1/tools", json=definition).status_code == 201
 
 

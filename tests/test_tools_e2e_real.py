@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from api.app import create_app
 from api.settings import Settings
 from tests.http_server import running_server
+from tests.tool_fixtures import order_status_tool
 
 pytestmark = pytest.mark.real
 
@@ -83,17 +84,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterato
             mcp_servers=[{"name": "inventory", "command": sys.executable, "args": [MCP_SCRIPT]}],  # type: ignore[list-item]
         )
         with running_server(create_app(settings)) as url:
-            definition = {
-                "name": "order_status",
-                "description": "The delivery status of a customer's order, by order number.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"order_id": {"type": "string", "description": "The order number, like A-1042."}},
-                    "required": ["order_id"],
-                },
-                "url": f"{web_url}/order-status",
-                "read_only": True,
-            }
+            definition = order_status_tool(web_url)
             assert httpx.post(f"{url}/v1/tools", json=definition).status_code == 201
             yield url, received
 

@@ -9,9 +9,32 @@ from langchain_core.tools import tool
 
 from tools.base import ToolContext
 
-__all__ = ["BACKEND_DOWN", "LANGCHAIN_TOOLS", "convert", "out_of_service", "reply_body", "whoami"]
+__all__ = [
+    "BACKEND_DOWN",
+    "LANGCHAIN_TOOLS",
+    "convert",
+    "order_status_tool",
+    "out_of_service",
+    "reply_body",
+    "whoami",
+]
 
 BACKEND_DOWN = "the weather backend is down"
+
+
+def order_status_tool(base_url: str) -> dict[str, object]:
+    """A read-only HTTP tool a shop registers (`POST /v1/tools`), answered at `base_url`/order-status."""
+    return {
+        "name": "order_status",
+        "description": "The delivery status of a customer's order, by order number.",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string", "description": "The order number, like A-1042."}},
+            "required": ["order_id"],
+        },
+        "url": f"{base_url}/order-status",
+        "read_only": True,
+    }
 
 
 def reply_body(content: str) -> str:
