@@ -163,17 +163,12 @@ class LlamaCppEngine:
         next process on the same model to load instead of prefilling (see `evaluate`).
         `draft_tokens`: the most tokens guessed ahead from the context (model/lookup.py); 0: none."""
         llama_cpp = load_llama()
-        from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
+        from llama_cpp._internals import LlamaBatch, LlamaContext
 
         if not Path(gguf).is_file():
             raise ModelAssetError(f"no model at {gguf}: run `voicegraph models prepare`")
         self._c = llama_cpp
-        llama_cpp.llama_backend_init()
-        model_params = llama_cpp.llama_model_default_params()
-        # Read, not mapped: llama.cpp repacks most weights into a faster layout, and with the
-        # file mapped too the process would hold both (2.0 GB resident instead of 1.4 GB).
-        model_params.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
-        self._model = LlamaModel(path_model=str(gguf), params=model_params, verbose=False)
+        self._model = _weights(str(Path(gguf).resolve()))
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = context_tokens
         params.n_batch = params.n_ubatch = _BATCH
@@ -362,6 +357,21 @@ class LlamaCppEngine:
     def _truncate(self, n_tokens: int) -> None:
         self._c.llama_memory_seq_rm(self.context.memory, 0, n_tokens, -1)
         self._live.truncate(n_tokens)
+
+
+@functools.cache
+def _weights(gguf: str) -> Any:
+    """The model's weights, read once per process and shared by every engine's context (each
+    engine holds only its context and kept states: ~0.3 GB instead of ~1.7 GB)."""
+    llama_cpp = load_llama()
+    from llama_cpp._internals import LlamaModel
+
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_default_params()
+    # Read, not mapped: llama.cpp repacks most weights into a faster layout, and with the
+    # file mapped too the process would hold both (2.0 GB resident instead of 1.4 GB).
+    params.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
+    return LlamaModel(path_model=gguf, params=params, verbose=False)
 
 
 @functools.cache
