@@ -112,7 +112,7 @@ class WhisperASR(SpeechRecognizer):
             return " ".join(text for _end, text in self._segments(samples, hint, timestamps=True)).strip()
         said: list[str] = []
         for stretch in stretches:
-            said.append(self._decode(stretch, " ".join([hint, *said])))
+            said.append(self._decode(stretch, hint))  # not what it heard before: Whisper then repeated it
         return " ".join(text for text in said if text)
 
     def _segments(self, samples: np.ndarray, hint: str, *, timestamps: bool) -> list[tuple[float, str]]:

@@ -223,13 +223,13 @@ def test_asr_hears_the_question(asr: WhisperASR, vad: SileroVAD, spoken: np.ndar
             "Let me look that up in your documents.",
             "The head chef at the Copper Kettle restaurant is Marta.",
             0.2,
-            ("kettle", "restaurant"),
+            ("restaurant",),
         ),
         (
             "Let me look that up in your documents.",
             "Marta Lindqvist is the head chef at the Copper Kettle restaurant.",
             0.0,
-            ("chef", "kettle"),
+            ("restaurant",),
         ),
         ("Let me check the time in Tokyo.", "It is 7:15 AM in Tokyo right now.", 0.0, ("right", "now")),
     ],
@@ -240,7 +240,8 @@ def test_asr_hears_both_of_two_sentences(
     """Whisper ended each of these (an agent's line, then its answer) after the first sentence,
     without timestamps every time and with them about half the time; a transcript with too
     few words for its recording is decoded again a sentence at a time, split at the pauses.
-    Piper samples its delivery, so each run hears a new recording."""
+    Piper samples its delivery, so each run hears a new recording: the words checked are those
+    of the second sentence that tiny.en hears in every delivery ("chef" is now and then "shaft")."""
     gap = np.zeros(int(tts.sample_rate * gap_s), dtype=np.float32)
     audio = np.concatenate([*tts.synthesize(first), gap, *tts.synthesize(second)])
     heard = asr.transcribe(resample(audio, tts.sample_rate, SAMPLE_RATE)).lower()
