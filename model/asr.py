@@ -95,8 +95,20 @@ class WhisperASR(SpeechRecognizer):
                 text = again
         return text
 
-    def _decode(self, samples: np.ndarray, hint: str) -> str:
-        return " ".join(text for _end, text in self._segments(samples, hint, timestamps=False)).strip()
+    def _decode(self, samples: np.ndarray, hint: str, *, timestamps: bool = False) -> str:
+        """What Whisper hears in `samples`, its segments joined."""
+        with CORES.busy():  # a planner writing beside it (an early answer) leaves it a core
+            segments, _info = self._model.transcribe(
+                samples,
+                language=self.language,
+                beam_size=self.beam_size,
+                vad_filter=False,  # the caller trims with Silero (model/vad.py)
+                condition_on_previous_text=False,  # one turn at a time: no context to carry
+                without_timestamps=not timestamps,
+                temperature=self.temperatures,
+                initial_prompt=prompt(hint, self.framing) or None,
+            )
+            return " ".join(seg.text.strip() for seg in segments).strip()
 
     def _continued(self, samples: np.ndarray, hint: str) -> str:
         """The recording read a stretch at a time, split at its pauses; with timestamps when
@@ -109,26 +121,11 @@ class WhisperASR(SpeechRecognizer):
         """
         stretches = split_at_pauses(samples)
         if len(stretches) == 1:
-            return " ".join(text for _end, text in self._segments(samples, hint, timestamps=True)).strip()
+            return self._decode(samples, hint, timestamps=True)
         said: list[str] = []
         for stretch in stretches:
             said.append(self._decode(stretch, hint))  # not what it heard before: Whisper then repeated it
         return " ".join(text for text in said if text)
-
-    def _segments(self, samples: np.ndarray, hint: str, *, timestamps: bool) -> list[tuple[float, str]]:
-        """(end in seconds, text) of each segment Whisper hears in `samples`."""
-        with CORES.busy():  # a planner writing beside it (an early answer) leaves it a core
-            segments, _info = self._model.transcribe(
-                samples,
-                language=self.language,
-                beam_size=self.beam_size,
-                vad_filter=False,  # the caller trims with Silero (model/vad.py)
-                condition_on_previous_text=False,  # one turn at a time: no context to carry
-                without_timestamps=not timestamps,
-                temperature=self.temperatures,
-                initial_prompt=prompt(hint, self.framing) or None,
-            )
-            return [(float(seg.end), seg.text.strip()) for seg in segments]
 
 
 _PAUSE_S = 0.2

@@ -7,8 +7,8 @@ explains the turn-level effect): the planner decoded 12.4 tokens/s alone on two 
 beside a voice synthesizing on one thread, 1.9 tokens/s on two threads but 6.7 on one (as
 fast as one thread alone); beside the voice's default two spinning threads, 0.7.
 
-So the speech models run on one thread each and say when they are at work (`busy`), and
-the planner uses every core only while nothing else is (`planner_threads`, read before each
+So the voice runs on one thread, the voice and the recognizer say when they are at work
+(`busy`), and the planner uses every core only while neither is (`planner_threads`, read before each
 batch it evaluates).
 """
 
