@@ -37,7 +37,7 @@ from model.kv_state import Sequence as TokenSequence
 from model.llama_lib import load_llama
 from model.llama_sampling import GreedySampler
 from model.llm import Completion, default_threads
-from model.lookup import draft
+from model.lookup import WINDOW, draft
 
 __all__ = ["DEFAULT_CONTEXT_TOKENS", "DEFAULT_KV_BUDGET_BYTES", "LlamaCppEngine", "LlamaStep", "load_llama_engine"]
 
@@ -298,7 +298,7 @@ class LlamaCppEngine:
         """Tokens guessed to follow `token` from what the context already holds (model/lookup.py)."""
         if not self.draft_tokens:
             return []
-        return draft([*self._live.tokens, token], min(limit, self.draft_tokens))
+        return draft([*self._live.tokens[-WINDOW:], token], min(limit, self.draft_tokens))
 
     def drop(self, n_tokens: int) -> None:
         """Forget the context's last `n_tokens` (drafted tokens the model did not write)."""
