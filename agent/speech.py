@@ -81,13 +81,24 @@ class FirstAudioGate:
 _CLAUSE_END = re.compile(r"[,;:](?=\s+\S)")
 FIRST_CLAUSE_WORDS = 2
 """The fewest words the answer's first clause is said on its own with."""
+_PHRASE_BREAK = re.compile(
+    r"\s(?=(?:in|at|on|for|from|with|by|about|and|but|or|so|because|which|who|where|when|until|after|before)"
+    r"\s+[\w\"'(])",
+    re.IGNORECASE,
+)
+"""Where a first sentence with no comma may be broken: before a preposition or conjunction that
+opens a phrase ("It is 7:15 PM | in Tokyo right now."), once the word after it has begun."""
+FIRST_PHRASE_WORDS = 3
+"""The fewest words a first phrase broken off that way is said with."""
 
 
 @dataclass
 class SentenceBuffer:
     """Text as it streams in, given back a whole sentence at a time, and the answer's first
     clause on its own ("In Tokyo right now, ..."): the voice starts once it is written, not
-    once the whole first sentence is, which on a slow planner is most of the wait."""
+    once the whole first sentence is, which on a slow planner is most of the wait. A first
+    sentence with no comma is broken before its first phrase ("The head chef | at the Copper
+    Kettle is ..."), where a reader would pause for breath."""
 
     _text: str = ""
     _begun: bool = False
@@ -104,13 +115,15 @@ class SentenceBuffer:
         return " ".join(complete)
 
     def _first_clause(self) -> str:
-        """The first clause of the answer, once the words after it have begun; else ""."""
+        """The first clause or phrase of the answer, once the words after it have begun; else ""."""
         if self._begun:
             return ""
-        for end in _CLAUSE_END.finditer(self._text):
-            clause = self._text[: end.end()]
-            if len(clause.split()) >= FIRST_CLAUSE_WORDS:
-                self._text, self._begun = self._text[end.end() :], True
+        ends = [(end.end(), FIRST_CLAUSE_WORDS) for end in _CLAUSE_END.finditer(self._text)]
+        ends += [(end.start(), FIRST_PHRASE_WORDS) for end in _PHRASE_BREAK.finditer(self._text)]
+        for end, fewest in sorted(ends):
+            clause = self._text[:end]
+            if len(clause.split()) >= fewest:
+                self._text, self._begun = self._text[end:].lstrip(), True
                 return clause.strip()
         return ""
 

@@ -270,6 +270,21 @@ async def test_fallback_answer_is_spoken_and_unspoken_turns_stay_silent() -> Non
         (["Sure,", " here", " it", " is."], ["Sure, here it is."]),  # one word is no clause of its own
         (["It", " costs", " 1,000", " euros."], ["It costs 1,000 euros."]),  # a comma inside a number
         (["Hello", " there,", " Ada.", " Well,", " hi."], ["Hello there,", "Ada.", "Well, hi."]),  # only the first
+        # No comma: the first sentence is broken before its first phrase, once the phrase has begun.
+        (["It", " is", " 7", ":", "15", " PM", " in", " Tokyo", " now", "."], ["It is 7:15 PM", "in Tokyo now."]),
+        (
+            ["The", " head", " chef", " at", " the", " Kettle", " is", " Marta", " [1]."],
+            ["The head chef", "at the Kettle is Marta [1]."],
+        ),
+        (
+            ["It", " was", " invented", " by", " Ada", "."],
+            ["It was invented", "by Ada."],
+        ),  # "in" is no word in "invented"
+        (
+            ["Me", " and", " you", ".", " Now", " and", " then", "."],
+            ["Me and you.", "Now and then."],
+        ),  # too few words
+        (["Cats", " like", " it", " in", " here", ",", " really", "."], ["Cats like it", "in here, really."]),
     ],
 )
 def test_the_answers_first_clause_is_said_on_its_own(pieces: list[str], said: list[str]) -> None:
