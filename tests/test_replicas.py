@@ -1,11 +1,13 @@
-"""Two replicas on loopback sharing one real Redis: what one is told, the other knows.
+"""Two replicas on loopback sharing one real Redis and one real Chroma server: what one is
+told, the other knows.
 
 Each replica is a whole service (its own data dir, its own process state, the scripted
-planner); only Redis is shared, as behind a load balancer. A tool or MCP server
+planner); only Redis and Chroma are shared, as behind a load balancer. A tool or MCP server
 registered on one is listed and called on the other, a deletion on one holds on both, a
 session continues across them, a voice added on one is listed, found and spoken on the
-other, and a replica killed mid-turn leaves the session as it was, usable on the other
-once its lock's lease runs out.
+other, a knowledge base filled on one is listed, searched and read by the other's turns,
+and a replica killed mid-turn leaves the session as it was, usable on the other once its
+lock's lease runs out.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from api.app import create_app
 from api.compose import open_services
 from api.settings import Settings
 from model.testing import ScriptedPlanner, call, reply
+from tests.chroma_server import running_chroma
 from tests.http_server import running_server
 from tests.mcp_server import app as mcp_app
 from tests.redis_server import free_port, running_redis
@@ -41,6 +44,12 @@ LEASE_S = 2.0
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     with running_redis() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_chroma(tmp_path_factory.mktemp("chroma-server")) as url:
         yield url
 
 
@@ -213,3 +222,62 @@ def test_a_voice_added_on_one_replica_is_listed_found_and_spoken_on_the_other(tm
         spoken = httpx.post(f"{b}/v1/sessions/v1/turns", json={"text": "Hi", "voice": mine}, timeout=120)
         assert spoken.status_code == 200, spoken.text
         assert spoken.json()["voice"] == mine and spoken.json()["audio_wav_b64"]
+
+
+VAULT = (
+    "Opening the Quillmore vault. The Quillmore vault in the east wing opens only with the dial code "
+    "VQ-7731, and only on Thursdays at dawn. Its keeper is Orsolya Brandtwick, who signs the vault log."
+)
+
+
+def test_a_knowledge_base_filled_on_one_replica_is_searched_on_the_other(
+    tmp_path: Path, redis_url: str, chroma_url: str
+) -> None:
+    prefix = f"kb-{uuid.uuid4().hex[:8]}"
+    question = "Who keeps the Quillmore vault and what is its dial code?"
+    planner_b = ScriptedPlanner([call("knowledge_search", query=question), reply("Orsolya Brandtwick; VQ-7731 [1].")])
+    shared = {"chroma_url": chroma_url, "quota_knowledge_bases": 2}
+    with (
+        running_server(_replica(tmp_path / "a", redis_url, prefix, ScriptedPlanner([]), **shared)) as a,
+        running_server(_replica(tmp_path / "b", redis_url, prefix, planner_b, **shared)) as b,
+    ):
+        assert httpx.post(f"{a}/v1/knowledge-bases", json={"name": "vaults"}, timeout=60).status_code == 201
+        document = {"text": VAULT, "title": "Vault rules"}
+        added = httpx.post(f"{a}/v1/knowledge-bases/vaults/documents", json=document, timeout=120)
+        assert added.status_code == 200, added.text
+        report = added.json()
+        assert report["documents"][0]["status"] == "added" and report["total_chunks"] > 0
+        # One name and one quota across replicas: B sees the base A made.
+        assert httpx.post(f"{b}/v1/knowledge-bases", json={"name": "vaults"}, timeout=60).status_code == 409
+        assert httpx.post(f"{b}/v1/knowledge-bases", json={"name": "other"}, timeout=60).status_code == 201
+        assert httpx.post(f"{a}/v1/knowledge-bases", json={"name": "third"}, timeout=60).status_code == 429
+        assert httpx.delete(f"{a}/v1/knowledge-bases/other", timeout=60).status_code == 204
+
+        # B was never told: it lists the base and its document, and finds the passage.
+        listed = httpx.get(f"{b}/v1/knowledge-bases", timeout=60).json()
+        assert listed == [{"name": "vaults", "chunks": report["total_chunks"]}]
+        documents = httpx.get(f"{b}/v1/knowledge-bases/vaults/documents", timeout=60).json()
+        assert [d["doc_id"] for d in documents] == ["Vault rules"]
+        search = {"query": "who is the keeper of the Quillmore vault"}
+        hits = httpx.post(f"{b}/v1/knowledge-bases/search", json=search, timeout=60).json()["hits"]
+        assert hits and hits[0]["doc_id"] == "Vault rules" and hits[0]["knowledge_base"] == "vaults"
+        assert "Orsolya Brandtwick" in hits[0]["text"]
+
+        # A turn on B searches it: the planner is told the document's names, then reads the passage.
+        turn = httpx.post(
+            f"{b}/v1/sessions/kb/turns", json={"text": question, "knowledge_bases": ["vaults"]}, timeout=120
+        )
+        assert turn.status_code == 200, turn.text
+        body = turn.json()
+        assert [(c["name"], c["status"]) for c in body["tool_calls"]] == [("knowledge_search", "ok")]
+        assert body["citations"][0]["doc_id"] == "Vault rules" and "VQ-7731" in body["citations"][0]["snippet"]
+        assert "Quillmore" in planner_b.requests[0].instructions
+        passage = planner_b.requests[1].messages[-1]["content"]
+        assert "[1] (Vault rules)" in passage and "Orsolya Brandtwick" in passage and "VQ-7731" in passage
+
+        # Deleting the base on B holds on A.
+        assert httpx.delete(f"{b}/v1/knowledge-bases/vaults", timeout=60).status_code == 204
+        assert httpx.get(f"{a}/v1/knowledge-bases", timeout=60).json() == []
+        assert httpx.post(f"{a}/v1/knowledge-bases/vaults/search", json=search, timeout=60).status_code == 404
+        assert httpx.post(f"{a}/v1/knowledge-bases/search", json=search, timeout=60).json()["hits"] == []
+        assert httpx.delete(f"{a}/v1/knowledge-bases/vaults", timeout=60).status_code == 404
