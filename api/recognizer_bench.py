@@ -55,14 +55,15 @@ def _knowledge_questions() -> tuple[list[str], str]:
 
 def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
     """The comparison as printable lines; Whisper base is joined under `root` on first use."""
-    recognizers: list[tuple[str, Callable[[], WhisperASR]]] = [
-        (
-            "tiny.en, beam 1, sampling fallback (before)",
-            lambda: WhisperASR(cpu_threads=threads, beam_size=1, framing="", fallback=True),
-        ),
-        ("tiny.en, beam 5, framed (default)", lambda: packaged_recognizer("tiny.en", root, threads=threads)),
-        ("base, beam 5, framed", lambda: packaged_recognizer("base", root, threads=threads)),
-    ]
+
+    def make(name: str, fit: bool) -> Callable[[], WhisperASR]:
+        return lambda: packaged_recognizer(name, root, threads=threads, fit_window=fit)
+
+    def label(name: str, fit: bool) -> str:
+        default = " (default)" if (name, fit) == ("base", True) else ""
+        return f"{name}, beam 5, framed, {'fitted' if fit else '30 s'} window{default}"
+
+    recognizers = [(label(name, fit), make(name, fit)) for name in ("tiny.en", "base") for fit in (False, True)]
     vad = SileroVAD()
     spoken = list(hearing_set()[::every])
     questions, hint = _knowledge_questions()

@@ -12,11 +12,24 @@ and worse), and a prompt that says what is being listened to, a person speaking 
 assistant. The caller's hint goes in the prompt too: the conversation so far and the
 names the user's documents use, so that "Zorblat" is heard as the documents spell it
 instead of "more black".
+
+Whisper's encoder reads a 30 s window, padded with silence, whatever the recording's length;
+CTranslate2 takes a shorter one. A question of a few seconds is read in a window of at least
+10 s and 5 s longer than the speech (shorter ones made Whisper repeat itself): on the spoken
+set tiny.en took 169 ms a question instead of 395, base 307 instead of 707, at the same
+word error rate. A transcript that says a run of words twice in a row, or has more words
+than anyone says in its time, is read again in the full window.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
+import math
+import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +40,7 @@ from model.base import SpeechRecognizer
 from model.cores import CORES
 from model.errors import ModelAssetError
 
-__all__ = ["FRAMING", "WhisperASR", "packaged_recognizer", "split_at_pauses"]
+__all__ = ["FRAMING", "WhisperASR", "packaged_recognizer", "repeats", "split_at_pauses", "window_frames"]
 
 FRAMING = "A person asks a voice assistant a question."
 """The prompt's framing: on the spoken set, WER 13.8 % without it and 12.3 % with it (tiny.en, beam 5)."""
@@ -52,12 +65,14 @@ class WhisperASR(SpeechRecognizer):
         language: str = "en",
         framing: str = FRAMING,
         fallback: bool = False,
+        fit_window: bool = True,
     ) -> None:
         """`model_path` None is the packaged tiny.en; `cpu_threads` 0 lets CTranslate2 pick.
 
         `compute_type` defaults to int8 on CPU (fastest there, same words) and float16 on
         CUDA. `framing` and `fallback` (to sampling when greedy output looks poor) are for
-        comparing decodings (`voicegraph bench hearing`).
+        comparing decodings (`voicegraph bench hearing`), and `fit_window` False reads every
+        recording in Whisper's full 30 s window.
         """
         path = Path(model_path) if model_path is not None else _packaged_model_path()
         if not (path / "model.bin").is_file():
@@ -73,6 +88,7 @@ class WhisperASR(SpeechRecognizer):
         self.language = language
         self.framing = framing
         self.temperatures = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if fallback else (0.0,)
+        self.fit_window = fit_window
         self._model: Any = WhisperModel(
             str(path),
             device=device,
@@ -96,8 +112,17 @@ class WhisperASR(SpeechRecognizer):
         return text
 
     def _decode(self, samples: np.ndarray, hint: str, *, timestamps: bool = False) -> str:
-        """What Whisper hears in `samples`, its segments joined."""
-        with CORES.busy():  # a planner writing beside it (an early answer) leaves it a core
+        """What Whisper hears in `samples`, its segments joined: in a window fitted to them, and
+        again in the full one when that reads more words than anyone says in their time."""
+        seconds = samples.size / SAMPLE_RATE
+        frames = window_frames(seconds) if self.fit_window else _FULL_FRAMES
+        text = self._decode_in(samples, hint, timestamps=timestamps, frames=frames)
+        if frames < _FULL_FRAMES and (len(text.split()) > _MAX_WPS * seconds + 3 or repeats(text)):
+            text = self._decode_in(samples, hint, timestamps=timestamps, frames=_FULL_FRAMES)
+        return text
+
+    def _decode_in(self, samples: np.ndarray, hint: str, *, timestamps: bool, frames: int) -> str:
+        with CORES.busy(), _window(frames):  # a planner writing beside it (an early answer) leaves it a core
             segments, _info = self._model.transcribe(
                 samples,
                 language=self.language,
@@ -153,6 +178,67 @@ def split_at_pauses(samples: np.ndarray, pause_s: float = _PAUSE_S) -> list[np.n
     return [samples[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
+_FULL_FRAMES = 3000
+"""Whisper's own window: 30 s of 10 ms mel frames."""
+_WINDOW_STEP = 500
+_MIN_WINDOW_FRAMES = 1000
+_WINDOW_PAD_S = 5.0
+_MAX_WPS = 5.0
+"""More words a second than speech holds (it runs at 2.5-3.5): Whisper repeated itself."""
+_MAX_REPEAT_WORDS = 120
+
+
+def repeats(text: str, shortest: int = 4) -> bool:
+    """Whether `text` says a run of `shortest` or more words twice in a row, as Whisper does when
+    it loses its place ("Where can I find the policy? Where can I find the policy?")."""
+    words = re.findall(r"[a-z0-9']+", text.lower())[:_MAX_REPEAT_WORDS]
+    return any(
+        words[i : i + n] == words[i + n : i + 2 * n]
+        for n in range(shortest, len(words) // 2 + 1)
+        for i in range(len(words) - 2 * n + 1)
+    )
+
+
+def window_frames(seconds: float) -> int:
+    """The encoder window for a recording of `seconds`: 5 s longer than it, at least 10 s, in
+    steps of 5 s, at most Whisper's 30 s."""
+    frames = math.ceil((seconds + _WINDOW_PAD_S) * 100 / _WINDOW_STEP) * _WINDOW_STEP
+    return min(_FULL_FRAMES, max(_MIN_WINDOW_FRAMES, frames))
+
+
+_windows = threading.local()
+
+
+@contextlib.contextmanager
+def _window(frames: int) -> Iterator[None]:
+    """Pad each stretch of mel frames this thread gives Whisper's encoder to `frames`, not 3000.
+
+    faster-whisper pads every stretch to 3000 frames with its module's `pad_or_trim`; that
+    name is replaced once by one that pads to the window this thread set (3000 where none
+    is set, as before), so other callers see no change.
+    """
+    _install_window_padding()
+    before = getattr(_windows, "frames", _FULL_FRAMES)
+    _windows.frames = frames
+    try:
+        yield
+    finally:
+        _windows.frames = before
+
+
+@functools.cache
+def _install_window_padding() -> None:
+    import faster_whisper.transcribe as transcribe
+
+    pad = transcribe.pad_or_trim
+
+    def pad_to_window(array: Any, length: int = _FULL_FRAMES, *, axis: int = -1) -> Any:
+        frames = getattr(_windows, "frames", _FULL_FRAMES)
+        return pad(array, frames if array.shape[axis] <= frames else length, axis=axis)
+
+    transcribe.pad_or_trim = pad_to_window
+
+
 _SHORT_WPS = 1.8
 """Words per second below which the transcript of a recording of `_SHORT_MIN_S` or more is
 suspect (speech runs at 2.5-3.5; cut after its first sentence, an agent's reply of 4.4 s was
@@ -165,18 +251,20 @@ def _cut_short(text: str, seconds: float) -> bool:
     return seconds >= _SHORT_MIN_S and len(text.split()) < _SHORT_WPS * seconds
 
 
-def packaged_recognizer(name: str, models_root: Path, *, threads: int = 0, beam_size: int = 5) -> WhisperASR:
+def packaged_recognizer(
+    name: str, models_root: Path, *, threads: int = 0, beam_size: int = 5, fit_window: bool = True
+) -> WhisperASR:
     """The packaged Whisper called `name` ("tiny.en", or "base" joined into `models_root` on first use)."""
     if name == "base":
         from model.whisper_assets import assemble_whisper_base
 
         path = assemble_whisper_base(models_root)
-        asr = WhisperASR(path, cpu_threads=threads, beam_size=beam_size)
+        asr = WhisperASR(path, cpu_threads=threads, beam_size=beam_size, fit_window=fit_window)
         asr.name = "faster-whisper:base"
         return asr
     if name != "tiny.en":
         raise ModelAssetError(f"no packaged recognizer {name!r}: use tiny.en or base")
-    return WhisperASR(cpu_threads=threads, beam_size=beam_size)
+    return WhisperASR(cpu_threads=threads, beam_size=beam_size, fit_window=fit_window)
 
 
 def prompt(hint: str, framing: str = FRAMING) -> str:

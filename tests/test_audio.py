@@ -263,6 +263,62 @@ def test_a_recording_is_split_in_the_middle_of_its_pauses() -> None:
     assert len(split_at_pauses(tone)) == 1
 
 
+@pytest.mark.parametrize(
+    ("seconds", "frames"), [(0.5, 1000), (3.3, 1000), (5.0, 1000), (6.9, 1500), (9.6, 1500), (12.0, 2000), (40.0, 3000)]
+)
+def test_a_recording_is_read_in_a_window_five_seconds_longer_and_at_least_ten(seconds: float, frames: int) -> None:
+    from model.asr import window_frames
+
+    assert window_frames(seconds) == frames
+
+
+def test_the_window_pads_only_this_threads_reading() -> None:
+    import threading
+
+    import faster_whisper.transcribe as transcribe
+
+    from model.asr import _window
+
+    features = np.ones((80, 300), dtype=np.float32)
+    elsewhere: list[tuple[int, ...]] = []
+    with _window(1000):
+        assert transcribe.pad_or_trim(features).shape == (80, 1000)
+        assert transcribe.pad_or_trim(np.ones((80, 2400), dtype=np.float32)).shape == (80, 3000)  # too long: as before
+        thread = threading.Thread(target=lambda: elsewhere.append(transcribe.pad_or_trim(features).shape))
+        thread.start()
+        thread.join()
+    assert elsewhere == [(80, 3000)]
+    assert transcribe.pad_or_trim(features).shape == (80, 3000)
+
+
+@pytest.mark.parametrize(
+    ("text", "repeated"),
+    [
+        ("Where can I find the travel policy? Where can I find the travel policy?", True),
+        ("What time is it in Tokyo? What time is it in Tokyo?", True),
+        ("It is very, very, very cold.", False),  # words, not a run of them
+        ("Is it in, is it out?", False),
+        ("What time is it in Tokyo?", False),
+    ],
+)
+def test_a_run_of_words_said_twice_is_a_repetition(text: str, repeated: bool) -> None:
+    from model.asr import repeats
+
+    assert repeats(text) is repeated
+
+
+def test_a_repetition_is_read_again_in_the_full_window(asr: WhisperASR, monkeypatch: pytest.MonkeyPatch) -> None:
+    windows: list[int] = []
+
+    def decode_in(samples: np.ndarray, hint: str, *, timestamps: bool, frames: int) -> str:
+        windows.append(frames)
+        return "what time is it " * (8 if frames < 3000 else 1)
+
+    monkeypatch.setattr(asr, "_decode_in", decode_in)
+    assert asr.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32)).split() == ["what", "time", "is", "it"]
+    assert windows == [1000, 3000]
+
+
 @pytest.mark.real
 def test_tts_speaks_sentence_by_sentence(tts: PiperTTS) -> None:
     chunks = list(tts.synthesize("It is nine in the morning in Tokyo. Dr. Tanaka says hello!"))
