@@ -29,7 +29,7 @@ from agent.graph import build_graph
 from agent.memory import MemoryBackend, RollbackFailedError, session_thread
 from agent.outcome import Progress, ReplyAudio, TurnOutput, TurnResult
 from agent.sessions import validate_session_id
-from agent.speech import speak_along, trace_speech
+from agent.speech import LineCache, speak_along, trace_speech
 from agent.state import Replace, fresh_turn
 from agent.tracing import Tracing, TurnTrace
 from model.audio import SAMPLE_RATE
@@ -86,6 +86,8 @@ class TurnRunner:
         self.tracing = tracing or Tracing()
         self.memory = memory
         self.graph = build_graph(memory.checkpointer)
+        self.lines = LineCache()
+        """The audio of the lines said while tools run, said again without synthesis."""
 
     @staticmethod
     def validate(request: TurnRequest) -> None:
@@ -217,6 +219,7 @@ class TurnRunner:
                     speak_text=not self.deps.planner.speech_native,
                     spoken=progress.spoken,
                     gate=context.first_audio,
+                    lines=self.lines,
                 )
                 async with contextlib.aclosing(stage):
                     async for event in stage:

@@ -19,6 +19,7 @@ import contextlib
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import assert_never
@@ -30,7 +31,7 @@ from agent.tracing import AUDIO_OUT_S, SENTENCES, TTS_MODEL, TTS_TEXT, VOICE, Tu
 from model.base import SpeechSynthesizer
 from model.tts import split_sentences
 
-__all__ = ["FirstAudioGate", "SentenceBuffer", "Spoken", "speak_along", "trace_speech"]
+__all__ = ["FirstAudioGate", "LineCache", "SentenceBuffer", "Spoken", "speak_along", "trace_speech"]
 
 StageEvent = Heard | AnswerText | ToolCalled | ToolFinished | Audio
 
@@ -133,6 +134,33 @@ class SentenceBuffer:
         return text
 
 
+class LineCache:
+    """The audio of lines said while tools run ("Let me check the time."), kept once spoken.
+
+    The same few lines come back turn after turn, and each is the first audio of its turn:
+    said from here it is out at once, and the planner, held while the first audio is
+    synthesized, goes on writing the call at once too. Least recently said out first.
+    """
+
+    LONGEST = 120
+    """The most characters a line kept here has (a speech-native planner's whole answer is no line to keep)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._audio: OrderedDict[tuple[str, str | None, str], tuple[np.ndarray, ...]] = OrderedDict()
+
+    def get(self, tts: SpeechSynthesizer, text: str, voice: str | None) -> tuple[np.ndarray, ...] | None:
+        key = (tts.name, voice, text)
+        if (chunks := self._audio.get(key)) is not None:
+            self._audio.move_to_end(key)
+        return chunks
+
+    def put(self, tts: SpeechSynthesizer, text: str, voice: str | None, chunks: tuple[np.ndarray, ...]) -> None:
+        self._audio[(tts.name, voice, text)] = chunks
+        while len(self._audio) > self._size:
+            self._audio.popitem(last=False)
+
+
 @dataclass
 class _Voice:
     """The stage's speaking half: says what it is given, in order, one piece at a time."""
@@ -141,7 +169,8 @@ class _Voice:
     out: asyncio.Queue[StageEvent | BaseException | None]
     spoken: list[Spoken]
     gate: FirstAudioGate
-    todo: asyncio.Queue[tuple[str, str | None] | None] = field(default_factory=asyncio.Queue)
+    lines: LineCache | None = None
+    todo: asyncio.Queue[tuple[str, str | None, bool] | None] = field(default_factory=asyncio.Queue)
 
     async def run(self) -> None:
         try:
@@ -151,16 +180,25 @@ class _Voice:
             self.gate.spoke()  # nothing to say, or a failure: never hold the planner
         await self.out.put(None)
 
-    async def _say(self, text: str, voice: str | None) -> None:
-        started_ns, samples, first = time.time_ns(), 0, True
-        chunks: Iterator[np.ndarray] = self.tts.synthesize(text, voice)  # a generator: next() does the work
+    async def _say(self, text: str, voice: str | None, line: bool) -> None:
+        """Say `text`; a `line` from the cache when it was said before, into it once said whole."""
+        started_ns, said = time.time_ns(), []
+        lines = self.lines if line and len(text) <= LineCache.LONGEST else None
+        kept = lines.get(self.tts, text, voice) if lines is not None else None
+        chunks: Iterator[np.ndarray] = iter(kept) if kept is not None else self.tts.synthesize(text, voice)
+
+        async def next_chunk() -> np.ndarray | None:  # synthesis is done in next(): off the loop
+            return next(chunks, None) if kept is not None else await asyncio.to_thread(next, chunks, None)
+
         self.gate.speaking()
-        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-            samples += len(chunk)
-            await self.out.put(Audio(chunk, self.tts.sample_rate, text if first else ""))
+        while (chunk := await next_chunk()) is not None:
+            said.append(chunk)
+            await self.out.put(Audio(chunk, self.tts.sample_rate, "" if len(said) > 1 else text))
             self.gate.spoke()
-            first = False
-        self.spoken.append(Spoken(text, voice, started_ns, time.time_ns(), samples / self.tts.sample_rate))
+        if lines is not None and kept is None:
+            lines.put(self.tts, text, voice, tuple(said))
+        seconds = sum(len(chunk) for chunk in said) / self.tts.sample_rate
+        self.spoken.append(Spoken(text, voice, started_ns, time.time_ns(), seconds))
 
 
 async def speak_along(
@@ -170,24 +208,26 @@ async def speak_along(
     speak_text: bool,
     spoken: list[Spoken],
     gate: FirstAudioGate | None = None,
+    lines: LineCache | None = None,
 ) -> AsyncGenerator[StageEvent, None]:
     """`events` passed on as they come, with the audio of what is to be said among them.
 
     `tts` None: nothing is said (a text-only turn; `Line`s are dropped). `speak_text` False:
     the planner speaks its answer itself, so only `Line`s are synthesized. What was said is
     added to `spoken`. Ends once `events` ends and the last of the audio is out. `gate`: what
-    holds the planner back while the first audio is synthesized.
+    holds the planner back while the first audio is synthesized. `lines`: where the audio
+    of `Line`s is kept, to be said again without synthesis.
     """
     out: asyncio.Queue[StageEvent | BaseException | None] = asyncio.Queue()
     gate = gate or FirstAudioGate()
-    voice = _Voice(tts, out, spoken, gate) if tts is not None else None
+    voice = _Voice(tts, out, spoken, gate, lines) if tts is not None else None
     if voice is None:
         gate.spoke()
     sentences = SentenceBuffer()
 
-    def say(text: str, speaker_voice: str | None) -> None:
+    def say(text: str, speaker_voice: str | None, *, line: bool = False) -> None:
         if voice is not None and text.strip():
-            voice.todo.put_nowait((text.strip(), speaker_voice))
+            voice.todo.put_nowait((text.strip(), speaker_voice, line))
 
     async def read() -> None:
         last_voice: str | None = None
@@ -199,7 +239,7 @@ async def speak_along(
                             say(sentences.add(text), last_voice)
                     case Line(text=text, voice=line_voice):
                         say(sentences.rest(), last_voice)
-                        say(text, line_voice)
+                        say(text, line_voice, line=True)
                         continue
                     case ToolCalled():
                         say(sentences.rest(), last_voice)

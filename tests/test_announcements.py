@@ -76,10 +76,26 @@ async def test_it_is_said_while_the_tool_runs_and_before_its_result() -> None:
             gate.set()
     kinds = [type(e).__name__ for e in events]
     assert kinds.index("ToolCalled") < kinds.index("Audio") < kinds.index("ToolFinished") < kinds.index("AnswerText")
-    assert [text for text, _ in tts.said] == ["Let me look up the weather in Oslo.", "It is sunny in Oslo."]
+    assert [text for text, _ in tts.said] == ["Let me look up the weather in Oslo.", "It is sunny", "in Oslo."]
     assert isinstance(events[-1], TurnDone)
     result = events[-1].result
     assert result["answer"] == "It is sunny in Oslo." and "look up" not in result["answer"]
+
+
+async def test_a_line_said_before_is_said_again_without_synthesis() -> None:
+    """The line's audio is kept (least recently said out first): the second turn's line is the
+    same audio, the answers are synthesized each time, and another voice is another line."""
+    tts = RecordingSynthesizer()
+    answers = ["Sunny.", "Still sunny.", "Rain."]
+    planner = ScriptedPlanner([step for answer in answers for step in (call("forecast", city="Oslo"), reply(answer))])
+    agent = _agent(planner, _tool("Let me look up the weather in {city}.", early=None), tts)
+    heard: list[list[tuple[str, int]]] = []
+    for n, voice in enumerate([None, None, "other"]):
+        events = [e async for e in agent.stream_turn(TurnRequest("s", text=f"Weather {n}?", voice=voice))]
+        heard.append([(e.text, e.audio.size) for e in events if isinstance(e, Audio)])
+    line = "Let me look up the weather in Oslo."
+    assert tts.said == [(line, None), ("Sunny.", None), ("Still sunny.", None), (line, "other"), ("Rain.", "other")]
+    assert heard[0][0] == heard[1][0] == (line, 1600)  # the second turn's line came from the cache
 
 
 @pytest.mark.parametrize("case", ["setting off", "unspoken turn", "empty template"])
