@@ -27,6 +27,7 @@ from agent.vocabulary import hearing_hint
 from api.eval_cases import KB_DIR, shipped_dialogues
 from api.hearing_bench import format_rows
 from api.hearing_set import VOICES, Utterance, hearing_set, speak
+from api.settings import Settings
 from model.asr import WhisperASR, packaged_recognizer
 from model.vad import SileroVAD
 from model.wer import wer
@@ -60,7 +61,7 @@ def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
         return lambda: packaged_recognizer(name, root, threads=threads, fit_window=fit)
 
     def label(name: str, fit: bool) -> str:
-        default = " (default)" if (name, fit) == ("base", True) else ""
+        default = " (default)" if (name, fit) == (Settings().asr_model, True) else ""
         return f"{name}, beam 5, framed, {'fitted' if fit else '30 s'} window{default}"
 
     recognizers = [(label(name, fit), make(name, fit)) for name in ("tiny.en", "base") for fit in (False, True)]

@@ -134,9 +134,10 @@ class Settings(BaseSettings):
     weather_cache_s: float = Field(default=600.0, ge=0)
     """How long a place's weather is reused."""
 
-    asr_model: Literal["tiny.en", "base"] = "base"
-    """The recognizer: the multilingual Whisper base, or tiny.en (two thirds more words wrong,
-    about 0.14 s less per question on two cores; `voicegraph bench hearing` compares them)."""
+    asr_model: Literal["tiny.en", "base"] = "tiny.en"
+    """The recognizer: Whisper tiny.en, or the multilingual Whisper base (a third fewer words wrong
+    on the spoken set, about 0.13 s more per question on two cores and 0.35 s more on speech under
+    2 s; `voicegraph bench hearing` compares them)."""
     asr_beam: int = Field(default=5, ge=1, le=10)
     """The recognizer's beam: 5 heard a fifth fewer words wrong than 1, at the same speed."""
 

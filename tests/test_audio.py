@@ -264,9 +264,22 @@ def test_a_recording_is_split_in_the_middle_of_its_pauses() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "frames"), [(0.5, 1000), (3.3, 1000), (5.0, 1000), (6.9, 1500), (9.6, 1500), (12.0, 2000), (40.0, 3000)]
+    ("seconds", "frames"),
+    [
+        (0.5, 3000),
+        (1.9, 3000),
+        (2.0, 1000),
+        (3.3, 1000),
+        (5.0, 1000),
+        (6.9, 1500),
+        (9.6, 1500),
+        (12.0, 2000),
+        (40.0, 3000),
+    ],
 )
-def test_a_recording_is_read_in_a_window_five_seconds_longer_and_at_least_ten(seconds: float, frames: int) -> None:
+def test_a_recording_is_read_in_a_window_five_seconds_longer_and_at_least_ten_short_speech_in_thirty(
+    seconds: float, frames: int
+) -> None:
     from model.asr import window_frames
 
     assert window_frames(seconds) == frames
@@ -296,7 +309,9 @@ def test_the_window_pads_only_this_threads_reading() -> None:
     [
         ("Where can I find the travel policy? Where can I find the travel policy?", True),
         ("What time is it in Tokyo? What time is it in Tokyo?", True),
+        ("And in Rome. And in Rome.", True),  # a sentence of three words
         ("It is very, very, very cold.", False),  # words, not a run of them
+        ("No. No.", True),
         ("Is it in, is it out?", False),
         ("What time is it in Tokyo?", False),
     ],
@@ -315,7 +330,7 @@ def test_a_repetition_is_read_again_in_the_full_window(asr: WhisperASR, monkeypa
         return "what time is it " * (8 if frames < 3000 else 1)
 
     monkeypatch.setattr(asr, "_decode_in", decode_in)
-    assert asr.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32)).split() == ["what", "time", "is", "it"]
+    assert asr.transcribe(np.zeros(3 * SAMPLE_RATE, dtype=np.float32)).split() == ["what", "time", "is", "it"]
     assert windows == [1000, 3000]
 
 

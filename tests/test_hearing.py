@@ -22,9 +22,9 @@ from tests.speech import espeak_wav
 
 TOKYO = "What time is it in Tokyo?"
 
-FIXED_WER_BOUND = 0.13
-"""The set's WER after the product's trim, 9.6 % as `voicegraph bench hearing` measured it (the
-default recognizer: Whisper base, beam 5, framed, fitted window), plus 3 points: Whisper on
+FIXED_WER_BOUND = 0.19
+"""The set's WER after the product's trim, 14.2 % as `voicegraph bench hearing` measured it (the
+default recognizer: Whisper tiny.en, beam 5, framed, fitted window), plus 5 points: Whisper on
 espeak-ng voices turns on small differences in the input, and another CPU's int8 kernels may tip
 a few utterances, but losing words costs more."""
 RUN_TO_RUN = 0.02

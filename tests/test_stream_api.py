@@ -102,7 +102,9 @@ def test_a_turn_streams_as_it_happens_and_ends_with_the_json_answer(
     assert result_event["status"] == "ok" and result_event["id"] == events[1][1]["id"]
     assert "".join(data["text"] for name, data in events if name == "text").strip() == ANSWER
     chunks = [data for name, data in events if name == "audio"]
-    assert len(chunks) == 4  # the line said while the tool ran, then a chunk per sentence as the answer streams
+    # the line said while the tool ran, then the answer as it streams: its first phrase, the rest of its
+    # first sentence, and each sentence after
+    assert len(chunks) == 5
     answer_audio = names.index("audio", names.index("text"))
     assert answer_audio < len(names) - 1 - names[::-1].index("text")  # the answer's first, before its last text
     result = events[-1][1]

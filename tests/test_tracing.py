@@ -79,8 +79,8 @@ async def test_a_tool_turn_is_one_tree_in_genai_terms() -> None:
     }
     assert {key: root["attributes"].get(key) for key in expected} == expected
     assert root["attributes"]["voicegraph.time_to_first_audio_ms"] == result["timings_ms"]["first_audio"]
-    # the line said while the tool ran and two sentences, 0.1 s each
-    assert root["attributes"]["voicegraph.audio.output_seconds"] == pytest.approx(0.3)
+    # the line said while the tool ran, the first phrase and the two sentences' rest, 0.1 s each
+    assert root["attributes"]["voicegraph.audio.output_seconds"] == pytest.approx(0.4)
     tool = _named(trace, "execute_tool get_date_time")[0]
     attributes = tool["attributes"]
     assert attributes["gen_ai.operation.name"] == "execute_tool" and attributes["gen_ai.tool.name"] == "get_date_time"
@@ -101,7 +101,7 @@ async def test_speech_overlaps_the_streaming_plan_and_is_told_sentence_by_senten
     plan, speak = _named(trace, "plan")[0], _named(trace, "speak")[0]
     assert speak["start_ms"] < plan["start_ms"] + plan["duration_ms"]  # the first sentence is spoken mid-stream
     said = [s["attributes"]["voicegraph.tts.text"] for s in speak["children"]]
-    assert said == ["It is noon in Tokyo.", "Have a nice day."]
+    assert said == ["It is noon", "in Tokyo.", "Have a nice day."]  # the first phrase on its own
 
 
 async def test_an_audio_turn_has_an_asr_span_under_listen() -> None:
