@@ -60,8 +60,10 @@ def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
     def make(name: str, fit: bool) -> Callable[[], WhisperASR]:
         return lambda: packaged_recognizer(name, root, threads=threads, fit_window=fit)
 
+    default_model = Settings().asr_model
+
     def label(name: str, fit: bool) -> str:
-        default = " (default)" if (name, fit) == (Settings().asr_model, True) else ""
+        default = " (default)" if (name, fit) == (default_model, True) else ""
         return f"{name}, beam 5, framed, {'fitted' if fit else '30 s'} window{default}"
 
     recognizers = [(label(name, fit), make(name, fit)) for name in ("tiny.en", "base") for fit in (False, True)]

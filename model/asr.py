@@ -114,7 +114,7 @@ class WhisperASR(SpeechRecognizer):
 
     def _decode(self, samples: np.ndarray, hint: str, *, timestamps: bool = False) -> str:
         """What Whisper hears in `samples`, its segments joined: in a window fitted to them, and
-        again in the full one when that reads more words than anyone says in their time."""
+        again in the full one when that repeats itself or reads more words than fit the time."""
         seconds = samples.size / SAMPLE_RATE
         frames = window_frames(seconds) if self.fit_window else _FULL_FRAMES
         text = self._decode_in(samples, hint, timestamps=timestamps, frames=frames)
@@ -191,16 +191,17 @@ in 30 s (tiny.en 40.3, 30.0 and 24.1 %), where questions of ~3 s lost nothing in
 _MAX_WPS = 5.0
 """More words a second than speech holds (it runs at 2.5-3.5): Whisper repeated itself."""
 _MAX_REPEAT_WORDS = 120
+_WORD = re.compile(r"[a-z0-9']+")
 
 
 def repeats(text: str, shortest: int = 4) -> bool:
     """Whether `text` says a sentence, or a run of `shortest` or more words, twice in a row, as
     Whisper does when it loses its place ("Where can I find the policy? Where can I find the
     policy?")."""
-    sentences = [" ".join(re.findall(r"[a-z0-9']+", part)) for part in re.split(r"[.?!]+", text.lower())]
+    sentences = [_WORD.findall(part) for part in re.split(r"[.?!]+", text.lower())]
     if any(a and a == b for a, b in itertools.pairwise(sentences)):
         return True  # "And in Rome. And in Rome."
-    words = re.findall(r"[a-z0-9']+", text.lower())[:_MAX_REPEAT_WORDS]
+    words = [word for sentence in sentences for word in sentence][:_MAX_REPEAT_WORDS]
     return any(
         words[i : i + n] == words[i + n : i + 2 * n]
         for n in range(shortest, len(words) // 2 + 1)

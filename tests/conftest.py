@@ -11,16 +11,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def _default_data_dir() -> Path:
-    configured = os.environ.get("VOICEGRAPH_DATA_DIR")
-    return Path(configured) if configured else Path.home() / ".local" / "share" / "voicegraph"
-
-
-# A service a test opens on a data dir of its own finds the assembled models (Whisper base, the
-# planner) where `voicegraph models prepare` put them, instead of joining them again there.
-os.environ.setdefault("VOICEGRAPH_MODEL_DIR", str(_default_data_dir()))
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -32,7 +22,8 @@ def data_dir() -> Path:
 
     Assembling and converting the model takes minutes, so the tests share it with the CLI.
     """
-    return _default_data_dir()
+    configured = os.environ.get("VOICEGRAPH_DATA_DIR")
+    return Path(configured) if configured else Path.home() / ".local" / "share" / "voicegraph"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
