@@ -150,7 +150,7 @@ def build_planner(settings: Settings, *, voice_clip: VoiceClip | None = None) ->
         if settings.planner_tool_choice == "forced":
             return CascadePlanner(OpenAIEngine(url, model, api_key=api_key))
         return OpenAIPlanner(url, model, api_key=api_key)
-    return CascadePlanner(build_engine(settings))
+    return CascadePlanner(build_engine(settings), reply_bias=settings.reply_bias)
 
 
 def build_engine(settings: Settings) -> ChatEngine | SteppingEngine:

@@ -150,11 +150,15 @@ class CascadePlanner(Planner):
         today: Callable[[], datetime] | None = None,
         answer_after_tools: bool = True,
         name: str | None = None,
+        reply_bias: float = 0.0,
     ) -> None:
         """`answer_after_tools`: once the last message is a tool result, answer rather than
         offering the tools again; on the 1.5B model this gives fuller, better grounded
-        answers and no repeated calls."""
+        answers and no repeated calls. `reply_bias`: on an engine that constrains its output,
+        added to the logit of answering directly when a tool is chosen
+        (model/cascade_steps.py `_choose`)."""
         self.engine = engine
+        self.reply_bias = reply_bias
         self.today = today or _now
         self.answer_after_tools = answer_after_tools
         self.name = name or f"cascade:{engine.name}"
@@ -207,6 +211,7 @@ class CascadePlanner(Planner):
                 max_new_tokens=request.max_new_tokens,
                 completions=completions,
                 pace=request.pace,
+                reply_bias=self.reply_bias,
             )
         else:
             steps = self._forced(messages, tools, kind, request, completions)

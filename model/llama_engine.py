@@ -90,10 +90,16 @@ class LlamaStep:
             self._engine.evaluate(pending, keep_on_disk=keep_on_disk)
 
     def sample(
-        self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""
+        self,
+        *,
+        grammar: str | None = None,
+        max_tokens: int = 256,
+        forced: str = "",
+        bias: Mapping[str, float] | None = None,
     ) -> Generator[str, None, None]:
         """Greedy text, as it is decoded, until the grammar is complete, an end of turn, or
-        `max_tokens`; stop reading whenever you like. `forced` comes first, prefilled."""
+        `max_tokens`; stop reading whenever you like. `forced` comes first, prefilled. `bias`:
+        added to the logit of each text's first token, for the first token written."""
         engine = self._engine
         sampler = engine.sampler(grammar)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -109,7 +115,8 @@ class LlamaStep:
                 yield text
             pending, self._pending = self._pending, []
             engine.evaluate(pending)
-            token, written = sampler.sample(engine.context.ctx), 0
+            first_bias = {engine.tokenize(t.encode("utf-8"))[0]: b for t, b in (bias or {}).items() if t}
+            token, written = sampler.sample(engine.context.ctx, bias=first_bias), 0
             while written < max_tokens and not engine.is_end(token):
                 written += 1
                 self._pending = [token]  # read with the next batch, if the caller reads on

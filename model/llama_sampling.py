@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,14 @@ class GreedySampler:
         )
         self._all: np.ndarray[Any, Any] | None = None
 
-    def sample(self, ctx: Any, index: int = -1) -> int:
-        """The token after the batch's `index`-th (its last by default); the grammar takes it."""
+    def sample(self, ctx: Any, index: int = -1, *, bias: Mapping[int, float] | None = None) -> int:
+        """The token after the batch's `index`-th (its last by default); the grammar takes it.
+        `bias`: added to these tokens' logits first."""
         logits = np.ctypeslib.as_array(self._c.llama_get_logits_ith(ctx, index), shape=(self._n_vocab,))
+        if bias:
+            logits = logits.copy()
+            for biased, extra in bias.items():
+                logits[biased] += extra
         token = int(logits.argmax())
         if self._grammar is None:
             return token

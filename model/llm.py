@@ -80,12 +80,18 @@ class Step(Protocol):
         start of a conversation: load it as an earlier process read it, or save it for the next."""
 
     def sample(
-        self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""
+        self,
+        *,
+        grammar: str | None = None,
+        max_tokens: int = 256,
+        forced: str = "",
+        bias: Mapping[str, float] | None = None,
     ) -> Generator[str, None, None]:
         """Greedy text as it is written, within `grammar` (GBNF); stop reading whenever you like.
 
         `forced` is text the grammar leaves no choice in: it is given first, prefilled instead
-        of decoded (as far as the grammar allows it), and the sampling goes on after it."""
+        of decoded (as far as the grammar allows it), and the sampling goes on after it.
+        `bias` is added to the logit of each text's first token when the first token is chosen."""
 
 
 @runtime_checkable

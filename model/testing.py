@@ -8,7 +8,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -223,11 +223,17 @@ class _ScriptedStep:
         self.record["prefilled"] = "kept on disk" if keep_on_disk else True
 
     def sample(
-        self, *, grammar: str | None = None, max_tokens: int = 256, forced: str = ""
+        self,
+        *,
+        grammar: str | None = None,
+        max_tokens: int = 256,
+        forced: str = "",
+        bias: Mapping[str, float] | None = None,
     ) -> Generator[str, None, None]:
         """The next scripted text; one that begins with what `forced` holds (spaces aside) goes on after it."""
         self.record["grammars"].append(grammar)
         self.record["forced"].append(forced)
+        self.record["biases"].append(dict(bias or {}))
         text = self.engine.samples.pop(0) if self.engine.samples else ""
         if forced and text.startswith(forced.lstrip()):
             text = text[len(forced.lstrip()) :]
@@ -261,6 +267,7 @@ class ScriptedSteps:
             "appended": [],
             "grammars": [],
             "forced": [],
+            "biases": [],
             "sampled": [],
         }
         self.steps.append(record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolChosen, Usage
+from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolChosen, ToolSpecDict, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
 from model.grammar import JSON_STRING_BODY, PLAIN_ANSWER, arguments_grammar, name_grammar
 from model.testing import ScriptedSteps, step_answer, step_call, step_reply
@@ -106,3 +106,21 @@ def test_warm_up_reads_the_system_block_of_every_step() -> None:
     warm, first = engine.steps
     assert warm["prefilled"] == "kept on disk" and warm["grammars"] == [] and warm["tools"] == first["tools"]
     assert warm["messages"] == first["messages"][:1]  # the system block, and nothing of any user
+
+
+def test_the_lean_toward_replying_is_given_to_the_name_choice_alone() -> None:
+    engine = ScriptedSteps(step_call("get_date_time", {"timezone": "Asia/Tokyo"}))
+    asyncio.run(_collect(CascadePlanner(engine, reply_bias=3.0), TOKYO, TOOLS))
+    [step] = engine.steps
+    assert step["biases"] == [{"reply": 3.0}, {}]  # the name, then the arguments unbiased
+
+
+def test_no_lean_when_another_tool_begins_like_reply() -> None:
+    reply_all = ToolSpecDict(name="reply_all", description="Answer every email", parameters={"type": "object"})
+    engine = ScriptedSteps(step_reply("Hi."))
+    asyncio.run(_collect(CascadePlanner(engine, reply_bias=3.0), HELLO, [*TOOLS, reply_all]))
+    assert engine.steps[0]["biases"][0] == {}
+
+
+async def _collect(planner: CascadePlanner, messages: list[Message], tools: list[ToolSpecDict]) -> list[PlanEvent]:
+    return [event async for event in planner.plan(PlanRequest(messages=messages, tools=tools))]

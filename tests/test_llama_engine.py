@@ -210,6 +210,18 @@ def test_every_call_names_a_tool_on_offer_and_fits_its_schema(planner: CascadePl
         assert not errors, (call, errors)
 
 
+def test_the_lean_toward_replying_weighs_on_the_model_s_choice(engine: LlamaCppEngine) -> None:
+    """The bias is added to the model's own preference: none leaves a clock question to the
+    clock; one larger than any preference makes it answer directly."""
+    tokyo = [Message(role="user", content="What time is it in Tokyo?")]
+    for bias, expected in ((0.0, "get_date_time"), (30.0, None)):
+        engine.forget()
+        leaning = CascadePlanner(engine, today=lambda: datetime(2026, 11, 24, 14, 0), reply_bias=bias)
+        events, usage = _plan(leaning, tokyo)
+        called = [e.call["name"] for e in events if isinstance(e, ToolCallEvent)]
+        assert called == ([expected] if expected else []), (bias, usage.extra["raw"])
+
+
 def test_steps_of_two_sessions_at_once_take_turns(planner: CascadePlanner) -> None:
     usages: list[Usage] = []
 
