@@ -26,15 +26,18 @@ from langgraph.types import StateSnapshot
 from agent.context import AgentDeps, TurnContext
 from agent.events import AnswerText, Audio, Heard, NodeEvent, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
 from agent.graph import build_graph
+from agent.hearing import last_words
 from agent.memory import MemoryBackend, RollbackFailedError, session_thread
 from agent.outcome import Progress, ReplyAudio, TurnOutput, TurnResult
 from agent.sessions import validate_session_id
 from agent.speech import LineCache, speak_along, trace_speech
-from agent.state import Replace, fresh_turn
+from agent.state import AgentState, Replace, fresh_turn
 from agent.tracing import Tracing, TurnTrace
+from agent.vocabulary import gather, hearing_hint
 from model.audio import SAMPLE_RATE
 from model.base import Message, ToolSpecDict
 from model.errors import InputError
+from tools.base import ToolContext
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -107,6 +110,17 @@ class TurnRunner:
     async def history(self, tenant: str, session_id: str) -> StateSnapshot:
         validate_session_id(session_id)
         return await self.graph.aget_state(_config(tenant, session_id))
+
+    async def hint_for(self, tenant: str, session_id: str) -> str:
+        """What the recognizer is told before the session's next words, heard outside a turn
+        (a realtime connection hears them as they come): the user's last words and the names
+        the tenant's tools know, the hint `hear` gives an uploaded turn."""
+        validate_session_id(session_id)
+        with self.memory.errors():
+            state = await self.graph.aget_state(_config(tenant, session_id))
+            tools = await self.deps.registry_for(tenant)
+        vocabulary = await gather(list(tools), ToolContext(tenant=tenant, session_id=session_id))
+        return hearing_hint(vocabulary, last_words(cast(AgentState, state.values)))
 
     async def stream_turn(self, request: TurnRequest) -> AsyncGenerator[TurnEvent, None]:
         """The turn's events as they happen, ending with `TurnDone` or `TurnFailed`.

@@ -1,9 +1,11 @@
 """The names a tenant's documents use, through a turn: picked out when a document is written,
 told to the recognizer (with the user's last words) and to the planner; a tool whose store
-fails costs the hint, never the turn."""
+fails costs the hint, never the turn. A realtime session's recognizer gets the same hint
+between turns (`TurnRunner.hint_for`), read from a real knowledge store."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +20,11 @@ from agent.tracing import ASR_HINT, Tracing, iter_spans
 from agent.vocabulary import hearing_hint
 from model.base import SpeechRecognizer
 from model.testing import ScriptedPlanner, reply
+from retrieval.embedder import MiniLMEmbedder
+from retrieval.knowledge import KnowledgeStore
 from retrieval.vocabulary import join_terms, salient_terms, split_terms
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec, Vocabulary
+from tools.builtin.knowledge import knowledge_search_tool
 from tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.anyio
@@ -101,3 +106,24 @@ async def test_a_typed_turn_gets_the_note_alongside_the_clients_instructions() -
     runner = TurnRunner(AgentDeps(planner=planner, registry=registry), InMemoryBackend())
     await runner.run_turn(TurnRequest(session_id="s", text="hello", instructions="Be brief."))
     assert planner.requests[0].instructions == "Be brief.\n\nNote."
+
+
+async def test_a_realtime_session_is_told_the_hint_its_next_uploaded_turn_would_get(tmp_path: Path) -> None:
+    store = KnowledgeStore.from_path(tmp_path / "chroma", MiniLMEmbedder())
+    store.create_base("acme", "reactor")
+    text = "The Zorblat reactor was invented by Mira Quell. Every Zorblat reactor ships with the ZX-4471 valve."
+    store.ingest_text("acme", "reactor", text, title="Zorblat notes")
+    asr = Recording(["Who invented the Zorblat reactor?", "When was that?"])
+    planner = ScriptedPlanner([reply("Mira Quell."), reply("In 2031.")])
+    registry = ToolRegistry([knowledge_search_tool(store)])
+    runner = TurnRunner(AgentDeps(planner=planner, registry=registry, asr=asr), InMemoryBackend())
+    audio = np.zeros(16000, dtype=np.float32)
+
+    first = await runner.hint_for("acme", "s")
+    assert first.startswith("Names: Zorblat") and "Mira Quell" in first  # no earlier turn: the names alone
+    await runner.run_turn(TurnRequest(session_id="s", tenant="acme", audio=audio))
+    hint = await runner.hint_for("acme", "s")
+    assert hint.startswith("Who invented the Zorblat reactor? Names: Zorblat") and "Mira Quell" in hint
+    await runner.run_turn(TurnRequest(session_id="s", tenant="acme", audio=audio))
+    assert asr.hints == [first, hint]  # what an uploaded turn was told, word for word
+    assert await runner.hint_for("globex", "s") == ""  # another tenant: neither the words nor the names
