@@ -198,19 +198,19 @@ class RealtimeConnection:
             elif self.answered is not None and self.answered[1].still_playing():
                 # Sent whole, but not yet all heard: keep what was, by the pace of playback.
                 await self.agent.amend_answer(self.tenant, self.session_id, self.answered[1].heard_so_far())
-        self.live = LiveTranscript(self.asr, self._transcript_delta)
+        self.live = self._live()
+
+    def _live(self) -> LiveTranscript:
+        """The transcript of speech starting now (a stretch the VAD found, or a whole buffer or
+        clip, heard at once by `final`), its hint begun: the session's, as an uploaded turn's."""
+        return LiveTranscript(self.asr, self._transcript_delta, hint=self.agent.hint_for(self.tenant, self.session_id))
 
     async def _speech_stopped(self, found: SpeechStopped) -> None:
         item_id = self.speech_item or new_id("item")
         await self.send(ev("input_audio_buffer.speech_stopped", audio_end_ms=found.at_ms, item_id=item_id))
         live, self.live, self.speech_item = self.live, None, None
         self._reset_buffer()
-        heard = (
-            live.final(found.audio, found.spoken_samples)
-            if live
-            else asyncio.to_thread(self.asr.transcribe, found.audio)
-        )
-        transcript = await heard
+        transcript = await (live or self._live()).final(found.audio, found.spoken_samples)
         await self._committed(item_id, found.audio, transcript.strip())
         early = self.early
         if early is not None and early.transcript == transcript.strip() and self.pending is not None:
@@ -238,8 +238,7 @@ class RealtimeConnection:
             )
         self._reset_buffer()
         self.detector = self._detector()
-        transcript = (await asyncio.to_thread(self.asr.transcribe, audio)).strip()
-        await self._committed(new_id("item"), audio, transcript)
+        await self._committed(new_id("item"), audio, await self._live().final(audio, len(audio)))
 
     async def _clear(self, event: dict[str, Any]) -> None:
         await self._drop_early()
@@ -299,7 +298,7 @@ class RealtimeConnection:
         item_id = str(item["id"]) if isinstance(item.get("id"), str) else new_id("item")
         previous, self.last_item = self.last_item, item_id
         if audio is not None:
-            pending = _Pending((await asyncio.to_thread(self.asr.transcribe, audio)).strip(), audio=audio)
+            pending = _Pending(await self._live().final(audio, len(audio)), audio=audio)
         else:
             pending = _Pending(" ".join(texts).strip())
             if not pending.transcript:

@@ -5,11 +5,16 @@ While speech goes on, the speech so far is transcribed again whenever another
 the new transcript adds to the last is sent as a delta. When the user pauses, the speech
 so far is transcribed at once: if they do not go on, that transcript is the final one,
 ready when the silence that ends the turn has passed, so the answer need not wait for it.
+
+Every transcription of the stretch is told the same hint (the user's last words, the names
+the tenant's tools know), made once as the speech starts, while the first second comes in.
+A hint that cannot be made costs the hint, never the words: they are heard without one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -18,7 +23,20 @@ from agent.events import Heard
 from model.audio import SAMPLE_RATE
 from model.base import SpeechRecognizer
 
-__all__ = ["LiveTranscript"]
+__all__ = ["LiveTranscript", "hint_or_nothing"]
+
+log = logging.getLogger(__name__)
+
+
+async def hint_or_nothing(hint: Awaitable[str] | str) -> str:
+    """The hint, or "" when it could not be made (the session's memory is down, say)."""
+    if isinstance(hint, str):
+        return hint
+    try:
+        return await hint
+    except Exception:
+        log.warning("could not make the recognizer's hint; hearing without one", exc_info=True)
+        return ""
 
 
 class LiveTranscript:
@@ -29,11 +47,14 @@ class LiveTranscript:
         asr: SpeechRecognizer,
         on_delta: Callable[[Heard], Awaitable[None]],
         *,
+        hint: Awaitable[str] | str = "",
         every_ms: int = 1000,
         tolerance_ms: int = 100,
     ) -> None:
         self.asr = asr
         self.on_delta = on_delta
+        self._hint = asyncio.ensure_future(hint_or_nothing(hint))
+        """Made once for the whole stretch, from when it starts; awaited by the first transcription."""
         self.every = every_ms * SAMPLE_RATE // 1000
         self.tolerance = tolerance_ms * SAMPLE_RATE // 1000
         """How much of the speech a transcript may miss at its end and still be final."""
@@ -66,7 +87,7 @@ class LiveTranscript:
         else:
             if self._task is not None:
                 self._task.cancel()
-            text = await asyncio.to_thread(self.asr.transcribe, speech)
+            text = await self._heard(speech)
         return text.strip()
 
     def ready(self, spoken: int) -> str | None:
@@ -78,11 +99,18 @@ class LiveTranscript:
         return task.result() if self._covered >= spoken - self.tolerance else None
 
     def cancel(self) -> None:
+        self._hint.cancel()
         if self._task is not None:
             self._task.cancel()
 
+    async def _heard(self, speech: np.ndarray) -> str:
+        """`speech` transcribed with the stretch's hint. Shielded: a transcription cancelled
+        while the hint is made leaves it for the next."""
+        hint = await asyncio.shield(self._hint)
+        return await asyncio.to_thread(self.asr.transcribe, speech, hint)
+
     async def _transcribe(self, speech: np.ndarray) -> str:
-        text = (await asyncio.to_thread(self.asr.transcribe, speech)).strip()
+        text = (await self._heard(speech)).strip()
         if text.startswith(self.sent) and len(text) > len(self.sent):  # deltas only ever add
             delta, self.sent = text[len(self.sent) :], text
             await self.on_delta(Heard(delta, final=False))

@@ -1,5 +1,6 @@
 """/v1/realtime with the openai SDK as the client: real hearing (Silero, Whisper) and voice
-(Piper), a scripted planner, so what is checked is the protocol and the conversation."""
+(Piper), a scripted planner, so what is checked is the protocol and the conversation. The
+recognizer is the service's own, noting the hint each transcription was told."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import websockets
 
 from api.app import create_app
 from api.compose import open_services
 from api.settings import Settings
+from model.asr import packaged_recognizer
+from model.base import SpeechRecognizer
 from model.testing import ScriptedPlanner, call, reply
 from tests.http_server import running_server
-from tests.realtime_client import collect, connect, send_speech
+from tests.realtime_client import collect, connect, pcm16_chunks, send_speech
 from tests.speech import espeak_wav, piper_wav
 
 pytestmark = pytest.mark.anyio
@@ -32,14 +36,34 @@ def planner() -> ScriptedPlanner:
     return ScriptedPlanner(seconds_per_word=0.02)
 
 
+class HintsNoted(SpeechRecognizer):
+    """A recognizer that notes the hint of each transcription, then hears with `inner`."""
+
+    def __init__(self, inner: SpeechRecognizer) -> None:
+        self.inner, self.name = inner, inner.name
+        self.hints: list[str] = []
+
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
+        self.hints.append(hint)
+        return self.inner.transcribe(audio, hint)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, planner: ScriptedPlanner) -> Iterator[str]:
-    settings = Settings(
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
         data_dir=tmp_path_factory.mktemp("realtime"), voices=False, web_search="off", api_keys="local:local,k2:other"
     )
 
+
+@pytest.fixture(scope="module")
+def asr(settings: Settings) -> HintsNoted:
+    return HintsNoted(packaged_recognizer(settings.asr_model, settings.models_root, beam_size=settings.asr_beam))
+
+
+@pytest.fixture(scope="module")
+def server(settings: Settings, planner: ScriptedPlanner, asr: HintsNoted) -> Iterator[str]:
     def services(s: Settings) -> Any:
-        return open_services(s, planner=planner)
+        return open_services(s, planner=planner, asr=asr)
 
     with running_server(create_app(settings, services)) as url:
         yield url
@@ -297,3 +321,40 @@ async def test_a_truncated_answer_is_kept_as_far_as_it_was_played(server: str, p
     async with httpx.AsyncClient(base_url=server, headers={"Authorization": "Bearer local"}) as http:
         kept = (await http.get("/v1/sessions/rt-truncate")).json()["turns"][-1]["answer"]
     assert kept and answer.startswith(kept) and len(kept) < len("The first sentence is short.") + 1
+
+
+async def test_speech_is_heard_with_the_sessions_last_words_as_the_hint(
+    server: str, planner: ScriptedPlanner, asr: HintsNoted
+) -> None:
+    def answer(request: Any) -> Any:  # by what was asked: an answer begun early in a pause asks too
+        said = str(request.messages[-1]["content"]).lower()
+        return reply("You are Marguerite Dubois." if "name" in said else "Nice to meet you.")
+
+    _script(planner, *[answer] * 6)
+    async with connect(server, session_id="rt-hint") as connection:
+        await connection.session.update(
+            session={"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper"}}}}
+        )
+        typed = {"type": "input_text", "text": "I am Marguerite Dubois."}
+        item = {"type": "message", "role": "user", "content": [typed]}
+        await connection.conversation.item.create(item=item)
+        await connection.response.create()
+        assert (await collect(connection))[-1].response.status == "completed"
+        before = len(asr.hints)
+        await send_speech(connection, piper_wav("What is my name?"))
+        events = await collect(connection)
+        heard = next(e for e in events if e.type == "conversation.item.input_audio_transcription.completed")
+        assert "name" in heard.transcript.lower()
+        hints = asr.hints[before:]
+        assert hints and all(hint == "I am Marguerite Dubois." for hint in hints)  # each transcription of the speech
+        said = next(e for e in events if e.type == "response.output_audio_transcript.done").transcript
+        assert said == "You are Marguerite Dubois."
+
+        # Committed by hand (push to talk): heard with the hint as well, now the spoken turn's words.
+        await connection.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+        for chunk in pcm16_chunks(piper_wav("Thank you.")):
+            await connection.input_audio_buffer.append(audio=chunk)
+        before = len(asr.hints)
+        await connection.input_audio_buffer.commit()
+        await collect(connection, until="conversation.item.done")
+    assert asr.hints[before:] == [heard.transcript]
