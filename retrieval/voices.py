@@ -263,7 +263,11 @@ class VoiceLibrary:
         order = {entry.id: i for i, entry in enumerate(self.catalogue)}
         builtins = [v for v, _ in self._records(self._collection(BUILTIN_COLLECTION))]
         builtins.sort(key=lambda v: order.get(v.id, len(order)))
-        return builtins + [voice for voice, _, _ in self._tenant_records(tenant)]
+        return builtins + self.own_voices(tenant)
+
+    def own_voices(self, tenant: str) -> list[Voice]:
+        """The voices the tenant added, by name (the built-ins not listed)."""
+        return [voice for voice, _, _ in self._tenant_records(tenant)]
 
     def count_own(self, tenant: str) -> int:
         """The voices the tenant added (the built-ins not counted): its registrations of voices."""

@@ -2,7 +2,8 @@
 
 The built-ins are rendered once for the module (a few seconds); each test then asks one
 thing of them: text search, search by example, adding a voice from a clip, the
-audio_search tool, and the synthesizer's voice ids.
+audio_search tool (and the names of the tenant's voices it gives the recognizer), and the
+synthesizer's voice ids.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from agent.context import AgentDeps
+from agent.memory import InMemoryBackend
+from agent.runner import TurnRunner
 from api.settings import Settings
 from api.voicing import open_voice_library
 from model.audio import encode_wav
 from model.speaker import SpeakerEncoder, estimate_pitch
+from model.testing import ScriptedPlanner
 from model.voices import DEFAULT_VOICE_ID, EspeakTTS, VoiceSynthesizer, parse_voice_id
 from retrieval.errors import InvalidNameError
 from retrieval.registrations import LocalRegistrations
@@ -25,6 +30,7 @@ from retrieval.voice_catalogue import BUILTIN_VOICES
 from retrieval.voices import VoiceLibrary, VoiceSampleError
 from tools.base import ToolContext
 from tools.builtin.audio_search import audio_search_tool
+from tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.anyio
 
@@ -135,6 +141,21 @@ async def test_audio_search_tool_sets_the_session_voice(library: VoiceLibrary) -
     result = await tool.handler({"description": "deep slow Scottish accent"}, ToolContext("local", "s1"))
     assert result.state == {"voice": SCOTTISH_DEEP_SLOW}
     assert "Scottish" in result.content
+
+
+async def test_the_recognizer_is_told_the_names_of_the_tenants_own_voices(
+    library: VoiceLibrary, tts: VoiceSynthesizer
+) -> None:
+    tool = audio_search_tool(library)
+    assert tool.vocabulary is not None
+    assert tool.vocabulary(ToolContext("hintco", "s")).words == ()  # the built-ins' names are not said
+    clip = encode_wav(_speak(tts, OTHER_WORDS, "espeak:en-us+f2:p1.10"), tts.sample_rate)
+    library.add("hintco", description="a warm, bright voice from Lyon", clip=clip, name="Marguerite")
+    vocabulary = tool.vocabulary(ToolContext("hintco", "s"))
+    assert vocabulary.words == ("Marguerite",) and vocabulary.note == ""
+    runner = TurnRunner(AgentDeps(planner=ScriptedPlanner(), registry=ToolRegistry([tool])), InMemoryBackend())
+    assert await runner.hint_for("hintco", "s") == "Names: Marguerite."
+    assert await runner.hint_for("globex", "s") == ""
 
 
 def test_replies_in_a_voice_sound_like_its_sample(library: VoiceLibrary, tts: VoiceSynthesizer) -> None:

@@ -5,6 +5,9 @@ gets the same tool. The chosen voice comes back as session state (`{"voice": id}
 the rest of this turn's reply and every later turn are spoken in it until something
 changes it. The text the model reads says so, so that it answers rather than searching
 again or apologising that it "cannot change its voice".
+
+Its vocabulary gives the recognizer the names of the voices the tenant added, so "speak like
+Marguerite" is heard as that voice's name. The built-ins' names are generic and are left out.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 from typing import Any
 
 from retrieval.voices import VoiceLibrary
-from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec
+from tools.base import Tool, ToolContext, ToolError, ToolResult, ToolSpec, Vocabulary
 
 __all__ = ["NAME", "audio_search_tool"]
 
@@ -40,6 +43,8 @@ _CHOSEN = (
     "the next ones. Now answer the user briefly; do not search for a voice again."
 )
 _EMPTY = "the voice library is empty"
+_MAX_NAMES = 20
+"""The tenant's voice names the recognizer is told, at most (the first by name)."""
 
 
 def audio_search_tool(library: VoiceLibrary) -> Tool:
@@ -54,10 +59,14 @@ def audio_search_tool(library: VoiceLibrary) -> Tool:
         content = _CHOSEN.format(name=voice.name, description=voice.description.rstrip("."))
         return ToolResult(content=content, state={"voice": voice.id})
 
+    def vocabulary(context: ToolContext) -> Vocabulary:
+        names = (" ".join(voice.name.split()) for voice in library.own_voices(context.tenant))
+        return Vocabulary(words=tuple(dict.fromkeys(name for name in names if name))[:_MAX_NAMES])
+
     async def handler(arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         return await asyncio.to_thread(choose, arguments, context)
 
     spec = ToolSpec(
         name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=30.0, announce=_ANNOUNCE, read_only=True
     )
-    return Tool(spec=spec, handler=handler)
+    return Tool(spec=spec, handler=handler, vocabulary=vocabulary)
