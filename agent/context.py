@@ -87,9 +87,9 @@ class TurnContext:
     trace: TurnTrace = field(default_factory=untraced)
     """Where the nodes add their spans (see agent/tracing.py)."""
     vocabulary: TurnVocabulary = field(default_factory=TurnVocabulary)
+    """What the turn's tools know of the tenant: names to hear, a note for the planner."""
     first_audio: FirstAudioGate = field(default_factory=FirstAudioGate)
     """Holds the planner back while the turn's first audio is synthesized (agent/speech.py)."""
-    """What the turn's tools know of the tenant: names to hear, a note for the planner."""
 
     def declarations(self) -> list[ToolSpecDict]:
         """Every tool the planner is offered: the service's and the tenant's, then the client's."""
