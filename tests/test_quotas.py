@@ -82,6 +82,8 @@ def test_knowledge_bases_documents_and_chunks(client: httpx.Client) -> None:
     for name in ("notes", "reports"):
         assert client.post("/v1/knowledge-bases", json={"name": name}).status_code == 201
     _refused(client.post("/v1/knowledge-bases", json={"name": "more"}), "QUOTA_KNOWLEDGE_BASES")
+    again = client.post("/v1/knowledge-bases", json={"name": "notes"})  # one it has: that is what is wrong
+    assert again.status_code == 409 and "notes" in again.json()["detail"], again.text
     assert client.get("/v1/knowledge-bases").json() == [
         {"name": "notes", "chunks": 0},
         {"name": "reports", "chunks": 0},
