@@ -222,6 +222,26 @@ def test_the_lean_toward_replying_weighs_on_the_model_s_choice(engine: LlamaCppE
         assert called == ([expected] if expected else []), (bias, usage.extra["raw"])
 
 
+def test_guesses_come_from_the_conversation_never_the_system_block(engine: LlamaCppEngine) -> None:
+    engine.forget()
+    messages = [
+        {"role": "system", "content": "Remember the words alpha bravo charlie delta echo foxtrot."},
+        {"role": "user", "content": "Repeat after me: golf hotel india juliet kilo lima."},
+    ]
+    engine.evaluate(engine.tokenize(engine.render(messages).encode()))
+
+    def guess(written: str) -> str:
+        *before, last = engine.tokenize(written.encode())
+        engine.evaluate(before)
+        try:
+            return b"".join(engine.piece(t) for t in engine.draft(last, 6)).decode()
+        finally:
+            engine.drop(len(before))
+
+    assert guess(" golf hotel india").startswith(" juliet kilo")  # what the user said goes on
+    assert guess(" alpha bravo charlie") == ""  # only the instructions said it
+
+
 def test_steps_of_two_sessions_at_once_take_turns(planner: CascadePlanner) -> None:
     usages: list[Usage] = []
 
