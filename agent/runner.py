@@ -115,9 +115,8 @@ class TurnRunner:
         """What the recognizer is told before the session's next words, heard outside a turn
         (a realtime connection hears them as they come): the user's last words and the names
         the tenant's tools know, the hint `hear` gives an uploaded turn."""
-        validate_session_id(session_id)
         with self.memory.errors():
-            state = await self.graph.aget_state(_config(tenant, session_id))
+            state = await self.history(tenant, session_id)
             tools = await self.deps.registry_for(tenant)
         vocabulary = await gather(list(tools), ToolContext(tenant=tenant, session_id=session_id))
         return hearing_hint(vocabulary, last_words(cast(AgentState, state.values)))
