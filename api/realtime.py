@@ -20,14 +20,13 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from agent.events import Heard
-from agent.runner import TurnRequest, TurnRunner
+from agent.runner import TurnRunner
 from api.realtime_early import EarlyAnswer, HeldSend
 from api.realtime_hearing import LiveTranscript
 from api.realtime_protocol import (
@@ -40,7 +39,7 @@ from api.realtime_protocol import (
     user_message,
 )
 from api.realtime_protocol import server_event as ev
-from api.realtime_response import Response, Spoken
+from api.realtime_response import PendingInput, Response, Spoken
 from model.audio import SAMPLE_RATE
 from model.base import SpeechRecognizer
 from model.turn_detection import SpeechStarted, SpeechStopped, TurnDetector
@@ -54,16 +53,6 @@ MAX_BUFFER_S = 600
 MIN_COMMIT_MS = 100
 EARLY_AFTER_MS = 160
 """Silence before an answer is begun early: shorter gaps are mostly between words."""
-
-
-@dataclass
-class _Pending:
-    """Input the next response answers: a user message (typed or spoken), or the outputs of
-    the calls the client ran."""
-
-    transcript: str
-    audio: np.ndarray | None = None
-    outputs: list[tuple[str, str]] = field(default_factory=list)
 
 
 class RealtimeConnection:
@@ -85,7 +74,7 @@ class RealtimeConnection:
         self.buffered = 0
         self.live: LiveTranscript | None = None
         self.speech_item: str | None = None
-        self.pending: _Pending | None = None
+        self.pending: PendingInput | None = None
         """The input not answered yet."""
         self.last_item: str | None = None
         self.response: Response | None = None
@@ -113,8 +102,7 @@ class RealtimeConnection:
         except WebSocketDisconnect:
             return
         finally:
-            if self.live is not None:
-                self.live.cancel()
+            self._drop_live()
             await self._drop_early()
             await self._stop_response("client_gone", notify=False)
 
@@ -149,6 +137,7 @@ class RealtimeConnection:
         detection_changed = config.audio.input.turn_detection != self.config.audio.input.turn_detection
         self.config = config
         if detection_changed:
+            self._drop_live()
             self.detector = self._detector()
         await self.send(ev("session.updated", session=config.public(self.session_id, self.model)))
 
@@ -184,11 +173,12 @@ class RealtimeConnection:
             transcript = live.ready(self.detector.spoken_samples())
             if transcript and settings is not None and settings.create_response:
                 held = HeldSend(self.send)
-                response = self._response(_Pending(transcript, audio=speech), held, self.speech_item)
+                response = self._response(PendingInput(transcript, audio=speech), held, self.speech_item)
                 self.early = EarlyAnswer(transcript, response, held)
                 self.early.task = asyncio.create_task(self._respond(response))
 
     async def _speech_started(self, found: SpeechStarted) -> None:
+        self._drop_live()
         self.speech_item = new_id("item")
         await self.send(ev("input_audio_buffer.speech_started", audio_start_ms=found.at_ms, item_id=self.speech_item))
         settings = self.config.audio.input.turn_detection
@@ -205,12 +195,24 @@ class RealtimeConnection:
         clip, heard at once by `final`), its hint begun: the session's, as an uploaded turn's."""
         return LiveTranscript(self.asr, self._transcript_delta, hint=self.agent.hint_for(self.tenant, self.session_id))
 
+    def _take_speech(self) -> tuple[str, LiveTranscript]:
+        """The item and the transcript of the speech in hand (begun when the VAD found it, else
+        now); the connection holds neither after."""
+        item_id, live = self.speech_item or new_id("item"), self.live or self._live()
+        self.speech_item, self.live = None, None
+        return item_id, live
+
+    def _drop_live(self) -> None:
+        """Forget the speech in hand: its transcription stops and tells nothing more."""
+        if self.live is not None:
+            self.live.cancel()
+        self.speech_item, self.live = None, None
+
     async def _speech_stopped(self, found: SpeechStopped) -> None:
-        item_id = self.speech_item or new_id("item")
+        item_id, live = self._take_speech()
         await self.send(ev("input_audio_buffer.speech_stopped", audio_end_ms=found.at_ms, item_id=item_id))
-        live, self.live, self.speech_item = self.live, None, None
         self._reset_buffer()
-        transcript = await (live or self._live()).final(found.audio, found.spoken_samples)
+        transcript = await live.final(found.audio, found.spoken_samples)
         await self._committed(item_id, found.audio, transcript.strip())
         early = self.early
         if early is not None and early.transcript == transcript.strip() and self.pending is not None:
@@ -238,10 +240,12 @@ class RealtimeConnection:
             )
         self._reset_buffer()
         self.detector = self._detector()
-        await self._committed(new_id("item"), audio, await self._live().final(audio, len(audio)))
+        item_id, live = self._take_speech()
+        await self._committed(item_id, audio, await live.final(audio, len(audio)))
 
     async def _clear(self, event: dict[str, Any]) -> None:
         await self._drop_early()
+        self._drop_live()
         self._reset_buffer()
         self.detector = self._detector()
         await self.send(ev("input_audio_buffer.cleared"))
@@ -264,31 +268,7 @@ class RealtimeConnection:
         part["transcript"] = transcript
         await self.send(ev("conversation.item.done", previous_item_id=previous, item={**item, "status": "completed"}))
         if transcript:  # noise with no words in it is not a turn
-            self.pending = _Pending(transcript, audio=audio)
-
-    def _request(self, pending: _Pending) -> TurnRequest:
-        given: dict[str, Any]
-        if pending.outputs:
-            given = {"tool_outputs": tuple(pending.outputs)}
-        elif pending.audio is not None:
-            given = {"audio": pending.audio, "transcript": pending.transcript}
-        else:
-            given = {"text": pending.transcript}
-        config = self.config
-        return TurnRequest(
-            session_id=self.session_id,
-            tenant=self.tenant,
-            speak=config.speaks,
-            voice=self._voice(),
-            instructions=config.instructions,
-            tool_choice=config.tool_choice,
-            client_tools=config.client_tools(),
-            **given,
-        )
-
-    def _voice(self) -> str | None:
-        voice = self.config.audio.output.voice
-        return None if voice in (None, "", "default") else voice
+            self.pending = PendingInput(transcript, audio=audio)
 
     async def _item_create(self, event: dict[str, Any]) -> None:
         item: dict[str, Any] = event["item"] if isinstance(event.get("item"), dict) else {}
@@ -298,9 +278,9 @@ class RealtimeConnection:
         item_id = str(item["id"]) if isinstance(item.get("id"), str) else new_id("item")
         previous, self.last_item = self.last_item, item_id
         if audio is not None:
-            pending = _Pending(await self._live().final(audio, len(audio)), audio=audio)
+            pending = PendingInput(await self._live().final(audio, len(audio)), audio=audio)
         else:
-            pending = _Pending(" ".join(texts).strip())
+            pending = PendingInput(" ".join(texts).strip())
             if not pending.transcript:
                 raise ClientError("the message has no text", param="item.content")
         public: dict[str, Any] = {"id": item_id, "type": "message", "object": "realtime.item", "role": "user"}
@@ -317,7 +297,7 @@ class RealtimeConnection:
         call_id, output = function_output(item)
         if self.pending is not None and not self.pending.outputs:
             raise ClientError("a user message is waiting for its response: send response.create first", param="item")
-        self.pending = self.pending or _Pending("")
+        self.pending = self.pending or PendingInput("")
         self.pending.outputs.append((call_id, output))
         item_id = str(item["id"]) if isinstance(item.get("id"), str) else new_id("item")
         previous, self.last_item = self.last_item, item_id
@@ -362,13 +342,12 @@ class RealtimeConnection:
         self.response_task = asyncio.create_task(self._respond(response))
 
     def _response(
-        self, pending: _Pending, send: Callable[[dict[str, Any]], Awaitable[None]], previous: str | None
+        self, pending: PendingInput, send: Callable[[dict[str, Any]], Awaitable[None]], previous: str | None
     ) -> Response:
         """A response to `pending`, sending through `send`, after item `previous`."""
         tools = {tool.name for tool in self.config.tools}
-        return Response(
-            new_id("resp"), self._request(pending), pending.transcript, send, tools, previous, self._completed
-        )
+        request = pending.request(self.config, session_id=self.session_id, tenant=self.tenant)
+        return Response(new_id("resp"), request, pending.transcript, send, tools, previous, self._completed)
 
     async def _respond(self, response: Response) -> None:
         try:

@@ -16,15 +16,48 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+import numpy as np
+
 from agent.events import AnswerText, Audio, Heard, ToolCalled, ToolFinished, TurnDone, TurnEvent, TurnFailed
 from agent.runner import TurnRequest
 from api.errors import error_answer
-from api.realtime_protocol import encode_pcm16, new_id
+from api.realtime_protocol import RealtimeConfig, encode_pcm16, new_id
 from api.realtime_protocol import server_event as ev
 
-__all__ = ["Response", "Spoken"]
+__all__ = ["PendingInput", "Response", "Spoken"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class PendingInput:
+    """Input the next response answers: a user message (typed or spoken), or the outputs of
+    the calls the client ran."""
+
+    transcript: str
+    audio: np.ndarray | None = None
+    outputs: list[tuple[str, str]] = field(default_factory=list)
+
+    def request(self, config: RealtimeConfig, *, session_id: str, tenant: str) -> TurnRequest:
+        """The agent's turn for this input, as the session's configuration asks for it."""
+        given: dict[str, Any]
+        if self.outputs:
+            given = {"tool_outputs": tuple(self.outputs)}
+        elif self.audio is not None:
+            given = {"audio": self.audio, "transcript": self.transcript}
+        else:
+            given = {"text": self.transcript}
+        voice = config.audio.output.voice
+        return TurnRequest(
+            session_id=session_id,
+            tenant=tenant,
+            speak=config.speaks,
+            voice=None if voice in (None, "", "default") else voice,
+            instructions=config.instructions,
+            tool_choice=config.tool_choice,
+            client_tools=config.client_tools(),
+            **given,
+        )
 
 
 @dataclass

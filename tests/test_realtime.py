@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from model.asr import packaged_recognizer
 from model.base import SpeechRecognizer
 from model.testing import ScriptedPlanner, call, reply
 from tests.http_server import running_server
-from tests.realtime_client import collect, connect, pcm16_chunks, send_speech
+from tests.realtime_client import collect, connect, pcm16_chunks, send_speech, silence_pcm16
 from tests.speech import espeak_wav, piper_wav
 
 pytestmark = pytest.mark.anyio
@@ -42,9 +43,12 @@ class HintsNoted(SpeechRecognizer):
     def __init__(self, inner: SpeechRecognizer) -> None:
         self.inner, self.name = inner, inner.name
         self.hints: list[str] = []
+        self.delay_s = 0.0
+        """Time each transcription takes on top of hearing (a busy machine)."""
 
     def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
         self.hints.append(hint)
+        time.sleep(self.delay_s)
         return self.inner.transcribe(audio, hint)
 
 
@@ -358,3 +362,32 @@ async def test_speech_is_heard_with_the_sessions_last_words_as_the_hint(
         await connection.input_audio_buffer.commit()
         await collect(connection, until="conversation.item.done")
     assert asr.hints[before:] == [heard.transcript]
+
+
+async def test_speech_cleared_while_it_is_heard_tells_nothing_more(server: str, asr: HintsNoted) -> None:
+    """The client clears the buffer while its speech is being transcribed (the VAD began a
+    live transcript): that transcription stops, and no delta of it reaches the next item."""
+    wav = piper_wav("Please tell me everything about the old lighthouse keeper and his dog.")
+    asr.delay_s = 1.0
+    try:
+        async with connect(server, session_id="rt-clear") as connection:
+            await connection.session.update(
+                session={"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper"}}}}
+            )
+            before = len(asr.hints)
+            for chunk in [*silence_pcm16(300), *pcm16_chunks(wav)[:15]]:  # 1.5 s of it, in real time
+                await connection.input_audio_buffer.append(audio=chunk)
+                await asyncio.sleep(0.1)
+            assert len(asr.hints) > before  # a live transcription is under way
+            await connection.input_audio_buffer.clear()
+            events = await collect(connection, until="input_audio_buffer.cleared")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):  # as long again as the transcription takes
+                    async for event in connection:
+                        events.append(event)
+    finally:
+        asr.delay_s = 0.0
+    kinds = _types(events)
+    assert "input_audio_buffer.speech_started" in kinds
+    after = kinds[kinds.index("input_audio_buffer.cleared") :]
+    assert not [kind for kind in after if kind.startswith("conversation.item.input_audio_transcription")]
