@@ -79,6 +79,12 @@ class Step(Protocol):
         """Read what was appended now, rather than at the next `sample`; `keep_on_disk`, at the
         start of a conversation: load it as an earlier process read it, or save it for the next."""
 
+    def mark(self) -> Any:
+        """Where the step stands now, to `rewind` to."""
+
+    def rewind(self, mark: Any) -> None:
+        """Forget what was appended and written since `mark` (the step goes on from there)."""
+
     def sample(
         self,
         *,

@@ -222,6 +222,12 @@ class _ScriptedStep:
     def prefill(self, *, keep_on_disk: bool = False) -> None:
         self.record["prefilled"] = "kept on disk" if keep_on_disk else True
 
+    def mark(self) -> int:
+        return len(self.record["appended"]) + len(self.record["sampled"])
+
+    def rewind(self, mark: int) -> None:
+        self.record["rewound"].append(mark)
+
     def sample(
         self,
         *,
@@ -269,6 +275,7 @@ class ScriptedSteps:
             "forced": [],
             "biases": [],
             "sampled": [],
+            "rewound": [],
         }
         self.steps.append(record)
         step = _ScriptedStep(self, record)
