@@ -7,6 +7,7 @@ import asyncio
 
 from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolChosen, ToolSpecDict, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
+from model.cascade_steps import UNGROUNDED_REPLY_BIAS
 from model.grammar import JSON_STRING_BODY, PLAIN_ANSWER, arguments_grammar, name_grammar
 from model.testing import ScriptedSteps, step_answer, step_call, step_reply
 from tests.planner_tools import CLOCK, TOOLS
@@ -57,16 +58,38 @@ def test_a_call_is_read_under_its_schema_grammar() -> None:
 
 
 def test_reading_stops_at_the_end_of_what_is_needed() -> None:
-    engine = ScriptedSteps(["rep", 'Hi."}}\n</tool_call>', "get", '{"timezone": "UTC"} junk'])
+    engine = ScriptedSteps(["rep", 'Hi."}}\n</tool_call>', "get", '{"timezone": "Asia/Tokyo"} junk'])
     assert _said(_plan(engine, HELLO)) == "Hi."
     calls = [e for e in _plan(engine, TOKYO) if isinstance(e, ToolCallEvent)]
-    assert [(c.call["name"], c.call["arguments"]) for c in calls] == [("get_date_time", {"timezone": "UTC"})]
+    assert [(c.call["name"], c.call["arguments"]) for c in calls] == [("get_date_time", {"timezone": "Asia/Tokyo"})]
     hello, tokyo = engine.steps
     assert hello["appended"][:2] == [FORCED_PREFIX, 'ly",']  # "rep" could only become "reply"
     assert tokyo["appended"][:2] == [FORCED_PREFIX, '_date_time",']
     reply, arguments = hello["sampled"][1], tokyo["sampled"][1]
     assert reply.startswith('Hi."') and len(reply) < len('Hi."}}\n</tool_call>')
     assert arguments.rstrip().endswith("}") and "junk" not in arguments
+
+
+def test_a_call_of_words_never_said_is_thought_again_about() -> None:
+    """ "How many legs does an octopus have?" called the weather for London: a call whose words
+    the user did not say is chosen again, `reply` leaning, and a reply is written instead."""
+    octopus = [Message(role="user", content="How many legs does an octopus have?")]
+    engine = ScriptedSteps(["get", '{"timezone": "UTC"}', "rep", 'Eight."'])
+    events = _plan(engine, octopus)
+    assert _said(events) == "Eight." and not [e for e in events if isinstance(e, ToolCallEvent)]
+    [step] = engine.steps
+    assert step["rewound"] == [1]  # back to just after `<tool_call>\n{"name": "`
+    assert step["biases"][0] == {} and step["biases"][2] == {"reply": UNGROUNDED_REPLY_BIAS}
+
+
+def test_a_call_chosen_again_is_kept_as_written() -> None:
+    unsaid = [Message(role="user", content="What time is it?")]
+    engine = ScriptedSteps(["get", '{"timezone": "UTC"}', "get"])
+    [call] = [e.call for e in _plan(engine, unsaid) if isinstance(e, ToolCallEvent)]
+    assert (call["name"], call["arguments"]) == ("get_date_time", {"timezone": "UTC"})
+    [step] = engine.steps
+    assert step["appended"][-1] == ' "arguments": {"timezone": "UTC"}'  # read again, not written again
+    assert len(step["sampled"]) == 3
 
 
 def test_after_a_tool_result_it_answers_in_plain_text_and_the_prompt_only_grows() -> None:
