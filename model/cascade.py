@@ -22,6 +22,8 @@ a step that yields neither a known call nor a reply falls back to a plain answer
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -45,6 +47,8 @@ from model.tool_stream import TaggedTextSplitter
 from model.toolcalls import REPLY_OPENING, JsonStringReader, parse_tool_calls
 
 __all__ = ["FORCED_PREFIX", "REPLY_PREFIX", "REPLY_TOOL", "CascadePlanner"]
+
+log = logging.getLogger(__name__)
 
 REPLY_PREFIX = f'{FORCED_PREFIX}{REPLY_TOOL}", "arguments": {{"text": "'
 """How a step that must reply straight after the user begins: a `reply` call up to its text."""
@@ -162,6 +166,7 @@ class CascadePlanner(Planner):
         self.today = today or _now
         self.answer_after_tools = answer_after_tools
         self.name = name or f"cascade:{engine.name}"
+        self._reading: set[asyncio.Future[bool]] = set()
 
     async def warm_up(self, tools: Sequence[ToolSpecDict]) -> None:
         """Read the system block with these tools now: every conversation begins with it, and
@@ -215,10 +220,16 @@ class CascadePlanner(Planner):
             )
         else:
             steps = self._forced(messages, tools, kind, request, completions)
-        said = False
+        said = called = False
+        text: list[str] = []
         async for event in steps:
             said = True
+            called = called or isinstance(event, ToolCallEvent)
+            if isinstance(event, TextDelta):
+                text.append(event.text)
             yield event
+        if isinstance(self.engine, SteppingEngine) and not called:
+            self._read_ahead(self.engine, messages, request.messages, "".join(text).strip(), tools)
         mode: str = kind
         if not said:
             mode = "fallback_answer"
@@ -228,6 +239,33 @@ class CascadePlanner(Planner):
         if not said:
             yield TextDelta(NO_ANSWER)
         yield self._usage(completions, start, mode)
+
+    def _read_ahead(
+        self,
+        engine: SteppingEngine,
+        messages: list[dict[str, Any]],
+        conversation: Sequence[Message],
+        answer: str,
+        tools: list[dict[str, Any]],
+    ) -> None:
+        """While the answer is spoken, read the next turn's opening: the answer as the next
+        step will show it, and the start of the user's next message."""
+        if not answer:
+            return
+        answered = _chat_messages([*conversation, Message(role="assistant", content=answer)])[-1]
+        read = functools.partial(engine.read_ahead, [*messages, answered], tools=tools)
+        reading = asyncio.get_running_loop().run_in_executor(None, read)  # begun now, not when the loop next runs
+        self._reading.add(reading)
+        reading.add_done_callback(self._read)
+
+    async def read_ahead_done(self) -> None:
+        """Wait for the reading ahead of next turns begun so far."""
+        await asyncio.gather(*self._reading, return_exceptions=True)
+
+    def _read(self, reading: asyncio.Future[bool]) -> None:
+        self._reading.discard(reading)
+        if not reading.cancelled() and (error := reading.exception()) is not None:
+            log.warning("could not read ahead of the next turn: %s", error)
 
     async def _forced(
         self,

@@ -48,6 +48,8 @@ _SWITCH_MIN_TOKENS = 16
 """Take up a kept state only when it shares this many more tokens than the context does."""
 _STASH_MIN_TOKENS = 64
 """Put the context's conversation aside only when a step would discard this many of its tokens."""
+_NEXT_USER = "\ue000"
+"""Stands for the user's next words when reading ahead (a private-use character: no one's words)."""
 _TOO_LONG = "the conversation needs {needed} tokens, more than the model's context of {limit}"
 
 
@@ -100,6 +102,9 @@ class LlamaCppEngine:
         """Conversations put aside when another session took the context."""
         self._live = TokenSequence()
         self._lock = threading.Lock()
+        self._waiting = 0
+        """Steps waiting for the model (reading ahead gives way to them)."""
+        self._waiting_lock = threading.Lock()
         self._threads_now = self.threads
         self.draft_tokens = draft_tokens
 
@@ -145,7 +150,11 @@ class LlamaCppEngine:
         the step's `completion` is set when the block ends."""
         prompt = self.render(messages, tools).encode("utf-8")
         queued = time.perf_counter()
+        with self._waiting_lock:
+            self._waiting += 1
         with self._lock:
+            with self._waiting_lock:
+                self._waiting -= 1
             started = time.perf_counter()
             counts = Counts()
             counts.reused = counts.prompt = self._resume(prompt)
@@ -161,6 +170,29 @@ class LlamaCppEngine:
                     reused_tokens=counts.reused,
                     queue_ms=(started - queued) * 1000,
                 )
+
+    def read_ahead(
+        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> bool:
+        """Read what the conversation's next step begins with, the end of the last answer and
+        the opening of the user's next message (`<|im_end|>`, `<|im_start|>user`), while the
+        user listens: that step then reads only the user's words and what follows them. Only
+        when the model is idle: a step that holds it or waits for it goes first, and this
+        reading is skipped."""
+        rendered = self.render([*messages, {"role": "user", "content": _NEXT_USER}], tools)
+        if _NEXT_USER not in rendered:
+            return False
+        prefix = rendered[: rendered.index(_NEXT_USER)].encode("utf-8")
+        if self._waiting or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._resume(prefix)
+            rest = prefix[len(self._live.text) :]
+            if rest:
+                self.evaluate(self.tokenize(rest))
+            return bool(rest)
+        finally:
+            self._lock.release()
 
     def forget(self) -> None:
         """Drop every KV state: the context's and the kept ones (the next step prefills all)."""

@@ -110,6 +110,12 @@ class SteppingEngine(Protocol):
         self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None
     ) -> AbstractContextManager[Step]: ...
 
+    def read_ahead(
+        self, messages: Sequence[Mapping[str, Any]], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> bool:
+        """While no step needs the model, read what the next step on this conversation begins
+        with (`messages`, then the opening of the user's next message); whether it read any."""
+
 
 def default_threads() -> int:
     """The cores this process may use; torch's own default can count hyper-threads."""

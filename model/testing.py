@@ -264,6 +264,12 @@ class ScriptedSteps:
     piece_chars: int = 3
     name: str = "scripted-steps"
     steps: list[dict[str, Any]] = field(default_factory=list)
+    read_aheads: list[list[Any]] = field(default_factory=list)
+    """The conversations read ahead of their next step."""
+
+    def read_ahead(self, messages: Sequence[Any], *, tools: Sequence[Any] | None = None) -> bool:
+        self.read_aheads.append(list(messages))
+        return True
 
     @contextmanager
     def step(self, messages: Sequence[Any], *, tools: Sequence[Any] | None = None) -> Iterator[_ScriptedStep]:

@@ -147,3 +147,12 @@ def test_no_lean_when_another_tool_begins_like_reply() -> None:
 
 async def _collect(planner: CascadePlanner, messages: list[Message], tools: list[ToolSpecDict]) -> list[PlanEvent]:
     return [event async for event in planner.plan(PlanRequest(messages=messages, tools=tools))]
+
+
+def test_after_an_answer_the_next_turn_s_opening_is_read_ahead_and_after_a_call_not() -> None:
+    engine = ScriptedSteps([*step_reply("Hi there."), *step_call("get_date_time", {"timezone": "Asia/Tokyo"})])
+    _plan(engine, HELLO)
+    _plan(engine, TOKYO)
+    [conversation] = engine.read_aheads  # the reply's; the call's turn goes on after its result
+    assert conversation[:-1] == engine.steps[0]["messages"]
+    assert conversation[-1]["tool_calls"] == [{"name": "reply", "arguments": {"text": "Hi there."}}]

@@ -17,7 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from model.assets import assemble_planner_gguf, prepare_planner_model
-from model.base import Message, PlanRequest, ToolCallEvent, ToolSpecDict, Usage
+from model.base import Message, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
 from model.cascade import CascadePlanner
 from model.errors import PlannerError
 from model.llama_engine import LlamaCppEngine
@@ -350,3 +350,32 @@ def test_guessed_tokens_change_nothing_but_time(planner: CascadePlanner, engine:
         held = engine._live.text  # what the context holds now
     said = engine.render(messages).encode() + "".join(read).encode()
     assert said.startswith(held) and len(held) >= len(said) - len(read[-1].encode()), (held[-80:], read)
+
+
+def test_the_next_turn_s_opening_is_read_while_the_answer_is_spoken(
+    engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an answer the engine reads the end of it and the opening of the user's next
+    message; the next turn then reads only the user's words and the call's opening."""
+
+    async def two_turns(planner: CascadePlanner) -> Usage:
+        hello = [Message(role="user", content="Hello there!")]
+        said = [
+            e.text async for e in planner.plan(PlanRequest(messages=hello, tools=TOOLS)) if isinstance(e, TextDelta)
+        ]
+        await planner.read_ahead_done()
+        answer = Message(role="assistant", content="".join(said).strip())
+        follow_up = [*hello, answer, Message(role="user", content="What is two plus two?")]
+        *_, usage = [event async for event in planner.plan(PlanRequest(messages=follow_up, tools=TOOLS))]
+        assert isinstance(usage, Usage)
+        return usage
+
+    def fresh() -> CascadePlanner:
+        engine.forget()
+        return CascadePlanner(engine, today=lambda: datetime(2026, 11, 24, 14, 0))
+
+    ahead = asyncio.run(two_turns(fresh()))
+    monkeypatch.setattr(engine, "read_ahead", lambda messages, tools=None: False)
+    unread = asyncio.run(two_turns(fresh()))
+    assert ahead.prompt_tokens == unread.prompt_tokens
+    assert ahead.prefilled_tokens <= unread.prefilled_tokens - 5, (ahead, unread)  # `"}}</tool_call><|im_end|>` ...
