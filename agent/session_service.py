@@ -24,6 +24,16 @@ class SessionService:
             await self.memory.forget_expired()
             return await self.memory.sessions.list_sessions(tenant)
 
+    async def count_sessions(self, tenant: str) -> int:
+        with self.memory.errors():
+            await self.memory.forget_expired()
+            return await self.memory.sessions.count_sessions(tenant)
+
+    async def is_session(self, tenant: str, session_id: str) -> bool:
+        """Whether the tenant has this (live) session, its turns unread."""
+        with self.memory.errors():
+            return await self.memory.sessions.get_session(tenant, session_id) is not None
+
     async def get_session(self, tenant: str, session_id: str) -> tuple[SessionInfo, list[TurnRecord]] | None:
         """The session and its kept turns; None when the tenant has no such (live) session."""
         validate_session_id(session_id)

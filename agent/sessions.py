@@ -78,6 +78,10 @@ class SessionStore(Protocol):
 
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None: ...
 
+    async def count_sessions(self, tenant: str) -> int:
+        """How many live sessions the tenant has (what its quota counts), without reading them."""
+        ...
+
     async def turns(self, tenant: str, session_id: str) -> list[TurnRecord]:
         """The kept turn records, oldest first; empty for an unknown session."""
         ...
@@ -151,6 +155,9 @@ class InMemorySessionStore:
             SessionInfo(**s.info) for (t, sid), s in self._sessions.items() if t == tenant and self._live((t, sid))
         ]
         return sorted(found, key=lambda info: info["updated_at"], reverse=True)
+
+    async def count_sessions(self, tenant: str) -> int:
+        return sum(1 for t, sid in list(self._sessions) if t == tenant and self._live((t, sid)))
 
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
         session = self._live((tenant, session_id))

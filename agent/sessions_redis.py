@@ -90,6 +90,13 @@ class RedisSessionStore:
             found = await pipe.execute()
         return [_parse(sid, raw) for sid, raw in zip(ids, found, strict=True) if raw]
 
+    async def count_sessions(self, tenant: str) -> int:
+        index = self._index(tenant)
+        cutoff = session_cutoff(self.ttl_s, self._clock())
+        if cutoff is not None:
+            await self.client.zremrangebyscore(index, "-inf", f"({cutoff}")
+        return int(await self.client.zcard(index))
+
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
         raw = await self.client.hgetall(self._info(tenant, session_id))
         return _parse(session_id, raw) if raw else None

@@ -140,6 +140,12 @@ class SqliteSessionStore:
         )
         return [_info(r) for r in rows]
 
+    async def count_sessions(self, tenant: str) -> int:
+        rows = await self._rows(
+            "SELECT COUNT(*) FROM voicegraph_sessions WHERE tenant = ? AND updated_at >= ?", (tenant, self._cutoff())
+        )
+        return int(rows[0][0])
+
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
         rows = await self._rows(
             "SELECT session_id, created_at, updated_at, turns FROM voicegraph_sessions "

@@ -61,12 +61,20 @@ class Quotas:
         self.locks = locks or LocalSessionLocks()
         self.wait_s = wait_s
         self._starting: defaultdict[str, dict[str, float]] = defaultdict(dict)
+        self._local: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        """Per tenant and kind, in this process: what waits here polls no one."""
 
     @contextlib.asynccontextmanager
     async def adding(self, tenant: str, what: str) -> AsyncIterator[None]:
         """Hold the tenant's count of `what` for the block: check the quota and write inside it."""
         deadline = time.monotonic() + self.wait_s
+        local = self._local[(tenant, what)]
+        try:  # this process's requests queue here, so only one of them at a time asks the backend
+            await asyncio.wait_for(local.acquire(), self.wait_s)
+        except TimeoutError:
+            raise QuotaBusyError(BUSY.format(what=what)) from None
         async with contextlib.AsyncExitStack() as held:
+            held.callback(local.release)
             while True:
                 try:  # '#' is in no session id, so this never holds a session's own lock
                     await held.enter_async_context(self.locks.hold(f"{tenant}:#quota:{what}"))
@@ -81,16 +89,23 @@ class Quotas:
         self, sessions: SessionService, settings: Settings, tenant: str, session_id: str
     ) -> Callable[[], None]:
         """Room for a turn of `session_id`: a session the tenant has goes on, a new one needs room
-        under the quota and is reserved until the returned function is called (its turn ended)."""
+        under the quota and is reserved until the returned function is called (its turn ended).
+
+        A session the tenant has is counted already: its turn goes on without the tenant's
+        hold, which only new sessions wait for (every turn behind one hold, each turn of 200
+        sessions at once on two replicas waited its turn for it)."""
+        if session_id in self._starting.get(tenant, {}) or await sessions.is_session(tenant, session_id):
+            return lambda: None
         async with self.adding(tenant, "sessions"):
             starting = self._starting[tenant]
             now = time.monotonic()
             for stale in [sid for sid, since in starting.items() if now - since > RESERVED_S]:
                 del starting[stale]
-            if session_id in starting or await sessions.get_session(tenant, session_id) is not None:
+            if session_id in starting or await sessions.is_session(tenant, session_id):
                 return lambda: None
-            kept = {info["session_id"] for info in await sessions.list_sessions(tenant)}
-            require_room(len(kept | set(starting)), settings.quota_sessions, "sessions", "quota_sessions")
+            unwritten = [sid for sid in starting if not await sessions.is_session(tenant, sid)]
+            count = await sessions.count_sessions(tenant) + len(unwritten)
+            require_room(count, settings.quota_sessions, "sessions", "quota_sessions")
             starting[session_id] = now
         return lambda: self._release(tenant, session_id, now)
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.runner import TurnRequest
 from api.app import create_app
 from api.compose import Services, open_services
 from api.quotas import QuotaBusyError, Quotas
@@ -179,3 +180,18 @@ async def test_a_tenant_held_too_long_is_told_to_try_again() -> None:
                 pass
         async with quotas.adding("globex", "voices"), quotas.adding("acme", "tools"):
             pass  # other tenants and other kinds do not wait
+
+
+@pytest.mark.anyio
+async def test_a_session_the_tenant_has_goes_on_while_new_ones_wait(tmp_path: Any) -> None:
+    """The tenant's hold on its count of sessions is for new sessions only: a turn of a session
+    it has does not queue behind them."""
+    settings = Settings(data_dir=tmp_path, speak=False, voices=False, web_search="off", quota_sessions=5)
+    async with open_services(settings, planner=ScriptedPlanner(fallback="Hi.")) as services:
+        await services.runner.run_turn(TurnRequest(session_id="known", tenant="acme", text="hello"))
+        quotas = Quotas(wait_s=0.2)
+        async with quotas.adding("acme", "sessions"):  # new sessions are being counted
+            ended = await asyncio.wait_for(quotas.reserve_session(services.sessions, settings, "acme", "known"), 1.0)
+            ended()
+            with pytest.raises(QuotaBusyError):
+                await quotas.reserve_session(services.sessions, settings, "acme", "new")
