@@ -107,6 +107,6 @@ def user_answer(state: AgentState, said: str) -> dict[str, Any]:
     }
 
 
-def route_after_listen(state: AgentState) -> Literal["act", "plan"]:
+async def route_after_listen(state: AgentState) -> Literal["act", "plan"]:
     """Straight to the tools when the user said yes to held calls; else to the planner."""
     return "act" if state["pending"] else "plan"

@@ -2,6 +2,8 @@
 user said yes to calls held for it (agent/confirmation.py).
 
 Speech is not a node: it is a stage that reads the graph's events as they come (agent/speech.py).
+The routes between nodes are coroutines: LangGraph runs a plain function on a worker thread,
+a hop per edge that cost more than the route itself.
 """
 
 from __future__ import annotations

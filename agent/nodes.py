@@ -217,11 +217,11 @@ def _plan_attributes(ctx: TurnContext, usage: Usage | None, calls: list[ToolCall
     return attributes
 
 
-def route_after_plan(state: AgentState) -> Literal["act", "__end__"]:
+async def route_after_plan(state: AgentState) -> Literal["act", "__end__"]:
     return "act" if state["pending"] else "__end__"
 
 
-def route_after_act(state: AgentState) -> Literal["plan", "__end__"]:
+async def route_after_act(state: AgentState) -> Literal["plan", "__end__"]:
     """Back to planning with the results, unless a call waits for the client to run it or for the user's yes."""
     return "__end__" if state["awaiting"] or state.get("held") else "plan"
 
