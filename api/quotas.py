@@ -97,16 +97,18 @@ class Quotas:
         if session_id in self._starting.get(tenant, {}) or await sessions.is_session(tenant, session_id):
             return lambda: None
         async with self.adding(tenant, "sessions"):
-            starting = self._starting[tenant]
             now = time.monotonic()
+            starting = self._starting[tenant]
             for stale in [sid for sid, since in starting.items() if now - since > RESERVED_S]:
                 del starting[stale]
             if session_id in starting or await sessions.is_session(tenant, session_id):
                 return lambda: None
-            unwritten = [sid for sid in starting if not await sessions.is_session(tenant, sid)]
+            # Turns end while this awaits, each taking its reservation out: read a copy, and
+            # write into the tenant's reservations as they are then.
+            unwritten = [sid for sid in list(self._starting[tenant]) if not await sessions.is_session(tenant, sid)]
             count = await sessions.count_sessions(tenant) + len(unwritten)
             require_room(count, settings.quota_sessions, "sessions", "quota_sessions")
-            starting[session_id] = now
+            self._starting[tenant][session_id] = now
         return lambda: self._release(tenant, session_id, now)
 
     def _release(self, tenant: str, session_id: str, since: float) -> None:

@@ -15,7 +15,7 @@ import pytest
 from agent.runner import TurnRequest
 from api.app import create_app
 from api.compose import Services, open_services
-from api.quotas import QuotaBusyError, Quotas
+from api.quotas import QuotaBusyError, QuotaExceededError, Quotas
 from api.settings import Settings
 from model.testing import ScriptedPlanner
 from tests.http_server import running_server
@@ -195,3 +195,32 @@ async def test_a_session_the_tenant_has_goes_on_while_new_ones_wait(tmp_path: An
             ended()
             with pytest.raises(QuotaBusyError):
                 await quotas.reserve_session(services.sessions, settings, "acme", "new")
+
+
+class _SlowSessions:
+    """Sessions that are never written yet, each answer a moment away (a busy backend)."""
+
+    async def is_session(self, tenant: str, session_id: str) -> bool:
+        await asyncio.sleep(0.01)
+        return False
+
+    async def count_sessions(self, tenant: str) -> int:
+        return 0
+
+
+@pytest.mark.anyio
+async def test_turns_ending_while_a_new_session_is_counted_leave_it_reserved(tmp_path: Any) -> None:
+    """Reservations taken out while a new session is counted: the count reads on, and the new
+    session's reservation lands where the next count finds it."""
+    quotas, sessions = Quotas(), _SlowSessions()
+    roomy = Settings(data_dir=tmp_path, quota_sessions=10)
+    ended = [await quotas.reserve_session(sessions, roomy, "acme", f"s{n}") for n in range(3)]  # type: ignore[arg-type]
+
+    async def turns_end() -> None:
+        await asyncio.sleep(0.015)
+        for end in ended:
+            end()
+
+    await asyncio.gather(turns_end(), quotas.reserve_session(sessions, roomy, "acme", "new"))  # type: ignore[arg-type]
+    with pytest.raises(QuotaExceededError):  # "new" holds the one session a quota of 1 allows
+        await quotas.reserve_session(sessions, Settings(data_dir=tmp_path, quota_sessions=1), "acme", "more")  # type: ignore[arg-type]
