@@ -78,12 +78,16 @@ class RedisSessionStore:
         if self.ttl_s:
             pipe.expire(key, self.ttl_s)
 
-    async def list_sessions(self, tenant: str) -> list[SessionInfo]:
+    async def _live_index(self, tenant: str) -> str:
+        """The tenant's session index, its members of expired sessions taken out."""
         index = self._index(tenant)
         cutoff = session_cutoff(self.ttl_s, self._clock())
         if cutoff is not None:  # members outlive their session's keys: the index key lives while any does
             await self.client.zremrangebyscore(index, "-inf", f"({cutoff}")
-        ids = [redis_text(m) for m in await self.client.zrevrange(index, 0, -1)]
+        return index
+
+    async def list_sessions(self, tenant: str) -> list[SessionInfo]:
+        ids = [redis_text(m) for m in await self.client.zrevrange(await self._live_index(tenant), 0, -1)]
         async with self.client.pipeline(transaction=False) as pipe:
             for session_id in ids:
                 pipe.hgetall(self._info(tenant, session_id))
@@ -91,11 +95,7 @@ class RedisSessionStore:
         return [_parse(sid, raw) for sid, raw in zip(ids, found, strict=True) if raw]
 
     async def count_sessions(self, tenant: str) -> int:
-        index = self._index(tenant)
-        cutoff = session_cutoff(self.ttl_s, self._clock())
-        if cutoff is not None:
-            await self.client.zremrangebyscore(index, "-inf", f"({cutoff}")
-        return int(await self.client.zcard(index))
+        return int(await self.client.zcard(await self._live_index(tenant)))
 
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
         raw = await self.client.hgetall(self._info(tenant, session_id))

@@ -94,14 +94,14 @@ class Quotas:
         A session the tenant has is counted already: its turn goes on without the tenant's
         hold, which only new sessions wait for (every turn behind one hold, each turn of 200
         sessions at once on two replicas waited its turn for it)."""
-        if session_id in self._starting.get(tenant, {}) or await sessions.is_session(tenant, session_id):
+        if await self._counted(sessions, tenant, session_id):
             return lambda: None
         async with self.adding(tenant, "sessions"):
             now = time.monotonic()
             starting = self._starting[tenant]
             for stale in [sid for sid, since in starting.items() if now - since > RESERVED_S]:
                 del starting[stale]
-            if session_id in starting or await sessions.is_session(tenant, session_id):
+            if await self._counted(sessions, tenant, session_id):  # begun meanwhile, here or on another replica
                 return lambda: None
             # Turns end while this awaits, each taking its reservation out: read a copy, and
             # write into the tenant's reservations as they are then.
@@ -110,6 +110,10 @@ class Quotas:
             require_room(count, settings.quota_sessions, "sessions", "quota_sessions")
             self._starting[tenant][session_id] = now
         return lambda: self._release(tenant, session_id, now)
+
+    async def _counted(self, sessions: SessionService, tenant: str, session_id: str) -> bool:
+        """Whether the session counts already: written, or reserved by this process."""
+        return session_id in self._starting.get(tenant, {}) or await sessions.is_session(tenant, session_id)
 
     def _release(self, tenant: str, session_id: str, since: float) -> None:
         starting = self._starting.get(tenant, {})
