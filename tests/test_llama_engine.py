@@ -18,10 +18,11 @@ from jsonschema import Draft202012Validator
 
 from model.assets import assemble_planner_gguf, prepare_planner_model
 from model.base import Message, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
-from model.cascade import CascadePlanner
+from model.cascade import FORCED_PREFIX, CascadePlanner
 from model.errors import PlannerError
+from model.grammar import name_grammar
 from model.llama_engine import LlamaCppEngine
-from tests.planner_tools import TOOLS
+from tests.planner_tools import CLOCK, TOOLS, WEATHER
 
 pytestmark = pytest.mark.real
 
@@ -379,3 +380,30 @@ def test_the_next_turn_s_opening_is_read_while_the_answer_is_spoken(
     unread = asyncio.run(two_turns(fresh()))
     assert ahead.prompt_tokens == unread.prompt_tokens
     assert ahead.prefilled_tokens <= unread.prefilled_tokens - 5, (ahead, unread)  # `"}}</tool_call><|im_end|>` ...
+
+
+def test_a_step_rewound_goes_on_as_if_it_had_never_written(engine: LlamaCppEngine) -> None:
+    """What a step wrote after a mark is forgotten by `rewind`: the context and the step's text
+    are as they were, and the same choice is written again."""
+    engine.forget()
+    names = name_grammar(["get_date_time", "reply"])
+    with engine.step([{"role": "user", "content": "What time is it in Tokyo?"}], tools=[CLOCK]) as step:
+        step.append(FORCED_PREFIX)
+        mark = step.mark()
+        first = "".join(step.sample(grammar=names, max_tokens=8))
+        step.append(' "arguments": {"timezone": "Asia/Tokyo"}}')
+        step.prefill()
+        written = engine.tokens_read()
+        step.rewind(mark)
+        assert engine.tokens_read() < written and step.text == ""
+        again = "".join(step.sample(grammar=names, max_tokens=8))
+    assert first.startswith("get_date_time") and again == first and step.text == again
+
+
+def test_a_question_no_tool_answers_gets_no_invented_call(planner: CascadePlanner) -> None:
+    """Chit-chat and general questions with the clock, search and weather on offer: no call
+    (the 1.5B model had called the weather for London on the octopus), and an answer."""
+    for question in ("How many legs does an octopus have?", "What's a good name for a cat?"):
+        events, usage = _plan(planner, [Message(role="user", content=question)], [*TOOLS, WEATHER])
+        assert not [e for e in events if isinstance(e, ToolCallEvent)], (question, usage.extra["raw"])
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)).strip(), question
