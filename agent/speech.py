@@ -83,12 +83,14 @@ _CLAUSE_END = re.compile(r"[,;:](?=\s+\S)")
 FIRST_CLAUSE_WORDS = 2
 """The fewest words the answer's first clause is said on its own with."""
 _PHRASE_BREAK = re.compile(
-    r"\s(?=(?:in|at|on|for|from|with|by|about|and|but|or|so|because|which|who|where|when|until|after|before)"
+    r"\s(?=(?:in|at|on|for|from|with|by|about|and|but|or|so|because|which|who|where|when|until|after|before"
+    r"|is|are|was|were|can|could|will|would|should|may|might|must)"
     r"\s+[\w\"'(])",
     re.IGNORECASE,
 )
 """Where a first sentence with no comma may be broken: before a preposition or conjunction that
-opens a phrase ("It is 7:15 PM | in Tokyo right now."), once the word after it has begun."""
+opens a phrase ("It is 7:15 PM | in Tokyo right now."), or before the verb after a subject of
+three words or more ("The time in Paris | is 8:18 AM."), once the word after it has begun."""
 FIRST_PHRASE_WORDS = 3
 """The fewest words a first phrase broken off that way is said with."""
 

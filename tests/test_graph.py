@@ -285,6 +285,21 @@ async def test_fallback_answer_is_spoken_and_unspoken_turns_stay_silent() -> Non
             ["Me and you.", "Now and then."],
         ),  # too few words
         (["Cats", " like", " it", " in", " here", ",", " really", "."], ["Cats like it", "in here, really."]),
+        # Before the verb after a subject of three words or more; "isle" is no "is".
+        (
+            ["The", " time", " in", " Paris", " is", " 8", ":", "18", " AM", "."],
+            ["The time in Paris", "is 8:18 AM."],
+        ),
+        (
+            ["My", " old", " cat", " Tom", " was", " grey", "."],
+            ["My old cat Tom", "was grey."],
+        ),
+        (
+            ["Skye", " isle", " views", " were", " lovely", "."],
+            ["Skye isle views", "were lovely."],
+        ),
+        (["It", " is", " ten", "."], ["It is ten."]),  # too few words before the verb
+        (["Sorry,", " I", " don't", " have", " one", "."], ["Sorry, I don't have one."]),  # "have" is no break
     ],
 )
 def test_the_answers_first_clause_is_said_on_its_own(pieces: list[str], said: list[str]) -> None:

@@ -306,7 +306,7 @@ async def test_an_early_answer_is_dropped_unheard_when_the_user_goes_on(server: 
 
 
 async def test_a_truncated_answer_is_kept_as_far_as_it_was_played(server: str, planner: ScriptedPlanner) -> None:
-    answer = "The first sentence is short. The second one is much longer and goes on for quite a while."
+    answer = "A short first sentence. The second one is much longer and goes on for quite a while."
     _script(planner, reply(answer))
     async with connect(server, session_id="rt-truncate") as connection:
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Talk to me."}]}
@@ -324,7 +324,7 @@ async def test_a_truncated_answer_is_kept_as_far_as_it_was_played(server: str, p
         assert truncated.type == "conversation.item.truncated" and truncated.item_id == message.id
     async with httpx.AsyncClient(base_url=server, headers={"Authorization": "Bearer local"}) as http:
         kept = (await http.get("/v1/sessions/rt-truncate")).json()["turns"][-1]["answer"]
-    assert kept and answer.startswith(kept) and len(kept) < len("The first sentence is short.") + 1
+    assert kept and answer.startswith(kept) and len(kept) < len("A short first sentence.") + 1
 
 
 async def test_speech_is_heard_with_the_sessions_last_words_as_the_hint(
