@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def test_text_turn_runs_a_tool_and_returns_speech(server: tuple[str, Services], 
     assert body["turn"] == 1 and body["answer"] == "Noon." and body["session_id"] == "http-text"
     [tool_call] = body["tool_calls"]
     assert tool_call["name"] == "get_date_time" and tool_call["status"] == "ok"
-    assert "Asia/Tokyo" in planner.requests[-1].messages[-1]["content"]
+    assert re.search(r"It is \d+:\d\d [AP]M on .* in Tokyo\.", planner.requests[-1].messages[-1]["content"])
     audio, rate = soundfile.read(io.BytesIO(base64.b64decode(body["audio_wav_b64"])))
     assert rate == body["sample_rate"] and len(audio) / rate > 0.2
     assert set(body["timings_ms"]) >= {"plan", "act", "speak", "total"}
