@@ -8,15 +8,16 @@ it writes is a tool name and arguments. After a tool result it answers in plain 
 the model was trained to answer a tool's response.
 
 Every step renders the same prompt: one system block with every tool, then the
-conversation, each earlier answer shown as it was written (a `reply` call, or plain text
-after a tool result). So the prompt of a step begins with the whole prompt of the step
-before, and of the turn before, and an engine that keeps its KV cache prefills only what
-is new.
+conversation, each earlier answer shown as it was written (plain text; on engines that do
+not constrain their output, a direct answer as the `reply` call they wrote). So the prompt
+of a step begins with the whole prompt of the step before, and of the turn before, and an
+engine that keeps its KV cache prefills only what is new.
 
 On an engine that constrains its output (llama.cpp) a step is written in pieces under
 grammars (model/cascade_steps.py): every call parses, names a tool on offer and fits its
-schema. On other engines (transformers, served models) the output is parsed leniently, and
-a step that yields neither a known call nor a reply falls back to a plain answer.
+schema, and a step that chooses `reply` goes back and answers in plain text. On other
+engines (transformers, served models) the output is parsed leniently, and a step that
+yields neither a known call nor a reply falls back to a plain answer.
 """
 
 from __future__ import annotations
@@ -103,17 +104,18 @@ def _tool_text(text: str) -> str:
     return text + _CITE_HINT if _NUMBERED.search(text) else text
 
 
-def _chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+def _chat_messages(messages: Sequence[Message], *, plain_answers: bool) -> list[dict[str, Any]]:
     """Our message shape in the form Qwen's chat template renders, each answer as it was written:
-    plain text after a tool result, a `reply` call otherwise (so the history shows the model
-    the very format it must continue)."""
+    plain text after a tool result, and a direct answer as plain text too (`plain_answers`, an
+    engine that constrains its output) or as a `reply` call (so the history shows a model that
+    writes free text the very format it must continue)."""
     out: list[dict[str, Any]] = []
     for m in messages:
         text = prompt_text(m)
         if m["role"] == "assistant" and m.get("tool_calls"):
             calls = [{"name": c["name"], "arguments": c["arguments"]} for c in m["tool_calls"]]
             out.append({"role": "assistant", "content": text, "tool_calls": calls})
-        elif m["role"] == "assistant" and not (out and out[-1]["role"] == "tool"):
+        elif m["role"] == "assistant" and not plain_answers and not (out and out[-1]["role"] == "tool"):
             reply = {"name": REPLY_TOOL, "arguments": {"text": text}}
             out.append({"role": "assistant", "content": "", "tool_calls": [reply]})
         elif m["role"] == "tool":
@@ -199,7 +201,7 @@ class CascadePlanner(Planner):
 
     async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
         start = time.perf_counter()
-        history = _chat_messages(request.messages)
+        history = _chat_messages(request.messages, plain_answers=isinstance(self.engine, SteppingEngine))
         kind = self._kind(request, history)
         instructions = [{"role": "system", "content": request.instructions}] if request.instructions else []
         messages = [self._system(), *instructions, *history]
@@ -252,7 +254,7 @@ class CascadePlanner(Planner):
         step will show it, and the start of the user's next message."""
         if not answer:
             return
-        answered = _chat_messages([*conversation, Message(role="assistant", content=answer)])[-1]
+        answered = _chat_messages([*conversation, Message(role="assistant", content=answer)], plain_answers=True)[-1]
         read = functools.partial(engine.read_ahead, [*messages, answered], tools=tools)
         reading = asyncio.get_running_loop().run_in_executor(None, read)  # begun now, not when the loop next runs
         self._reading.add(reading)

@@ -16,18 +16,9 @@ from typing import Any
 
 from model.llama_lib import load_llama
 
-__all__ = ["JSON_STRING_BODY", "PLAIN_ANSWER", "arguments_grammar", "name_grammar"]
+__all__ = ["PLAIN_ANSWER", "arguments_grammar", "name_grammar"]
 
 log = logging.getLogger(__name__)
-
-JSON_STRING_BODY = r"""root ::= first char* "\"" ("}" "}"?)?
-first ::= [^"\\\x7F\x00-\x20] | escape
-char ::= [^"\\\x7F\x00-\x1F] | escape
-escape ::= "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
-"""
-"""The rest of a reply's text after its opening quote: at least one character, not a blank
-first (the text is spoken as soon as it comes), then the closing quote, which may come with
-the braces that close the call in the same token (`."}}`), as the model likes to write it."""
 
 PLAIN_ANSWER = r"""root ::= [^<\x00-\x20] [^<]*
 """

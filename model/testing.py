@@ -200,9 +200,9 @@ def step_call(name: str, arguments: dict[str, Any]) -> list[str]:
 
 
 def step_reply(text: str, *, chosen: bool = True) -> list[str]:
-    """What a stepping engine samples for a reply call: the name (unless the step had to reply)
-    and the text as the rest of a JSON string, closing quote included."""
-    return (['reply"'] if chosen else []) + [json.dumps(text)[1:]]
+    """What a stepping engine samples for a direct answer: the name `reply` (unless the step
+    had to reply), then the answer in plain text."""
+    return (['reply"'] if chosen else []) + [text]
 
 
 def step_answer(text: str) -> list[str]:

@@ -8,7 +8,7 @@ import asyncio
 from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolChosen, ToolSpecDict, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
 from model.cascade_steps import UNGROUNDED_REPLY_BIAS
-from model.grammar import JSON_STRING_BODY, PLAIN_ANSWER, arguments_grammar, name_grammar
+from model.grammar import PLAIN_ANSWER, arguments_grammar, name_grammar
 from model.testing import ScriptedSteps, step_answer, step_call, step_reply
 from tests.planner_tools import CLOCK, TOOLS
 
@@ -39,9 +39,10 @@ def test_a_reply_is_streamed_from_its_constrained_text() -> None:
     assert len([e for e in events if isinstance(e, TextDelta)]) > 3  # as it is written, not at the end
     assert not [e for e in events if isinstance(e, ToolChosen)]  # `reply` is no tool
     [step] = engine.steps
-    # "rep" (the fake writes three characters at a time) could only become "reply": the rest is appended
-    assert step["appended"] == [FORCED_PREFIX, 'ly",', ' "arguments":', ' {"text": "']
-    assert step["grammars"] == [name_grammar(["get_date_time", "knowledge_search", "reply"]), JSON_STRING_BODY]
+    # "rep" (the fake writes three characters at a time) could only become "reply": the rest is
+    # appended, then the step goes back to before the call and answers in plain text there
+    assert step["appended"] == [FORCED_PREFIX, 'ly",'] and step["rewound"] == [0]
+    assert step["grammars"] == [name_grammar(["get_date_time", "knowledge_search", "reply"]), PLAIN_ANSWER]
 
 
 def test_a_call_is_read_under_its_schema_grammar() -> None:
@@ -58,15 +59,15 @@ def test_a_call_is_read_under_its_schema_grammar() -> None:
 
 
 def test_reading_stops_at_the_end_of_what_is_needed() -> None:
-    engine = ScriptedSteps(["rep", 'Hi."}}\n</tool_call>', "get", '{"timezone": "Asia/Tokyo"} junk'])
+    engine = ScriptedSteps(["replyz", "Hi.", "get", '{"timezone": "Asia/Tokyo"} junk'])
     assert _said(_plan(engine, HELLO)) == "Hi."
     calls = [e for e in _plan(engine, TOKYO) if isinstance(e, ToolCallEvent)]
     assert [(c.call["name"], c.call["arguments"]) for c in calls] == [("get_date_time", {"timezone": "Asia/Tokyo"})]
     hello, tokyo = engine.steps
     assert hello["appended"][:2] == [FORCED_PREFIX, 'ly",']  # "rep" could only become "reply"
     assert tokyo["appended"][:2] == [FORCED_PREFIX, '_date_time",']
-    reply, arguments = hello["sampled"][1], tokyo["sampled"][1]
-    assert reply.startswith('Hi."') and len(reply) < len('Hi."}}\n</tool_call>')
+    name, arguments = hello["sampled"][0], tokyo["sampled"][1]
+    assert name == "rep"  # not on to "replyz"
     assert arguments.rstrip().endswith("}") and "junk" not in arguments
 
 
@@ -74,11 +75,11 @@ def test_a_call_of_words_never_said_is_thought_again_about() -> None:
     """ "How many legs does an octopus have?" called the weather for London: a call whose words
     the user did not say is chosen again, `reply` leaning, and a reply is written instead."""
     octopus = [Message(role="user", content="How many legs does an octopus have?")]
-    engine = ScriptedSteps(["get", '{"timezone": "UTC"}', "rep", 'Eight."'])
+    engine = ScriptedSteps(["get", '{"timezone": "UTC"}', "rep", "Eight."])
     events = _plan(engine, octopus)
     assert _said(events) == "Eight." and not [e for e in events if isinstance(e, ToolCallEvent)]
     [step] = engine.steps
-    assert step["rewound"] == [1]  # back to just after `<tool_call>\n{"name": "`
+    assert step["rewound"] == [1, 0]  # to just after `<tool_call>\n{"name": "`, then to before the call
     assert step["biases"][0] == {} and step["biases"][2] == {"reply": UNGROUNDED_REPLY_BIAS}
 
 
@@ -112,13 +113,14 @@ def test_with_tool_choice_none_it_replies_with_the_tools_still_declared() -> Non
     assert _said(_plan(engine, TOKYO, tool_choice="none")) == "I can't look that up now."
     [step] = engine.steps
     assert [t["function"]["name"] for t in step["tools"]] == ["get_date_time", "knowledge_search", "reply"]
+    assert step["appended"] == [] and step["grammars"] == [PLAIN_ANSWER]  # no call opened
 
 
 def test_usage_says_what_kind_of_step_it_was_and_what_was_written() -> None:
     engine = ScriptedSteps(step_reply("Hi."))
     usage = _plan(engine, HELLO)[-1]
     assert isinstance(usage, Usage) and usage.extra["mode"] == "choose" and usage.extra["generations"] == 1
-    assert usage.extra["raw"] == ["rep" + 'Hi."']
+    assert usage.extra["raw"] == ["rep" + "Hi."]
 
 
 def test_warm_up_reads_the_system_block_of_every_step() -> None:
@@ -155,4 +157,4 @@ def test_after_an_answer_the_next_turn_s_opening_is_read_ahead_and_after_a_call_
     _plan(engine, TOKYO)
     [conversation] = engine.read_aheads  # the reply's; the call's turn goes on after its result
     assert conversation[:-1] == engine.steps[0]["messages"]
-    assert conversation[-1]["tool_calls"] == [{"name": "reply", "arguments": {"text": "Hi there."}}]
+    assert conversation[-1] == {"role": "assistant", "content": "Hi there."}  # as it was written

@@ -280,7 +280,7 @@ def test_control_tokens_in_what_users_and_tools_wrote_stay_text(engine: LlamaCpp
         ]
 
     def control_tokens(messages: list[Message]) -> list[int]:
-        ids = engine.tokenize(engine.render(_chat_messages(messages)).encode())
+        ids = engine.tokenize(engine.render(_chat_messages(messages, plain_answers=True)).encode())
         controls = {engine.tokenize(marker.encode())[0] for marker in ("<|im_start|>", "<|im_end|>", "<tool_call>")}
         return [token for token in ids if token in controls]
 
@@ -379,7 +379,7 @@ def test_the_next_turn_s_opening_is_read_while_the_answer_is_spoken(
     monkeypatch.setattr(engine, "read_ahead", lambda messages, tools=None: False)
     unread = asyncio.run(two_turns(fresh()))
     assert ahead.prompt_tokens == unread.prompt_tokens
-    assert ahead.prefilled_tokens <= unread.prefilled_tokens - 5, (ahead, unread)  # `"}}</tool_call><|im_end|>` ...
+    assert ahead.prefilled_tokens <= unread.prefilled_tokens - 4, (ahead, unread)  # `<|im_end|>`, `<|im_start|>user`
 
 
 def test_a_step_rewound_goes_on_as_if_it_had_never_written(engine: LlamaCppEngine) -> None:
