@@ -28,8 +28,12 @@ _FUNCTION_WORDS = frozenset(
     is are was were be been being am do does did done have has had can could will would shall
     should may might must it its this that these those there here what which who whom whose
     when where why how i me my we us our you your he him his she her they them their not no
-    yes so as up out all any some please now today just also very""".split()
+    yes so as up out all any some please now today just also very
+    new old good great big little best""".split()
 )
+"""Words that say nothing of what a call is about. The last line are adjectives that begin
+place names but never make one alone (New York, Great Falls): "a name for my new puppy" had
+become the time in "America/New_York", which shared only "new" with it."""
 
 
 def _words(text: str) -> set[str]:

@@ -44,6 +44,9 @@ def test_an_invented_call_is_not() -> None:
     )  # the system block's London is no user's
     assert not grounded({"location": "Madrid"}, WEATHER, octopus)  # nor is a tool's Madrid
     assert not grounded({"queries": ["what is the time"]}, SEARCH, _said("What is a good name for a cat?"))
+    puppy = _said("Can you suggest a name for my new puppy?")
+    assert not grounded({"location": "America/New_York"}, WEATHER, puppy)  # "new" alone is no place
+    assert grounded({"location": "America/New_York"}, WEATHER, _said("And in New York?"))
 
 
 def test_earlier_turns_and_answers_ground_a_follow_up() -> None:
