@@ -152,23 +152,7 @@ async def test_bases_restrict_the_search(store: KnowledgeStore, tmp_path: Path) 
     assert everywhere.citations[0]["source"] == "cars.md"
     only_notes = await knowledge_search_tool(store).handler(question, ToolContext("acme", "s", ("notes",)))
     assert all(c["source"] != "cars.md" for c in only_notes.citations)
-    named = await knowledge_search_tool(store).handler(
-        {**question, "knowledge_base": "fleet"}, ToolContext("acme", "s")
-    )
-    assert [c["source"] for c in named.citations] == ["cars.md"] and "There is no" not in named.content
-    # A name the turn does not allow, or that does not exist, never widens the search
-    # beyond the turn's bases, and an invented name still finds the fact. The model is not
-    # told about the name it got wrong: such a note was once read out as the answer.
-    for name in ("fleet", "vehicles"):
-        narrowed = await knowledge_search_tool(store).handler(
-            {**question, "knowledge_base": name}, ToolContext("acme", "s", ("notes",))
-        )
-        assert all(c["source"] != "cars.md" for c in narrowed.citations)
-        assert name not in narrowed.content.replace(".md", "")
-    invented = await knowledge_search_tool(store).handler(
-        {**question, "knowledge_base": "cars"}, ToolContext("acme", "s")
-    )
-    assert invented.citations[0]["source"] == "cars.md" and "fleet, notes" not in invented.content
+    assert "knowledge_base" not in knowledge_search_tool(store).spec.parameters["properties"]  # the turn's to narrow
     assert store.delete_base("acme", "fleet") is True
     assert store.list_bases("acme") == ["notes"]
 
