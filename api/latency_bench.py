@@ -3,8 +3,9 @@
 For each engine it starts `voicegraph serve` in a process of its own (so its start-up and
 peak memory are that server's alone), waits until it answers, and asks spoken questions
 (Piper, 2-3 s) of three kinds over `POST /v1/sessions/{id}/turns` with server-sent events:
-no tool, one tool (the clock) and knowledge (a base the bench uploads). One warm-up round
-is not counted. For every turn it times, from the request's first byte:
+no tool, one tool (the clock) and knowledge (a base the bench uploads), five of each, each
+round in a new session. One warm-up round, with questions of its own, is not counted. For
+every turn it times, from the request's first byte:
 
 - first audio: the first `audio` event, whatever it says (the line said while a tool runs
   counts);
@@ -25,10 +26,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -39,25 +40,40 @@ from api.processes import ServerProcess, free_port
 from api.settings import Settings
 from model.audio import encode_wav
 
-__all__ = ["KINDS", "percentile", "run_latency_bench", "serve_engine"]
+__all__ = ["KINDS", "WARM_UP", "percentile", "question", "run_latency_bench", "serve_engine", "spoken_set"]
 
 KINDS: dict[str, list[str]] = {
     "no tool": [
         "Hello there, how are you doing today?",
         "Can you tell me a fun fact about octopuses?",
         "What is a good name for a grey cat?",
+        "Why is the sky blue?",
+        "Tell me a joke about penguins.",
     ],
     "one tool": [
         "What time is it in Tokyo right now?",
         "Can you tell me the time in Paris, please?",
         "What is the date today in Sydney?",
+        "What time is it in Chicago right now?",
+        "Can you tell me the time in Berlin?",
     ],
     "knowledge": [
         "Who is the head chef at the Copper Kettle restaurant?",
         "What is the wifi password for the Heron lab?",
         "Which part number is the replacement pump for the cooling loop?",
+        "Who is the project lead of Project Heron?",
+        "What is the nightly hotel limit in Berlin?",
     ],
 }
+"""The questions timed, each asked once in turn (more turns than questions ask them again)."""
+WARM_UP: dict[str, str] = {
+    "no tool": "Hi, can you hear me?",
+    "one tool": "What time is it in London?",
+    "knowledge": "How many hours of sun do tomatoes need?",
+}
+"""The round that is not counted asks these: a question asked again in a new session finds its
+first steps' state kept from the first time, so a timed question must not be one warmed up."""
+T = TypeVar("T")
 _KB = "bench"
 _KB_FILES = ("kettle.md", "heron.md", "parts.md", "garden.md", "travel.md")
 _ENGINES = {"llama": "llama.cpp", "transformers": "transformers"}
@@ -86,6 +102,16 @@ class _Run:
     turns: list[_Turn] = field(default_factory=list)
 
 
+def spoken_set() -> dict[str, list[str]]:
+    """Each kind's questions in the order `question` takes them: the warm-up's first."""
+    return {kind: [WARM_UP[kind], *questions] for kind, questions in KINDS.items()}
+
+
+def question(round_: int, asked: Sequence[T]) -> T:
+    """Round 0 warms up (`asked[0]` is the warm-up's question); round r asks `asked[r]`, cycling."""
+    return asked[0] if round_ == 0 else asked[1 + (round_ - 1) % (len(asked) - 1)]
+
+
 def _questions() -> dict[str, list[bytes]]:
     """Every question as a WAV a client would send: Piper at its own pace, a little silence around."""
     from model.tts import PiperTTS
@@ -93,8 +119,8 @@ def _questions() -> dict[str, list[bytes]]:
     tts = PiperTTS()
     pad = np.zeros(tts.sample_rate // 4, dtype=np.float32)
     return {
-        kind: [encode_wav(np.concatenate([pad, *tts.synthesize(q), pad]), tts.sample_rate) for q in questions]
-        for kind, questions in KINDS.items()
+        kind: [encode_wav(np.concatenate([pad, *tts.synthesize(q), pad]), tts.sample_rate) for q in asked]
+        for kind, asked in spoken_set().items()
     }
 
 
@@ -180,7 +206,7 @@ def _run(settings: Settings, engine: str, clips: dict[str, list[bytes]], turns: 
             for round_ in range(turns + 1):  # round 0 warms up and is not counted
                 session = f"{prefix}-{round_}"
                 for kind, wavs in clips.items():
-                    turn = _timed_turn(client, kind, session, wavs[round_ % len(wavs)])
+                    turn = _timed_turn(client, kind, session, question(round_, wavs))
                     if round_:
                         run.turns.append(turn)
             _count_tokens(client, run.turns)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from api.latency_bench import KINDS, percentile, serve_engine
+from api.latency_bench import percentile, question, serve_engine, spoken_set
 from api.realtime_protocol import WIRE_RATE
 from api.settings import Settings
 from model.audio import resample
@@ -147,7 +147,7 @@ async def _session(
             detection = {"type": "server_vad", "silence_duration_ms": _SILENCE_MS}
             update = {"type": "realtime", "audio": {"input": {"turn_detection": detection}}}
             await socket.send(json.dumps({"type": "session.update", "session": update}))
-            done = [await _turn(client, kind, qs[round_ % len(qs)]) for kind, qs in clips.items()]
+            done = [await _turn(client, kind, question(round_, qs)) for kind, qs in clips.items()]
             done.append(await _barge_in(client, long_question, barge))
             if round_:
                 turns += done
@@ -179,7 +179,7 @@ def _table(turns: list[_Turn], ready_s: float, peak_mib: float, rounds: int) -> 
 
 
 def run_realtime_bench(settings: Settings, *, turns: int) -> str:
-    clips = {kind: [_pcm16(q) for q in KINDS[kind]] for kind in _KIND_NAMES}
+    clips = {kind: [_pcm16(q) for q in spoken_set()[kind]] for kind in _KIND_NAMES}
     long_question, barge = _pcm16(_LONG), _pcm16(_BARGE)
     with tempfile.TemporaryDirectory(prefix="voicegraph-bench-") as tmp:
         data_dir = Path(tmp)
