@@ -22,7 +22,7 @@ import ctypes
 import functools
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -200,20 +200,29 @@ class LlamaCppEngine:
             self._truncate(0)
             self.states = KVStates(self.states.budget_bytes)
 
-    def evaluate(self, tokens: list[int], *, keep_on_disk: bool = False, logits_all: bool = False) -> None:
+    def evaluate(
+        self,
+        tokens: list[int],
+        *,
+        keep_on_disk: bool = False,
+        logits_all: bool = False,
+        logits_at: Collection[int] = (),
+    ) -> dict[int, int]:
         """Feed tokens to the model, in batches; with none, read the last one again (for its logits).
 
         `keep_on_disk`, into an empty context: load the state saved by an earlier process
         that read the same tokens, else read them and save the state (the system block with
         the tools: ~700 tokens, 15-20 s of prefill on two cores, 20 MB on disk). `logits_all`:
-        keep the logits after every token, not only the last (to check drafted tokens)."""
+        keep the logits after every token, not only the last (to check drafted tokens).
+        `logits_at`: positions in `tokens` whose logits are kept as well, where they are read
+        in the last batch; returned as {position: index to sample at} until the next batch."""
         if keep_on_disk and not self._live.tokens:
             state = self._saved.load(tokens)
             if state is not None and self._restore(self._sequence(tokens), state):
-                return
+                return {}
             self.evaluate(tokens)
             self._saved.save(tokens, self._state())
-            return
+            return {}
         if not tokens:
             if not self._live.tokens:
                 raise PlannerError("nothing to generate from: the prompt is empty")
@@ -222,9 +231,13 @@ class LlamaCppEngine:
         needed = len(self._live) + len(tokens)
         if needed > self.context_tokens:
             raise PlannerError(_TOO_LONG.format(needed=needed, limit=self.context_tokens))
+        kept: dict[int, int] = {}
         for start in range(0, len(tokens), _BATCH):
             chunk = tokens[start : start + _BATCH]
             self._batch.set_batch(chunk, n_past=len(self._live), logits_all=logits_all)
+            kept = {at: at - start for at in logits_at if start <= at < start + len(chunk)}
+            for index in kept.values():
+                self._batch.batch.logits[index] = True
             self._share_cores()
             try:
                 self.context.decode(self._batch)
@@ -232,6 +245,7 @@ class LlamaCppEngine:
                 self._truncate(len(self._live))  # what the failed batch wrote is not ours
                 raise PlannerError(f"llama.cpp could not decode: {error}") from error
             self._live.extend(chunk, [self.piece(t) for t in chunk])
+        return kept
 
     def draft(self, token: int, limit: int) -> list[int]:
         """Tokens guessed to follow `token` from what the conversation already holds (model/lookup.py).

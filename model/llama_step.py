@@ -31,6 +31,10 @@ class LlamaStep:
     Tokens are evaluated lazily: appended text waits until the next `sample`, and the last
     sampled token waits too, so a planner that stops reading once it has what it needs
     (a closing quote) pays for no token after it.
+
+    A mark set among tokens not read yet keeps the logits there when they are read: rewound
+    to straight after, the step samples from them rather than reading the token before the
+    mark again (a direct answer goes back to before the call it opened: ~40 ms on two cores).
     """
 
     def __init__(self, engine: LlamaCppEngine, text: bytes, counts: Counts) -> None:
@@ -38,6 +42,12 @@ class LlamaStep:
         self._counts = counts
         self._pending: list[int] = []
         self._parts: list[str] = []
+        self._marks: set[int] = set()
+        """Positions in `_pending` marked: their logits are kept when it is read."""
+        self._logits: dict[int, int] = {}
+        """Marked positions in the context, and where their logits are, until the next batch."""
+        self._resume_at: int | None = None
+        """Where to sample next without reading anything: rewound to a kept mark."""
         self.completion: Completion | None = None
         """What the step read and wrote, set when it ends."""
         self._add(text)
@@ -53,9 +63,11 @@ class LlamaStep:
     def prefill(self, *, keep_on_disk: bool = False) -> None:
         pending, self._pending = self._pending, []
         if pending:
-            self._engine.evaluate(pending, keep_on_disk=keep_on_disk)
+            self._evaluate(pending, keep_on_disk=keep_on_disk)
 
     def mark(self) -> tuple[int, int]:
+        if self._pending:
+            self._marks.add(len(self._pending))
         return self._engine.tokens_read() + len(self._pending), len(self._parts)
 
     def rewind(self, mark: tuple[int, int]) -> None:
@@ -66,7 +78,17 @@ class LlamaStep:
         else:
             self._engine.drop(read - at)
             self._pending = []
+            self._resume_at = self._logits.get(at)
         del self._parts[parts:]
+
+    def _evaluate(self, tokens: list[int], *, keep_on_disk: bool = False, logits_all: bool = False) -> None:
+        """Read `tokens`, keeping the logits at the marks among them."""
+        read = self._engine.tokens_read()
+        marked = [mark - 1 for mark in self._marks if 0 < mark <= len(tokens)]
+        self._marks.clear()
+        self._resume_at = None
+        kept = self._engine.evaluate(tokens, keep_on_disk=keep_on_disk, logits_all=logits_all, logits_at=marked)
+        self._logits = {read + at + 1: index for at, index in kept.items()}
 
     def sample(
         self,
@@ -93,16 +115,19 @@ class LlamaStep:
                 self._parts.append(text)
                 yield text
             pending, self._pending = self._pending, []
-            engine.evaluate(pending)
+            resume_at, self._resume_at = self._resume_at, None
+            if pending or resume_at is None:
+                self._evaluate(pending)
+                resume_at = -1
             first_bias = {engine.tokenize(t.encode("utf-8"))[0]: b for t, b in (bias or {}).items() if t}
-            token, written = sampler.sample(engine.context.ctx, bias=first_bias), 0
+            token, written = sampler.sample(engine.context.ctx, resume_at, bias=first_bias), 0
             while written < max_tokens and not engine.is_end(token):
                 written += 1
                 self._pending = [token]  # read with the next batch, if the caller reads on
                 if text := self._wrote(token, decoder):
                     yield text
                 guesses = engine.draft(token, max_tokens - written)
-                engine.evaluate(self._pending + guesses, logits_all=bool(guesses))
+                self._evaluate(self._pending + guesses, logits_all=bool(guesses))
                 self._pending, unread = [], len(guesses)
                 for at, guess in enumerate(guesses):  # what the model writes after each guess
                     token = sampler.sample(engine.context.ctx, at)

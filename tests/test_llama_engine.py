@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -20,7 +22,7 @@ from model.assets import assemble_planner_gguf, prepare_planner_model
 from model.base import Message, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
 from model.errors import PlannerError
-from model.grammar import name_grammar
+from model.grammar import PLAIN_ANSWER, name_grammar
 from model.llama_engine import LlamaCppEngine
 from tests.planner_tools import CLOCK, TOOLS, WEATHER
 
@@ -109,9 +111,9 @@ def test_a_later_start_loads_the_system_block_an_earlier_one_read(
     reads: list[int] = []
     evaluate = engine.evaluate
 
-    def counted(tokens: list[int], **options: bool) -> None:
+    def counted(tokens: list[int], **options: Any) -> dict[int, int]:
         reads.append(len(tokens))
-        evaluate(tokens, **options)
+        return evaluate(tokens, **options)
 
     monkeypatch.setattr(engine, "evaluate", counted)
     saved = engine._saved.directory
@@ -398,6 +400,36 @@ def test_a_step_rewound_goes_on_as_if_it_had_never_written(engine: LlamaCppEngin
         assert engine.tokens_read() < written and step.text == ""
         again = "".join(step.sample(grammar=names, max_tokens=8))
     assert first.startswith("get_date_time") and again == first and step.text == again
+
+
+def test_rewound_to_a_mark_read_in_the_last_batch_it_reads_nothing_again(
+    engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mark set before its tokens are read keeps their logits: a direct answer that goes
+    back to before the call it opened starts from them, reading no token again, and writes
+    what a step that never opened the call writes."""
+    hello = [{"role": "user", "content": "Hello there!"}]
+
+    def first_word(step: Any) -> str:
+        with closing(step.sample(grammar=PLAIN_ANSWER, max_tokens=4)) as pieces:
+            return next(pieces)
+
+    engine.forget()
+    with engine.step(hello, tools=[CLOCK]) as plain:
+        expected = first_word(plain)
+    engine.forget()
+    with engine.step(hello, tools=[CLOCK]) as step:
+        before = step.mark()
+        step.append(FORCED_PREFIX)
+        with closing(step.sample(grammar=name_grammar(["get_date_time", "reply"]), max_tokens=4)) as names:
+            assert next(names)  # the name begun, from the same batch
+        step.rewind(before)
+        reads: list[int] = []
+        evaluate = engine.evaluate
+        monkeypatch.setattr(
+            engine, "evaluate", lambda tokens, **kw: reads.append(len(tokens)) or evaluate(tokens, **kw)
+        )
+        assert first_word(step) == expected and reads == []
 
 
 def test_a_question_no_tool_answers_gets_no_invented_call(planner: CascadePlanner) -> None:
