@@ -1,11 +1,12 @@
-"""Importing llama-cpp-python, set up to share two cores with the rest of the service.
+"""Importing llama-cpp-python.
 
-llama.cpp's CPU backend runs each token's graph on OpenMP threads. With the OpenMP
-runtime's default ("active") wait policy, idle threads spin; when anything else in the
-process or on the machine wants a core (the recognizer, the voice, another session's
-step), decoding on two cores fell from ~11 to 0.4 tokens/s. With the passive policy it
-kept 6.5 tokens/s under the same load. The runtime reads the policy once, when it is
-loaded, so it is set (unless the user set it) before the library is first imported.
+llama.cpp's CPU backend runs each token's graph on OpenMP threads, which meet dozens of
+times in each token. Before the process shared its cores (model/cores.py), a thread spinning
+in OpenMP's default wait beside a busy recognizer or voice took decoding on two cores from
+~11 to 0.4 tokens/s, so the passive policy (sleep at once) was set here. Now the planner runs
+on the cores the speech models leave free while they work, and the default wait is kept:
+with the passive one a token took 51 ms instead of 40 (see `load_llama`). Where other
+processes share the cores, `OMP_WAIT_POLICY=PASSIVE` in the environment still applies.
 """
 
 from __future__ import annotations
