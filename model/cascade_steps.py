@@ -110,6 +110,9 @@ class _Paced:
     def rewind(self, mark: Any) -> None:
         self._step.rewind(mark)
 
+    def lead(self, text: str) -> float:
+        return self._step.lead(text)
+
     def sample(
         self,
         *,
@@ -144,13 +147,20 @@ def _call(
     (the caller writes the answer), None when a call was written or the step was cancelled.
     A tool's call whose words were not said (model/grounding.py) is thought again about: the
     name is chosen anew with `reply` leaning by UNGROUNDED_REPLY_BIAS, and a call chosen again
-    is kept as written."""
+    is kept as written.
+
+    The choice is told (`ToolChosen`: the line said while the tool runs) as soon as the name
+    is written when no second thought could undo it, the name having led `reply` by more than
+    the lean; else once the call stands. "What is a good name for a grey cat?" began a call
+    of the weather, and "Let me check the weather." was said before the answer."""
     names = [*schemas, REPLY_TOOL]
     before = step.mark()
     name = _choose(step, names, cancel, reply_bias)
     if cancel.is_set() or name == REPLY_TOOL:
         return name or None
-    emit(ToolChosen(name))
+    certain = not _can_lean(names) or step.lead(REPLY_TOOL) > max(reply_bias, UNGROUNDED_REPLY_BIAS)
+    if certain:
+        emit(ToolChosen(name))
     written = _write_arguments(step, schemas[name], max_new_tokens, cancel)
     if cancel.is_set():
         return None
@@ -162,10 +172,12 @@ def _call(
         if again == name:
             step.append(_AFTER_NAME + written)
         else:
-            emit(ToolChosen(again))
+            certain = False
             name, written = again, _write_arguments(step, schemas[again], max_new_tokens, cancel)
             if cancel.is_set():
                 return None
+    if not certain:
+        emit(ToolChosen(name))
     emit(ToolCallEvent(ToolCall(id=new_call_id(), name=name, arguments=_arguments(written))))
     return None
 
@@ -185,9 +197,7 @@ def _choose(step: _Paced, names: list[str], cancel: threading.Event, reply_bias:
     does) it called one 85 % of the time, while the logit of `reply` there trailed the best
     tool's by less than it did on cases that needed a call. Not applied when another name
     begins like `reply` (the bias would go to both)."""
-    others = [name for name in names if name != REPLY_TOOL]
-    lean = reply_bias and not any(name.startswith(REPLY_TOOL) for name in others)
-    bias = {REPLY_TOOL: reply_bias} if lean else None
+    bias = {REPLY_TOOL: reply_bias} if _can_lean(names) else None
 
     def done(text: str) -> bool:
         return _named(text, names) is not None
@@ -200,6 +210,11 @@ def _choose(step: _Paced, names: list[str], cancel: threading.Event, reply_bias:
         raise PlannerError(f"the model wrote no tool name it was offered: {written[:64]!r}")
     step.append(f'{name}",'[len(written) :])
     return name
+
+
+def _can_lean(names: list[str]) -> bool:
+    """Whether `reply` can be leant toward: no other name begins like it."""
+    return not any(name.startswith(REPLY_TOOL) for name in names if name != REPLY_TOOL)
 
 
 def _named(text: str, names: list[str]) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,21 +37,28 @@ class GreedySampler:
             data=ctypes.cast(self._one, llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False
         )
         self._all: np.ndarray[Any, Any] | None = None
+        self.seen: dict[int, float] = {}
+        """The logits, before any bias, of the tokens the last `sample` was told to `watch` and of
+        the token it chose."""
 
-    def sample(self, ctx: Any, index: int = -1, *, bias: Mapping[int, float] | None = None) -> int:
+    def sample(
+        self, ctx: Any, index: int = -1, *, bias: Mapping[int, float] | None = None, watch: Collection[int] = ()
+    ) -> int:
         """The token after the batch's `index`-th (its last by default); the grammar takes it.
-        `bias`: added to these tokens' logits first."""
+        `bias`: added to these tokens' logits first. `watch`: tokens whose logits `seen` keeps."""
         logits = np.ctypeslib.as_array(self._c.llama_get_logits_ith(ctx, index), shape=(self._n_vocab,))
+        raw = logits
         if bias:
             logits = logits.copy()
             for biased, extra in bias.items():
                 logits[biased] += extra
         token = int(logits.argmax())
-        if self._grammar is None:
-            return token
-        if not self._allows(token, float(logits[token])):
-            token = self._best_allowed(logits)
-        self._c.llama_sampler_accept(self._grammar, token)
+        if self._grammar is not None:
+            if not self._allows(token, float(logits[token])):
+                token = self._best_allowed(logits)
+            self._c.llama_sampler_accept(self._grammar, token)
+        if watch:
+            self.seen = {seen: float(raw[seen]) for seen in (*watch, token)}
         return token
 
     def force(self, tokens: list[int]) -> int:

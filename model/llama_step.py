@@ -48,6 +48,8 @@ class LlamaStep:
         """Marked positions in the context, and where their logits are, until the next batch."""
         self._resume_at: int | None = None
         """Where to sample next without reading anything: rewound to a kept mark."""
+        self._first: tuple[int, dict[int, float]] = (-1, {})
+        """The first token the last `sample` wrote, and the logits there of it and of its `bias` texts'."""
         self.completion: Completion | None = None
         """What the step read and wrote, set when it ends."""
         self._add(text)
@@ -120,7 +122,8 @@ class LlamaStep:
                 self._evaluate(pending)
                 resume_at = -1
             first_bias = {engine.tokenize(t.encode("utf-8"))[0]: b for t, b in (bias or {}).items() if t}
-            token, written = sampler.sample(engine.context.ctx, resume_at, bias=first_bias), 0
+            token = sampler.sample(engine.context.ctx, resume_at, bias=first_bias, watch=first_bias)
+            self._first, written = (token, sampler.seen), 0
             while written < max_tokens and not engine.is_end(token):
                 written += 1
                 self._pending = [token]  # read with the next batch, if the caller reads on
@@ -143,6 +146,13 @@ class LlamaStep:
         finally:
             engine.drop(unread)  # guesses read into the context but never given to the caller
             sampler.close()
+
+    def lead(self, text: str) -> float:
+        """How far the first token the last `sample` wrote led `text`'s first token there, in
+        logits before any bias (0 when they are the same token); `text` is one of its `bias` texts."""
+        token, seen = self._first
+        other = self._engine.tokenize(text.encode("utf-8"))[0]
+        return seen[token] - seen[other]
 
     def _wrote(self, token: int, decoder: codecs.IncrementalDecoder) -> str:
         self._counts.completion += 1

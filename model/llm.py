@@ -99,6 +99,11 @@ class Step(Protocol):
         of decoded (as far as the grammar allows it), and the sampling goes on after it.
         `bias` is added to the logit of each text's first token when the first token is chosen."""
 
+    def lead(self, text: str) -> float:
+        """How far the first token the last `sample` wrote led `text`'s first token there (one of
+        its `bias` texts), in logits before the bias: by how much a greater bias would not have
+        changed the choice."""
+
 
 @runtime_checkable
 class SteppingEngine(Protocol):

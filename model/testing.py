@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
@@ -228,6 +229,10 @@ class _ScriptedStep:
     def rewind(self, mark: int) -> None:
         self.record["rewound"].append(mark)
 
+    def lead(self, text: str) -> float:
+        """The next of the engine's `leads`; a clear lead (infinite) when none is left."""
+        return self.engine.leads.pop(0) if self.engine.leads else math.inf
+
     def sample(
         self,
         *,
@@ -263,6 +268,8 @@ class ScriptedSteps:
     samples: list[str]
     piece_chars: int = 3
     name: str = "scripted-steps"
+    leads: list[float] = field(default_factory=list)
+    """What `lead` says, in turn: by how much each sampled name led `reply`."""
     steps: list[dict[str, Any]] = field(default_factory=list)
     read_aheads: list[list[Any]] = field(default_factory=list)
     """The conversations read ahead of their next step."""

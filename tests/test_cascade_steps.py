@@ -80,7 +80,25 @@ def test_a_call_of_words_never_said_is_thought_again_about() -> None:
     assert _said(events) == "Eight." and not [e for e in events if isinstance(e, ToolCallEvent)]
     [step] = engine.steps
     assert step["rewound"] == [1, 0]  # to just after `<tool_call>\n{"name": "`, then to before the call
-    assert step["biases"][0] == {} and step["biases"][2] == {"reply": UNGROUNDED_REPLY_BIAS}
+    assert step["biases"][0] == {"reply": 0.0} and step["biases"][2] == {"reply": UNGROUNDED_REPLY_BIAS}
+
+
+def test_a_call_a_second_thought_could_undo_is_told_once_it_stands() -> None:
+    """ "What is a good name for a grey cat?" began a call of the weather: the line said while a
+    tool runs ("Let me check the weather.") waits for the call to stand when the name led
+    `reply` by less than a second thought leans (one that led by more is told at once: the
+    scripted engine's lead is infinite unless told otherwise, as in the tests above)."""
+    cat = [Message(role="user", content="What is a good name for a grey cat?")]
+    engine = ScriptedSteps(["get", '{"timezone": "UTC"}', "rep", "Misty."], leads=[UNGROUNDED_REPLY_BIAS - 1])
+    events = _plan(engine, cat)
+    assert _said(events) == "Misty." and not [e for e in events if isinstance(e, ToolChosen | ToolCallEvent)]
+
+    engine = ScriptedSteps(step_call("get_date_time", {"timezone": "Asia/Tokyo"}), leads=[UNGROUNDED_REPLY_BIAS - 1])
+    events = _plan(engine, TOKYO)
+    assert [type(e) for e in events[:2]] == [ToolChosen, ToolCallEvent]  # said once the call stands
+    engine = ScriptedSteps(["get", '{"timezone": "UTC"}', "get"], leads=[UNGROUNDED_REPLY_BIAS - 1])
+    events = _plan(engine, [Message(role="user", content="What time is it?")])
+    assert [type(e) for e in events[:2]] == [ToolChosen, ToolCallEvent]  # chosen again: it stands
 
 
 def test_a_call_chosen_again_is_kept_as_written() -> None:

@@ -225,6 +225,27 @@ def test_the_lean_toward_replying_weighs_on_the_model_s_choice(engine: LlamaCppE
         assert called == ([expected] if expected else []), (bias, usage.extra["raw"])
 
 
+def test_a_step_tells_by_how_much_its_first_token_led_another(engine: LlamaCppEngine) -> None:
+    """`lead` is the margin a bias would have to make up: a bias toward `reply` a little short
+    of it leaves the model's choice, a little past it changes it."""
+    engine.forget()
+    tokyo = [{"role": "user", "content": "What time is it in Tokyo?"}]
+    with engine.step(tokyo) as step:
+        step.append(FORCED_PREFIX)
+        opened = step.mark()
+
+        def first(reply_bias: float) -> str:
+            with closing(step.sample(bias={"reply": reply_bias})) as pieces:
+                return next(pieces)
+
+        chosen = first(0.0)
+        lead = step.lead("reply")
+        assert chosen != "reply" and lead > 0, (chosen, lead)
+        for extra, expected in ((lead - 0.25, chosen), (lead + 0.25, "reply")):
+            step.rewind(opened)
+            assert first(extra) == expected, (extra, lead)
+
+
 def test_guesses_come_from_the_conversation_never_the_system_block(engine: LlamaCppEngine) -> None:
     engine.forget()
     messages = [
