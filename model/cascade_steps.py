@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import closing
@@ -32,6 +33,7 @@ from model.errors import PlannerError
 from model.grammar import PLAIN_ANSWER, arguments_grammar, name_grammar
 from model.grounding import conversation_words, grounded
 from model.llm import Completion, Step, SteppingEngine
+from model.repeats import RepeatWatch, first_word, spellings
 from model.toolcalls import loads_lenient, new_call_id
 
 __all__ = ["FORCED_PREFIX", "REPLY_TOOL", "StepKind", "run_step", "strip_markup"]
@@ -42,6 +44,8 @@ _AFTER_NAME = ' "arguments":'
 """What follows the name and its comma; the space before the arguments' `{` is left to the
 model (` {"` is one token, and a lone space would be an odd one)."""
 _DECODER = json.JSONDecoder()
+_RETRIES = 3
+"""How often an answer that copies an earlier one is taken back before it is let be."""
 UNGROUNDED_REPLY_BIAS = 4.0
 """How far `reply` leans when a call's words were not said: past the margins by which the
 model preferred a call on BFCL's irrelevance cases (median 1.9), short of those on cases
@@ -87,7 +91,8 @@ def run_step(
                     step.rewind(before_call)
                     answer = True
             if answer:
-                _stream(paced, PLAIN_ANSWER, max_new_tokens, emit, cancel)
+                watch = RepeatWatch(messages) if kind == "answer" else None
+                _stream(paced, PLAIN_ANSWER, max_new_tokens, emit, cancel, watch)
         if step.completion is not None:
             completions.append(step.completion)
 
@@ -260,14 +265,34 @@ def _read(
     return text
 
 
-def _stream(step: _Paced, grammar: str, max_tokens: int, emit: Emit, cancel: threading.Event) -> None:
-    """The answer's text as it is written."""
-    with closing(step.sample(grammar=grammar, max_tokens=max_tokens)) as pieces:
-        for piece in pieces:
-            if text := strip_markup(piece):
-                emit(TextDelta(text))
-            if cancel.is_set():
+def _stream(
+    step: _Paced, grammar: str, max_tokens: int, emit: Emit, cancel: threading.Event, watch: RepeatWatch | None = None
+) -> None:
+    """The answer's text as it is written. With `watch`, text that begins as an earlier answer
+    did is held until it goes its own way, and a copy is taken back: the answer begins again,
+    with any word but the one the copy began with (model/repeats.py)."""
+    start = step.mark()
+    bias: dict[str, float] | None = None
+    for attempt in range(1 + _RETRIES):
+        watching = watch if attempt < _RETRIES else None
+        text, held = "", ""
+        with closing(step.sample(grammar=grammar, max_tokens=max_tokens, bias=bias)) as pieces:
+            for piece in pieces:
+                text, held = text + piece, held + piece
+                if watching is not None and watching.copied(text):
+                    break
+                if watching is None or not watching.holds(text):
+                    if said := strip_markup(held):
+                        emit(TextDelta(said))
+                    held = ""
+                if cancel.is_set():
+                    return
+            else:
                 break
+        step.rewind(start)
+        bias = dict.fromkeys(spellings(first_word(text)), -math.inf)
+    if said := strip_markup(held):
+        emit(TextDelta(said))
 
 
 def _is_object(text: str) -> bool:

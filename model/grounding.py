@@ -19,11 +19,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["conversation_words", "grounded"]
+__all__ = ["FUNCTION_WORDS", "conversation_words", "grounded", "shares_word"]
 
 _WORD = re.compile(r"[^\W_]+")
 _STEM = 4
-_FUNCTION_WORDS = frozenset(
+FUNCTION_WORDS = frozenset(
     """a an the and or but if of in on at to for from by with about into over under than then
     is are was were be been being am do does did done have has had can could will would shall
     should may might must it its this that these those there here what which who whom whose
@@ -37,7 +37,7 @@ become the time in "America/New_York", which shared only "new" with it."""
 
 
 def _words(text: str) -> set[str]:
-    return {word for word in _WORD.findall(text.lower()) if word not in _FUNCTION_WORDS}
+    return {word for word in _WORD.findall(text.lower()) if word not in FUNCTION_WORDS}
 
 
 def conversation_words(messages: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -68,7 +68,8 @@ def _free_text(arguments: Mapping[str, Any], schema: Mapping[str, Any]) -> Itera
             yield from (item for item in value if isinstance(item, str))
 
 
-def _shared(word: str, said: set[str]) -> bool:
+def shares_word(word: str, said: set[str]) -> bool:
+    """Whether `word` (lower case) is in `said`, or begins as a word of it does (its stem)."""
     if word in said:
         return True
     return len(word) >= _STEM and any(len(other) >= _STEM and other[:_STEM] == word[:_STEM] for other in said)
@@ -80,4 +81,4 @@ def grounded(arguments: Mapping[str, Any], schema: Mapping[str, Any], said: set[
     texts = [text for text in _free_text(arguments, schema) if _words(text)]
     if not texts:
         return True
-    return any(_shared(word, said) for text in texts for word in _words(text))
+    return any(shares_word(word, said) for text in texts for word in _words(text))

@@ -4,11 +4,13 @@ constrained pieces, the JSON between them appended, and every step shows the sam
 from __future__ import annotations
 
 import asyncio
+import math
 
 from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolChosen, ToolSpecDict, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
 from model.cascade_steps import UNGROUNDED_REPLY_BIAS
 from model.grammar import PLAIN_ANSWER, arguments_grammar, name_grammar
+from model.repeats import spellings
 from model.testing import ScriptedSteps, step_answer, step_call, step_reply
 from tests.planner_tools import CLOCK, TOOLS
 
@@ -124,6 +126,31 @@ def test_after_a_tool_result_it_answers_in_plain_text_and_the_prompt_only_grows(
     first, second = engine.steps
     assert second["appended"] == [] and second["grammars"] == [PLAIN_ANSWER]
     assert second["tools"] == first["tools"] and second["messages"][: len(first["messages"])] == first["messages"]
+
+
+def test_an_answer_that_copies_an_earlier_one_begins_again_with_another_word() -> None:
+    """After "Why is the sky blue?" the clock's answer for Chicago began the sky's answer again:
+    the copy is held back, not said, and the answer begins again with any word but "The"."""
+    sky = "The sky is blue because of the scattering of light."
+    asked = [Message(role="user", content="Why is the sky blue?"), Message(role="assistant", content=sky)]
+    chicago = [*asked, Message(role="user", content="What time is it in Chicago?")]
+    clock = step_call("get_date_time", {"timezone": "America/Chicago"})
+    engine = ScriptedSteps([*clock, sky, "It is 4:20 AM in Chicago."])
+    [call] = [e.call for e in _plan(engine, chicago) if isinstance(e, ToolCallEvent)]
+    result = Message(role="tool", tool_call_id=call["id"], name=call["name"], content="It is 4:20 AM in Chicago.")
+    events = _plan(engine, [*chicago, Message(role="assistant", content="", tool_calls=[call]), result])
+    assert _said(events) == "It is 4:20 AM in Chicago."
+    answer = engine.steps[-1]
+    assert answer["biases"] == [{}, dict.fromkeys(spellings("The"), -math.inf)]
+    assert answer["sampled"][0] == "The sky is blue be"  # read until the second unsaid word is written out
+    assert answer["rewound"] == [0]  # to where the answer began
+
+
+def test_a_direct_answer_is_not_watched_for_copies() -> None:
+    joke = "Why did the penguin cross the road? To get to the other side!"
+    asked = [Message(role="user", content="Tell me a joke."), Message(role="assistant", content=joke)]
+    engine = ScriptedSteps(step_reply(joke))
+    assert _said(_plan(engine, [*asked, Message(role="user", content="Another one?")])) == joke
 
 
 def test_with_tool_choice_none_it_replies_with_the_tools_still_declared() -> None:

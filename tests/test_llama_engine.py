@@ -19,7 +19,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from model.assets import assemble_planner_gguf, prepare_planner_model
-from model.base import Message, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
+from model.base import Message, PlanRequest, TextDelta, ToolCall, ToolCallEvent, ToolSpecDict, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
 from model.errors import PlannerError
 from model.grammar import PLAIN_ANSWER, name_grammar
@@ -223,6 +223,23 @@ def test_the_lean_toward_replying_weighs_on_the_model_s_choice(engine: LlamaCppE
         events, usage = _plan(leaning, tokyo)
         called = [e.call["name"] for e in events if isinstance(e, ToolCallEvent)]
         assert called == ([expected] if expected else []), (bias, usage.extra["raw"])
+
+
+def test_the_answer_after_a_result_says_the_result_not_the_answer_before(planner: CascadePlanner) -> None:
+    """Greedy, the 1.5B model answered a clock question asked after "Why is the sky blue?" with
+    the sky's answer again, word for word."""
+    sky = "The sky is blue because of the scattering of light by the atmosphere."
+    history = [Message(role="user", content="Why is the sky blue?"), Message(role="assistant", content=sky)]
+    messages = [*history, Message(role="user", content="What time is it in Chicago right now?")]
+    call = ToolCall(id="call_1", name="get_date_time", arguments={"timezone": "America/Chicago"})
+    result = "It is 4:20 AM on Sunday, 6 December in Chicago."
+    messages += [
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(role="tool", tool_call_id=call["id"], name=call["name"], content=result),
+    ]
+    events, _ = _plan(planner, messages)
+    answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert "4:20" in answer and "sky" not in answer.lower(), answer
 
 
 def test_a_step_tells_by_how_much_its_first_token_led_another(engine: LlamaCppEngine) -> None:

@@ -1,0 +1,54 @@
+"""Telling an answer that begins to copy an earlier one from one that begins the same way."""
+
+from __future__ import annotations
+
+from model.base import Message
+from model.repeats import RepeatWatch, first_word, spellings
+
+SKY = "The sky is blue because of the scattering of light by the atmosphere."
+
+
+def _after_the_clock(earlier: str, question: str, result: str) -> list[Message]:
+    return [
+        Message(role="user", content="Why is the sky blue?"),
+        Message(role="assistant", content=earlier),
+        Message(role="user", content=question),
+        Message(role="assistant", content="", tool_calls=[{"id": "c1", "name": "get_date_time", "arguments": {}}]),
+        Message(role="tool", tool_call_id="c1", name="get_date_time", content=result),
+    ]
+
+
+def test_a_copy_is_found_at_its_first_word_the_turn_never_said() -> None:
+    watch = RepeatWatch(_after_the_clock(SKY, "What time is it in Chicago?", "It is 4:20 AM in Chicago."))
+    assert watch.holds("The") and watch.holds("The sky is")
+    assert not watch.copied("The sky is")  # one word the turn never said: not yet a copy
+    assert not watch.copied("The sky is blue")  # "blue" is not written out yet
+    assert watch.copied("The sky is blue because")
+
+
+def test_an_answer_that_only_begins_the_same_way_goes_on() -> None:
+    earlier = "The current time in Paris is 11:20 AM."
+    watch = RepeatWatch(_after_the_clock(earlier, "And in Berlin?", "It is 11:20 AM on Sunday in Berlin."))
+    assert watch.holds("The current time in")
+    assert not watch.copied("The current time in")  # "current" alone: how such answers begin
+    assert not watch.holds("The current time in Berlin")
+    assert not watch.copied("The current time in Berlin is")
+
+
+def test_the_same_answer_to_the_same_question_is_no_copy() -> None:
+    earlier = "The head chef at the Copper Kettle is Marta Lindqvist."
+    watch = RepeatWatch(
+        _after_the_clock(earlier, "Who is the head chef at the Copper Kettle?", "[1] Marta Lindqvist is head chef.")
+    )
+    assert not watch.copied(earlier + " She")
+
+
+def test_only_answers_before_this_turn_s_question_count() -> None:
+    messages = _after_the_clock(SKY, "What time is it in Chicago?", "It is 4:20 AM in Chicago.")
+    assert RepeatWatch(messages).earlier == [SKY]
+    assert RepeatWatch(messages[2:]).earlier == []
+
+
+def test_a_word_is_kept_from_in_every_way_it_may_be_written() -> None:
+    assert {" The", "The", " the", "THE"} <= spellings("The") and spellings("") == set()
+    assert first_word(" The sky") == "The" and first_word("...") == ""
