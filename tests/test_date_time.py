@@ -50,6 +50,8 @@ FIXED = datetime(2026, 11, 24, 13, 15, tzinfo=UTC)
         ("Tokyo, Japan", "Asia/Tokyo"),
         ("Barcelona, Spain", "Europe/Madrid"),
         ("Springfield, Germany", "Europe/Berlin"),
+        ("Canada/Toronto", "America/Toronto"),  # written like an IANA name, which it is not
+        ("America/Houston", "America/Chicago"),
     ],
 )
 def test_resolves_names_cities_aliases_and_countries(said: str, zone: str) -> None:
@@ -71,16 +73,16 @@ def test_unknown_place_is_a_tool_error_the_model_can_act_on(said: str) -> None:
 async def test_answer_with_injected_clock() -> None:
     tool = date_time_tool(now=lambda: FIXED)
     result = await tool.handler({"timezone": "Tokyo"}, CONTEXT)
-    assert result.content == "It is 10:15 PM on Tuesday, 24 November 2026 in Tokyo."
+    assert result.content == "It is 10:15 PM on Tuesday, 24 November in Tokyo."
     assert result.citations == []
 
 
 async def test_answer_across_dst_and_date_line() -> None:
     tool = date_time_tool(now=lambda: datetime(2026, 7, 1, 3, 5, tzinfo=UTC))
     new_york = await tool.handler({"timezone": "New York"}, CONTEXT)
-    assert new_york.content == ("It is 11:05 PM on Tuesday, 30 June 2026 in New York.")
+    assert new_york.content == ("It is 11:05 PM on Tuesday, 30 June in New York.")
     utc = await tool.handler({"timezone": "utc"}, CONTEXT)
-    assert utc.content == "It is 3:05 AM on Wednesday, 1 July 2026 in UTC."
+    assert utc.content == "It is 3:05 AM on Wednesday, 1 July in UTC."
 
 
 async def test_unknown_place_raises_from_the_handler() -> None:

@@ -34,7 +34,7 @@ _UNKNOWN = (
     "Unknown timezone or place {place!r}. Call get_date_time again with an IANA timezone name "
     "(for example Europe/Paris or America/Chicago) or the nearest large city."
 )
-_ANSWER = "It is {h12} on {weekday}, {day} {month} {year} in {where}."
+_ANSWER = "It is {h12} on {weekday}, {day} {month} in {where}."
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = tuple("January February March April May June July August September October November December".split())
 _OFFSET = re.compile(r"(?:utc|gmt)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?")
@@ -170,13 +170,15 @@ def _lookup(text: str) -> tuple[tzinfo, str, str] | None:
 
 
 def resolve_timezone(text: str) -> tuple[tzinfo, str, str]:
-    """(tzinfo, place to say, zone name) for an IANA name, city, country or "City, Country".
+    """(tzinfo, place to say, zone name) for an IANA name, city, country, "City, Country" or
+    "Country/City" (written as if it were an IANA name: "Canada/Toronto").
 
     Raises ToolError with a message the model can act on when nothing matches.
     """
     found = _lookup(text)
-    if found is None and "," in text:
-        for part in text.split(","):
+    separator = "," if "," in text else "/" if "/" in text else ""
+    if found is None and separator:  # "Paris, France"; "Canada/Toronto", an IANA-like name that is none
+        for part in reversed(text.split(separator)) if separator == "/" else text.split(separator):
             found = _lookup(part)
             if found is not None:
                 break
@@ -195,14 +197,16 @@ def _describe(moment: datetime, place: str) -> str:
     """The spoken answer: the 12-hour clock, weekday and date in English words, and the place.
     Only one clock: given both ("22:15 (10:15 PM)") the model read both out, a longer answer
     and an odd one. No zone name or offset after the place: "in Tokyo (Asia/Tokyo, UTC+09:00)"
-    was read out too, and its 12 tokens were a fifth of what the answer's step read first."""
+    was read out too, and its 12 tokens were a fifth of what the answer's step read first. No
+    year either, as people say the date ("Sunday, 6 December"): answers read it out ("... 6
+    December 2026"), five more tokens to read and five to write (each digit is a token), and
+    the planner's system prompt says the year."""
     h12 = f"{(moment.hour % 12) or 12}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
     return _ANSWER.format(
         h12=h12,
         weekday=_WEEKDAYS[moment.weekday()],
         day=moment.day,
         month=_MONTHS[moment.month - 1],
-        year=moment.year,
         where=place,
     )
 
