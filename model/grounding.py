@@ -19,9 +19,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["FUNCTION_WORDS", "conversation_words", "grounded", "shares_word"]
+__all__ = ["FUNCTION_WORDS", "WORD", "conversation_words", "grounded", "shares_word"]
 
-_WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")
+"""A word: letters and digits (an underscore splits words)."""
 _STEM = 4
 FUNCTION_WORDS = frozenset(
     """a an the and or but if of in on at to for from by with about into over under than then
@@ -37,7 +38,7 @@ become the time in "America/New_York", which shared only "new" with it."""
 
 
 def _words(text: str) -> set[str]:
-    return {word for word in _WORD.findall(text.lower()) if word not in FUNCTION_WORDS}
+    return {word for word in WORD.findall(text.lower()) if word not in FUNCTION_WORDS}
 
 
 def conversation_words(messages: Sequence[Mapping[str, Any]]) -> set[str]:

@@ -16,15 +16,13 @@ in Berlin ...") says this turn's words and goes on.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from model.grounding import FUNCTION_WORDS, shares_word
+from model.grounding import FUNCTION_WORDS, WORD, shares_word
 
 __all__ = ["RepeatWatch", "first_word", "spellings"]
 
-_WORD = re.compile(r"[^\W_]+")
 UNSOURCED_WORDS = 2
 """How many words the turn did not say make a beginning a copy: one ("The current time ...")
 is how answers of the same kind begin."""
@@ -55,7 +53,7 @@ class RepeatWatch:
             and isinstance(text := message.get("content"), str)
             and text.strip()
         ]
-        self.source = {word.lower() for text in _turn_texts(messages[last_user:]) for word in _WORD.findall(text)}
+        self.source = {word.lower() for text in _turn_texts(messages[last_user:]) for word in WORD.findall(text)}
 
     def holds(self, text: str) -> bool:
         """Whether `text` (the answer so far) is the beginning of an earlier answer: it may be a
@@ -70,7 +68,7 @@ class RepeatWatch:
             return False
         unsourced = [
             match
-            for match in _WORD.finditer(text)
+            for match in WORD.finditer(text)
             if match.end() < len(text)  # written out: something follows it
             and match.group().lower() not in FUNCTION_WORDS
             and not shares_word(match.group().lower(), self.source)
@@ -80,7 +78,7 @@ class RepeatWatch:
 
 def first_word(text: str) -> str:
     """The first word of `text` ("" when it has none)."""
-    match = _WORD.search(text)
+    match = WORD.search(text)
     return match.group() if match else ""
 
 
