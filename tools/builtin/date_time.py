@@ -176,9 +176,10 @@ def resolve_timezone(text: str) -> tuple[tzinfo, str, str]:
     Raises ToolError with a message the model can act on when nothing matches.
     """
     found = _lookup(text)
-    separator = "," if "," in text else "/" if "/" in text else ""
-    if found is None and separator:  # "Paris, France"; "Canada/Toronto", an IANA-like name that is none
-        for part in reversed(text.split(separator)) if separator == "/" else text.split(separator):
+    # "Paris, France" from its first part on; "Canada/Toronto", an IANA-like name that is none, from its last
+    parts = text.split(",") if "," in text else text.split("/")[::-1]
+    if found is None and len(parts) > 1:
+        for part in parts:
             found = _lookup(part)
             if found is not None:
                 break
