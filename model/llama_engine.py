@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from model.chat_template import ChatTemplate
-from model.cores import CORES
+from model.cores import CORES, on_openmp_thread
 from model.errors import ModelAssetError, PlannerError
 from model.kv_state import KVStates, SavedStates
 from model.kv_state import Sequence as TokenSequence
@@ -240,7 +240,7 @@ class LlamaCppEngine:
                 self._batch.batch.logits[index] = True
             self._share_cores()
             try:
-                self.context.decode(self._batch)
+                on_openmp_thread(lambda: self.context.decode(self._batch))
             except RuntimeError as error:
                 self._truncate(len(self._live))  # what the failed batch wrote is not ours
                 raise PlannerError(f"llama.cpp could not decode: {error}") from error

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from model.audio import SAMPLE_RATE, resample
+from model.cores import on_openmp_thread
 from model.errors import ModelAssetError
 from model.paralinguistics import HOP, frame_power, measure_acoustics
 
@@ -51,7 +52,8 @@ class SpeakerEncoder:
         wav = preprocess_wav(resample(audio, sample_rate, SAMPLE_RATE), source_sr=SAMPLE_RATE)
         if wav.size < SAMPLE_RATE // 4:  # silence trimmed away: embed what there is
             wav = resample(audio, sample_rate, SAMPLE_RATE)
-        vector = np.asarray(self.load().embed_utterance(wav), dtype=np.float32)
+        # torch computes on OpenMP's threads: on the process's one thread for them (model/cores.py)
+        vector = np.asarray(on_openmp_thread(lambda: self.load().embed_utterance(wav)), dtype=np.float32)
         return vector / (float(np.linalg.norm(vector)) or 1.0)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from model.cores import CORES, CoreShare
+from model.cores import CORES, CoreShare, on_openmp_thread
 
 
 def test_the_planner_gets_the_cores_nobody_else_is_using() -> None:
@@ -64,3 +65,33 @@ def test_the_voice_runs_on_one_sleeping_thread_and_says_when_it_works() -> None:
     assert len(chunks) == 2
     assert seen and all(threads == max(1, CORES.cores - 1) for threads in seen)
     assert CORES.planner_threads() == CORES.cores  # not while the caller holds the audio
+
+
+def test_openmp_work_runs_on_one_thread_whoever_asks() -> None:
+    with ThreadPoolExecutor(4) as pool:
+        seen = set(pool.map(lambda _: on_openmp_thread(threading.get_ident), range(16)))
+    assert len(seen) == 1 and threading.get_ident() not in seen
+    assert on_openmp_thread(lambda: on_openmp_thread(threading.get_ident)) in seen  # from itself: at once
+    with pytest.raises(ValueError, match="invalid literal"):
+        on_openmp_thread(lambda: int("not a number"))
+
+
+@pytest.mark.real
+def test_the_speaker_encoder_computes_on_the_openmp_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from model.speaker import SpeakerEncoder
+
+    encoder = SpeakerEncoder()
+    model = encoder.load()
+    ran_on: list[int] = []
+    original = model.embed_utterance
+
+    def watched(wav: object, **kwargs: object) -> object:
+        ran_on.append(threading.get_ident())
+        return original(wav, **kwargs)
+
+    monkeypatch.setattr(model, "embed_utterance", watched)
+    clip = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.1
+    vector = encoder.embed(clip, 16_000)
+    assert vector.shape == (256,) and ran_on == [on_openmp_thread(threading.get_ident)]

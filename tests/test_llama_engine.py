@@ -345,6 +345,33 @@ def test_the_engine_leaves_a_busy_speech_model_its_core(engine: LlamaCppEngine) 
     assert llama_cpp.llama_n_threads(engine.context.ctx) == CORES.planner_threads(engine.threads) == engine.threads
 
 
+def test_every_batch_is_decoded_on_one_thread_whichever_thread_steps(engine: LlamaCppEngine) -> None:
+    """OpenMP keeps a team of threads for each thread that decodes; with more teams than cores
+    each sleeps between barriers (model/llama_lib.py). Steps run on whichever worker is free."""
+    decoded_on: set[int] = set()
+    context = engine.context
+    original = context.decode
+
+    def watched(batch: Any) -> None:
+        decoded_on.add(threading.get_ident())
+        original(batch)
+
+    def ask(question: str) -> None:
+        with engine.step([{"role": "user", "content": question}]) as step:
+            step.prefill()
+
+    context.decode = watched  # type: ignore[method-assign]
+    try:
+        for question in ("One.", "Two.", "Three."):
+            thread = threading.Thread(target=ask, args=(question,))
+            thread.start()
+            thread.join()
+        ask("Four.")
+    finally:
+        del context.decode
+    assert len(decoded_on) == 1 and threading.get_ident() not in decoded_on
+
+
 def test_guessed_tokens_change_nothing_but_time(planner: CascadePlanner, engine: LlamaCppEngine) -> None:
     """An answer that repeats its tool result is mostly guessed from it (model/lookup.py) and
     is the answer greedy decoding writes token by token; a step that stops reading in the
