@@ -13,13 +13,16 @@ every turn it times, from the request's first byte:
   while a tool runs);
 - total: the `result` event;
 
-and reads each turn's trace for the tokens its planning steps prefilled and reused. Both
+and reads each turn's trace for the tokens its planning steps prefilled and reused, and for
+where its first audio's time went: when the question was heard (transcribed), when the first
+words to say were written (handed to the voice) and when the server had their audio. Both
 engines run the same turns in the same run, so the ratio between them is fair.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import sys
@@ -34,13 +37,23 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from agent.tracing import CACHED_TOKENS, OPERATION, PREFILLED_TOKENS, iter_spans
+from agent.tracing import CACHED_TOKENS, FIRST_AUDIO_MS, OPERATION, PREFILLED_TOKENS, iter_spans
 from api.kb_bench_data import DOCUMENTS
 from api.processes import ServerProcess, free_port
 from api.settings import Settings
 from model.audio import encode_wav
 
-__all__ = ["KINDS", "WARM_UP", "percentile", "question", "run_latency_bench", "serve_engine", "spoken_set"]
+__all__ = [
+    "KINDS",
+    "WARM_UP",
+    "FirstAudioStages",
+    "first_audio_stages",
+    "percentile",
+    "question",
+    "run_latency_bench",
+    "serve_engine",
+    "spoken_set",
+]
 
 KINDS: dict[str, list[str]] = {
     "no tool": [
@@ -81,6 +94,16 @@ _READY_TIMEOUT_S = 600.0
 _TURN_TIMEOUT_S = 600.0
 
 
+@dataclass(frozen=True)
+class FirstAudioStages:
+    """Seconds from a turn's start on the server to: the question heard (its transcript), the
+    first words to say written (handed to the voice), their audio made. NaN where a turn had none."""
+
+    heard_s: float = math.nan
+    written_s: float = math.nan
+    voiced_s: float = math.nan
+
+
 @dataclass
 class _Turn:
     kind: str
@@ -92,6 +115,7 @@ class _Turn:
     tools: list[str]
     prefilled: int = 0
     reused: int = 0
+    stages: FirstAudioStages = field(default_factory=FirstAudioStages)
 
 
 @dataclass
@@ -175,8 +199,21 @@ def _timed_turn(client: httpx.Client, kind: str, session: str, wav: bytes) -> _T
     raise RuntimeError("the event stream ended without a result")
 
 
-def _count_tokens(client: httpx.Client, turns: list[_Turn]) -> None:
-    """Each turn's prefilled and reused tokens, summed over its planning steps, from its trace."""
+def first_audio_stages(root: dict[str, Any]) -> FirstAudioStages:
+    """Where a turn's first audio's time went, from its trace (the root span of a TraceTree)."""
+    spans = list(iter_spans(root))
+    listen = next((s for s in spans if s["name"] == "listen"), None)
+    said = [s["start_ms"] for s in spans if s["name"] == "synthesize"]
+    return FirstAudioStages(
+        heard_s=(listen["start_ms"] + listen["duration_ms"]) / 1000 if listen else math.nan,
+        written_s=min(said) / 1000 if said else math.nan,
+        voiced_s=float(root["attributes"].get(FIRST_AUDIO_MS, math.nan)) / 1000,
+    )
+
+
+def _read_traces(client: httpx.Client, turns: list[_Turn]) -> None:
+    """Each turn's prefilled and reused tokens, summed over its planning steps, and where its
+    first audio's time went, from its trace."""
     traces: dict[str, dict[str, Any]] = {}
     for session in {turn.session for turn in turns}:
         for trace in client.get(f"/v1/sessions/{session}/traces").json()["traces"]:
@@ -185,6 +222,7 @@ def _count_tokens(client: httpx.Client, turns: list[_Turn]) -> None:
         plans = [s for s in iter_spans(traces[turn.trace_id]["root"]) if s["attributes"].get(OPERATION) == "chat"]
         turn.prefilled = sum(int(s["attributes"].get(PREFILLED_TOKENS, 0)) for s in plans)
         turn.reused = sum(int(s["attributes"].get(CACHED_TOKENS, 0)) for s in plans)
+        turn.stages = first_audio_stages(traces[turn.trace_id]["root"])
 
 
 def _upload_knowledge(client: httpx.Client) -> None:
@@ -209,7 +247,7 @@ def _run(settings: Settings, engine: str, clips: dict[str, list[bytes]], turns: 
                     turn = _timed_turn(client, kind, session, question(round_, wavs))
                     if round_:
                         run.turns.append(turn)
-            _count_tokens(client, run.turns)
+            _read_traces(client, run.turns)
     finally:
         run.peak_rss_mib = server.stop()
     return run
@@ -243,6 +281,23 @@ def _table(runs: list[_Run], turns: int) -> list[str]:
                 f"{run.engine + '  ' + kind:<26}{cells[0]:>17}{cells[1]:>17}{cells[2]:>17}"
                 f"{prefilled:>11.0f}{reused:>9.0f}   {tools}"
             )
+    lines += [
+        "",
+        "where the first audio's time went, p50 in s: the server's clock from the turn's start, the "
+        "client's from the request's first byte",
+        f"{'engine / kind':<26}{'heard':>9}{'words written':>15}{'audio made':>12}{'audio received':>16}",
+    ]
+    for run in runs:
+        for kind in KINDS:
+            done = [t for t in run.turns if t.kind == kind]
+            marks = [
+                [t.stages.heard_s for t in done],
+                [t.stages.written_s for t in done],
+                [t.stages.voiced_s for t in done],
+                [t.first_audio_s for t in done],
+            ]
+            cells = [f"{percentile([v for v in values if not math.isnan(v)], 50):.2f}" for values in marks]
+            lines.append(f"{run.engine + '  ' + kind:<26}{cells[0]:>9}{cells[1]:>15}{cells[2]:>12}{cells[3]:>16}")
     if len(runs) == 2:
         base, other = runs
         ratios = []
