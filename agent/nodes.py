@@ -132,13 +132,15 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
     can_call = state["rounds"] < deps.max_tool_rounds and ctx.tool_choice == "auto"
     voice = state.get("voice")
     said_in = _reply_voice(state)
+    vocabulary = await ctx.vocabulary.get(ctx)
     request = PlanRequest(
         messages=recent(state["messages"], deps.history_turns, state["turn"]),
         tools=ctx.declarations(),
         speak=ctx.speak,
         voice=voice,
         tool_choice="auto" if can_call else "none",
-        instructions="\n\n".join(t for t in (ctx.instructions, (await ctx.vocabulary.get(ctx)).note) if t),
+        instructions="\n\n".join(t for t in (ctx.instructions, vocabulary.note) if t),
+        unavailable=frozenset(vocabulary.idle),
         pace=ctx.first_audio.wait,
     )
     text: list[str] = []

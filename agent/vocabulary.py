@@ -1,5 +1,7 @@
-"""What the turn's tools know of this tenant, read once a turn: a note for the planner and the
-names the recognizer should expect.
+"""What the turn's tools know of this tenant, read once a turn: a note for the planner, the
+names the recognizer should expect, and which tools have nothing for it (the knowledge search
+without a document: "Can you tell me a fun fact about octopuses?" went there and was answered
+"I couldn't find any information about a fun fact about octopuses in your documents.").
 
 The knowledge tool knows which names the user's documents use ("Zorblat reactor", "Kestrel
 lab"). Told them, the recognizer hears "Zorblat" instead of "more black" (on a spoken set of
@@ -50,6 +52,7 @@ async def gather(tools: Sequence[Tool], context: ToolContext) -> Vocabulary:
     def read() -> Vocabulary:
         notes: list[str] = []
         words: list[str] = []
+        idle: list[str] = []
         for name, hook in hooks:
             try:
                 found = hook(context)
@@ -58,7 +61,8 @@ async def gather(tools: Sequence[Tool], context: ToolContext) -> Vocabulary:
                 continue
             notes += [found.note] if found.note else []
             words += found.words
-        return Vocabulary(note="\n".join(notes), words=tuple(dict.fromkeys(words))[:_MAX_WORDS])
+            idle += found.idle
+        return Vocabulary(note="\n".join(notes), words=tuple(dict.fromkeys(words))[:_MAX_WORDS], idle=tuple(idle))
 
     return await asyncio.to_thread(read)
 

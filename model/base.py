@@ -127,6 +127,10 @@ class PlanRequest:
     planner that keeps its prompt's KV cache sees the same prompt as in the steps before."""
     instructions: str = ""
     """The client's own instructions for the session, read after the planner's system prompt."""
+    unavailable: frozenset[str] = frozenset()
+    """Tools in `tools` this step may not call: they have nothing for this user now (the
+    knowledge search without a document). Declared all the same, so that the prompt stays the
+    one every user's steps begin with."""
     pace: Callable[[], None] | None = None
     """Called by a local planner's worker thread before each token: it blocks while the voice
     needs the CPU more (the turn's first audio being synthesized), so the two do not halve
@@ -135,7 +139,9 @@ class PlanRequest:
     @property
     def callable_tools(self) -> Sequence[ToolSpecDict]:
         """The tools the planner may call in this step."""
-        return self.tools if self.tool_choice == "auto" else ()
+        if self.tool_choice != "auto":
+            return ()
+        return [tool for tool in self.tools if tool["name"] not in self.unavailable] if self.unavailable else self.tools
 
 
 @dataclass(frozen=True)

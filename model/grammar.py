@@ -20,10 +20,11 @@ __all__ = ["PLAIN_ANSWER", "arguments_grammar", "name_grammar"]
 
 log = logging.getLogger(__name__)
 
-PLAIN_ANSWER = r"""root ::= [^<\x00-\x20] [^<]*
+PLAIN_ANSWER = r"""root ::= [^<{\[\x00-\x20] [^<]*
 """
-"""A spoken answer in plain text: it does not start blank and opens no tag (no other call);
-it ends where the model ends its turn."""
+"""A spoken answer in plain text: it does not start blank, opens no tag (no other call) and
+does not begin as JSON (a call written out as text, for a tool declared but not on offer); it
+ends where the model ends its turn."""
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
 

@@ -12,7 +12,7 @@ from retrieval.chunking import chunk_text, document_title
 from retrieval.embedder import MiniLMEmbedder
 from retrieval.errors import InvalidNameError, RetrievalError, SourceNotFoundError
 from retrieval.knowledge import KnowledgeStore
-from tools.base import ToolContext
+from tools.base import ToolContext, Vocabulary
 from tools.builtin.knowledge import knowledge_search_tool
 from tools.registry import ToolRegistry
 
@@ -177,7 +177,8 @@ def test_vocabulary_names_what_the_documents_use(store: KnowledgeStore, tmp_path
     assert "Zorblat" in said.words and "Zorblat" in said.note and "knowledge_search" in said.note
     only_notes = tool.vocabulary(ToolContext("acme", "s", ("notes",)))
     assert "Zorblat" not in only_notes.note
-    assert tool.vocabulary(ToolContext("nobody", "s")).note == ""
+    assert tool.vocabulary(ToolContext("nobody", "s")) == Vocabulary(idle=("knowledge_search",))  # nothing to search
+    assert said.idle == only_notes.idle == ()
 
 
 def test_persists_across_clients(store: KnowledgeStore, tmp_path: Path, embedder: MiniLMEmbedder) -> None:

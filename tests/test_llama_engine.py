@@ -504,3 +504,22 @@ def test_a_question_no_tool_answers_gets_no_invented_call(planner: CascadePlanne
         events, usage = _plan(planner, [Message(role="user", content=question)], [*TOOLS, WEATHER])
         assert not [e for e in events if isinstance(e, ToolCallEvent)], (question, usage.extra["raw"])
         assert "".join(e.text for e in events if isinstance(e, TextDelta)).strip(), question
+
+
+def test_a_tool_with_nothing_for_the_user_is_never_called(planner: CascadePlanner) -> None:
+    """The knowledge search, declared to a user without a document but not on offer: "Who wrote
+    Romeo and Juliet?" (with it on offer, searched for there) is answered, and the prompt stays
+    the one every user's steps begin with."""
+    question = "Who wrote Romeo and Juliet?"
+    request = PlanRequest(
+        messages=[Message(role="user", content=question)], tools=TOOLS, unavailable=frozenset({"knowledge_search"})
+    )
+
+    async def collect() -> list:
+        return [event async for event in planner.plan(request)]
+
+    events = asyncio.run(collect())
+    usage = events[-1]
+    assert isinstance(usage, Usage)
+    assert "knowledge_search" not in usage.extra["raw"] and not [e for e in events if isinstance(e, ToolCallEvent)]
+    assert "shakespeare" in "".join(e.text for e in events if isinstance(e, TextDelta)).lower()

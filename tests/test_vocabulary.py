@@ -108,6 +108,24 @@ async def test_a_typed_turn_gets_the_note_alongside_the_clients_instructions() -
     assert planner.requests[0].instructions == "Be brief.\n\nNote."
 
 
+async def test_a_tool_with_nothing_for_this_tenant_is_declared_but_not_offered(tmp_path: Path) -> None:
+    """Without a document the knowledge search could only say it found nothing ("I couldn't find
+    a fun fact about octopuses in your documents."); its declaration stays in the prompt."""
+    store = KnowledgeStore.from_path(tmp_path / "chroma", MiniLMEmbedder())
+    store.create_base("acme", "empty")
+    store.create_base("globex", "notes")
+    store.ingest_text("globex", "notes", "The Zorblat reactor was invented by Mira Quell.", title="Zorblat notes")
+    planner = ScriptedPlanner([reply("Octopuses have three hearts."), reply("Mira Quell.")])
+    registry = ToolRegistry([knowledge_search_tool(store), _tool("clock", None)])
+    runner = TurnRunner(AgentDeps(planner=planner, registry=registry), InMemoryBackend())
+    for tenant in ("acme", "globex"):
+        await runner.run_turn(TurnRequest(session_id="s", tenant=tenant, text="Tell me something."))
+    offered = [[tool["name"] for tool in request.callable_tools] for request in planner.requests]
+    declared = [[tool["name"] for tool in request.tools] for request in planner.requests]
+    assert offered == [["clock"], ["clock", "knowledge_search"]]
+    assert declared == [["clock", "knowledge_search"]] * 2
+
+
 async def test_a_realtime_session_is_told_the_hint_its_next_uploaded_turn_would_get(tmp_path: Path) -> None:
     store = KnowledgeStore.from_path(tmp_path / "chroma", MiniLMEmbedder())
     store.create_base("acme", "reactor")

@@ -165,6 +165,9 @@ class Vocabulary:
     ("The user's documents mention the Zorblat reactor, ...")."""
     words: tuple[str, ...] = ()
     """Names the user may say, for the recognizer to expect."""
+    idle: tuple[str, ...] = ()
+    """Tools that have nothing for this tenant now (the knowledge search without a document):
+    the planner may not call them this turn."""
 
 
 @dataclass(frozen=True)
