@@ -46,10 +46,12 @@ model (` {"` is one token, and a lone space would be an odd one)."""
 _DECODER = json.JSONDecoder()
 _RETRIES = 3
 """How often an answer that copies an earlier one is taken back before it is let be."""
-UNGROUNDED_REPLY_BIAS = 4.0
+UNGROUNDED_REPLY_BIAS = 5.0
 """How far `reply` leans when a call's words were not said: past the margins by which the
 model preferred a call on BFCL's irrelevance cases (median 1.9), short of those on cases
-that needed one (5.9 and more)."""
+that needed one (5.9 and more). At 4, "What is the capital of France?" stayed a call of the
+weather for Paris (a lead of 4.19); calls asked for in other words lead by far more ("the
+Big Apple", America/New_York: 9.2)."""
 
 StepKind = Literal["choose", "reply", "answer"]
 Emit = Callable[[PlanEvent], None]

@@ -499,8 +499,13 @@ def test_rewound_to_a_mark_read_in_the_last_batch_it_reads_nothing_again(
 
 def test_a_question_no_tool_answers_gets_no_invented_call(planner: CascadePlanner) -> None:
     """Chit-chat and general questions with the clock, search and weather on offer: no call
-    (the 1.5B model had called the weather for London on the octopus), and an answer."""
-    for question in ("How many legs does an octopus have?", "What's a good name for a cat?"):
+    (the 1.5B model had called the weather for London on the octopus, and for Paris on the
+    capital of France), and an answer."""
+    for question in (
+        "How many legs does an octopus have?",
+        "What's a good name for a cat?",
+        "What is the capital of France?",
+    ):
         events, usage = _plan(planner, [Message(role="user", content=question)], [*TOOLS, WEATHER])
         assert not [e for e in events if isinstance(e, ToolCallEvent)], (question, usage.extra["raw"])
         assert "".join(e.text for e in events if isinstance(e, TextDelta)).strip(), question
