@@ -141,7 +141,7 @@ class PlanRequest:
         """The tools the planner may call in this step."""
         if self.tool_choice != "auto":
             return ()
-        return [tool for tool in self.tools if tool["name"] not in self.unavailable] if self.unavailable else self.tools
+        return [tool for tool in self.tools if tool["name"] not in self.unavailable]
 
 
 @dataclass(frozen=True)

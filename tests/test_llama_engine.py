@@ -347,7 +347,7 @@ def test_the_engine_leaves_a_busy_speech_model_its_core(engine: LlamaCppEngine) 
 
 def test_every_batch_is_decoded_on_one_thread_whichever_thread_steps(engine: LlamaCppEngine) -> None:
     """OpenMP keeps a team of threads for each thread that decodes; with more teams than cores
-    each sleeps between barriers (model/llama_lib.py). Steps run on whichever worker is free."""
+    each sleeps between barriers (model/cores.py). Steps run on whichever worker is free."""
     decoded_on: set[int] = set()
     context = engine.context
     original = context.decode

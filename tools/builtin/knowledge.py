@@ -107,11 +107,11 @@ def knowledge_search_tool(store: KnowledgeStore, top_k: int = 4) -> Tool:
 def describe_bases(bases: Mapping[str, BaseVocabulary]) -> Vocabulary:
     """The planner's note and the recognizer's words for these bases: their names, taken in
     turn from each base (its most used first), then their documents' titles."""
+    if not any(b.titles for b in bases.values()):  # no document to search
+        return Vocabulary(idle=(NAME,))
     ranked = [term for terms in zip_longest(*(b.terms for b in bases.values())) for term in terms if term]
     titles = [" ".join(_WORDS.findall(title)) for b in bases.values() for title in b.titles]
     names = list(dict.fromkeys(t for t in [*ranked, *titles] if t))[:_NOTE_TERMS]
-    if not any(b.titles for b in bases.values()):  # no document to search
-        return Vocabulary(idle=(NAME,))
     if not names:
         return Vocabulary()
     note = _NOTE.format(terms=", ".join(names))
