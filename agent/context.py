@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from tools.registry import ToolRegistry
 from tools.runtime import DEFAULT_MAX_CONCURRENCY
 
 __all__ = ["AgentDeps", "TurnContext", "VoiceActivityDetector"]
+
+log = logging.getLogger(__name__)
 
 
 class VoiceActivityDetector(Protocol):
@@ -101,6 +104,18 @@ class TurnContext:
     @property
     def tools(self) -> ToolRegistry:
         return self.registry if self.registry is not None else self.deps.registry
+
+    def futile(self, name: str, arguments: Mapping[str, Any]) -> bool:
+        """Whether the tool says a call with these arguments would be of no use (`Tool.futile`);
+        a tool that cannot tell (its store is down) leaves the call be."""
+        tool = self.tools.get(name)
+        if tool is None or tool.futile is None:
+            return False
+        try:
+            return tool.futile(dict(arguments), self.tool_context())
+        except Exception:
+            log.warning("could not tell whether a call of tool %s would be of use", name, exc_info=True)
+            return False
 
     def tool_context(self) -> ToolContext:
         return ToolContext(tenant=self.tenant, session_id=self.session_id, knowledge_bases=self.knowledge_bases)

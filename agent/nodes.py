@@ -141,6 +141,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         tool_choice="auto" if can_call else "none",
         instructions="\n\n".join(t for t in (ctx.instructions, vocabulary.note) if t),
         unavailable=frozenset(vocabulary.idle),
+        futile=ctx.futile,
         pace=ctx.first_audio.wait,
     )
     text: list[str] = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -131,6 +131,11 @@ class PlanRequest:
     """Tools in `tools` this step may not call: they have nothing for this user now (the
     knowledge search without a document). Declared all the same, so that the prompt stays the
     one every user's steps begin with."""
+    futile: Callable[[str, Mapping[str, Any]], bool] | None = None
+    """Whether a call (the tool's name, its arguments) would surely be of no use: a search of the
+    user's documents for what they neither hold nor name ("Who wrote Romeo and Juliet?"). A
+    local planner thinks such a call over again, leaning toward answering, as it does one whose
+    words were not said. Blocking; called on the planner's worker thread."""
     pace: Callable[[], None] | None = None
     """Called by a local planner's worker thread before each token: it blocks while the voice
     needs the CPU more (the turn's first audio being synthesized), so the two do not halve

@@ -219,6 +219,7 @@ class CascadePlanner(Planner):
                 completions=completions,
                 pace=request.pace,
                 reply_bias=self.reply_bias,
+                futile=request.futile,
             )
         else:
             steps = self._forced(messages, tools, kind, request, completions)

@@ -54,6 +54,7 @@ weather for Paris (a lead of 4.19); calls asked for in other words lead by far m
 Big Apple", America/New_York: 9.2)."""
 
 StepKind = Literal["choose", "reply", "answer"]
+Futile = Callable[[str, Mapping[str, Any]], bool]
 Emit = Callable[[PlanEvent], None]
 
 
@@ -73,12 +74,14 @@ def run_step(
     completions: list[Completion],
     pace: Callable[[], None] | None = None,
     reply_bias: float = 0.0,
+    futile: Futile | None = None,
 ) -> AsyncIterator[PlanEvent]:
     """The step's events as the worker thread that writes them emits them.
 
     `schemas`: the callable tools' parameter schemas (what `choose` offers, `reply` aside).
     `pace`: called before each token is read or written (see `PlanRequest.pace`).
     `reply_bias`: added to the logit of `reply` when `choose` picks a name (see `_choose`).
+    `futile`: whether a call would surely be of no use (`PlanRequest.futile`).
     """
 
     def produce(emit: Emit, cancel: threading.Event) -> None:
@@ -88,8 +91,8 @@ def run_step(
             if not answer:
                 before_call = step.mark()
                 step.append(FORCED_PREFIX)
-                said = conversation_words(messages)
-                if _call(paced, schemas, max_new_tokens, emit, cancel, reply_bias, said) == REPLY_TOOL:
+                doubt = _Doubt(conversation_words(messages), futile)
+                if _call(paced, schemas, max_new_tokens, emit, cancel, reply_bias, doubt) == REPLY_TOOL:
                     step.rewind(before_call)
                     answer = True
             if answer:
@@ -148,13 +151,13 @@ def _call(
     emit: Emit,
     cancel: threading.Event,
     reply_bias: float,
-    said: set[str],
+    doubt: _Doubt,
 ) -> str | None:
     """The call the step writes after its opening; REPLY_TOOL when the model answers instead
     (the caller writes the answer), None when a call was written or the step was cancelled.
-    A tool's call whose words were not said (model/grounding.py) is thought again about: the
-    name is chosen anew with `reply` leaning by UNGROUNDED_REPLY_BIAS, and a call chosen again
-    is kept as written.
+    A tool's call in doubt (its words were not said, or it would be of no use: `_Doubt`) is
+    thought again about: the name is chosen anew with `reply` leaning by UNGROUNDED_REPLY_BIAS,
+    and a call chosen again is kept as written.
 
     The choice is told (`ToolChosen`: the line said while the tool runs) as soon as the name
     is written when no second thought could undo it, the name having led `reply` by more than
@@ -171,7 +174,7 @@ def _call(
     written = _write_arguments(step, schemas[name], max_new_tokens, cancel)
     if cancel.is_set():
         return None
-    if not grounded(_arguments(written), schemas[name], said):
+    if doubt.doubted(name, _arguments(written), schemas[name]):
         step.rewind(before)
         again = _choose(step, names, cancel, max(reply_bias, UNGROUNDED_REPLY_BIAS))
         if cancel.is_set() or again == REPLY_TOOL:
@@ -187,6 +190,20 @@ def _call(
         emit(ToolChosen(name))
     emit(ToolCallEvent(ToolCall(id=new_call_id(), name=name, arguments=_arguments(written))))
     return None
+
+
+class _Doubt:
+    """Whether a written call is thought again about: its words were not said in the
+    conversation (model/grounding.py), or `futile` says it would be of no use."""
+
+    def __init__(self, said: set[str], futile: Futile | None) -> None:
+        self._said = said
+        self._futile = futile
+
+    def doubted(self, name: str, arguments: dict[str, Any], schema: Mapping[str, Any]) -> bool:
+        if not grounded(arguments, schema, self._said):
+            return True
+        return self._futile is not None and self._futile(name, arguments)
 
 
 def _write_arguments(step: _Paced, schema: Mapping[str, Any], max_new_tokens: int, cancel: threading.Event) -> str:

@@ -13,7 +13,7 @@ from retrieval.embedder import MiniLMEmbedder
 from retrieval.errors import InvalidNameError, RetrievalError, SourceNotFoundError
 from retrieval.knowledge import KnowledgeStore
 from tools.base import ToolContext, Vocabulary
-from tools.builtin.knowledge import knowledge_search_tool
+from tools.builtin.knowledge import knowledge_search_tool, names_any
 from tools.registry import ToolRegistry
 
 pytestmark = pytest.mark.anyio
@@ -179,6 +179,27 @@ def test_vocabulary_names_what_the_documents_use(store: KnowledgeStore, tmp_path
     assert "Zorblat" not in only_notes.note
     assert tool.vocabulary(ToolContext("nobody", "s")) == Vocabulary(idle=("knowledge_search",))  # nothing to search
     assert said.idle == only_notes.idle == ()
+
+
+def test_a_search_for_what_the_documents_neither_hold_nor_name_is_of_no_use(store: KnowledgeStore) -> None:
+    """`futile`: a general question finds nothing and names nothing of theirs; a name the
+    documents use keeps the search though it finds nothing; a search that finds something stays."""
+    tool = knowledge_search_tool(store)
+    assert tool.futile is not None
+    context = ToolContext("acme", "s")
+    assert tool.futile({"query": "Who wrote Romeo and Juliet?"}, context)
+    assert tool.futile({"query": "capital of Australia"}, context)
+    assert not store.search("acme", "When is Priya Raman's birthday?")
+    assert not tool.futile({"query": "When is Priya Raman's birthday?"}, context)  # a name of theirs
+    assert tool.futile({"query": "When is Priya's birthday?"}, context)  # not the whole name
+    assert not tool.futile({"query": "how many vacation days do I get"}, context)  # found
+
+
+def test_names_any_matches_every_word_of_a_name_in_any_case() -> None:
+    assert names_any("what's the wifi password of the KESTREL lab?", ["The Kestrel lab"])
+    assert names_any("who is Mira Quell", ["Zorblat", "Mira Quell"])
+    assert not names_any("who is Mira", ["Mira Quell"])
+    assert not names_any("kestrels nest", ["Kestrel"]) and not names_any("anything", ["", "..."])
 
 
 def test_persists_across_clients(store: KnowledgeStore, tmp_path: Path, embedder: MiniLMEmbedder) -> None:

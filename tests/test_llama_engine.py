@@ -528,3 +528,32 @@ def test_a_tool_with_nothing_for_the_user_is_never_called(planner: CascadePlanne
     assert isinstance(usage, Usage)
     assert "knowledge_search" not in usage.extra["raw"] and not [e for e in events if isinstance(e, ToolCallEvent)]
     assert "shakespeare" in "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
+
+
+def test_a_call_the_tools_say_is_of_no_use_is_thought_over_again(planner: CascadePlanner) -> None:
+    """With the knowledge search on offer, "Who wrote Romeo and Juliet?" is sent there; told that
+    such a search would be of no use (`PlanRequest.futile`: the documents neither hold nor name
+    anything of it), the planner answers. The choice is put again, leaning toward answering, so
+    a call that leads far stays (the clock for Tokyo, also called useless here)."""
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    def useless(name: str, arguments: Any) -> bool:
+        asked.append((name, dict(arguments)))
+        return True
+
+    def plan(question: str, futile: Any) -> list:
+        request = PlanRequest(messages=[Message(role="user", content=question)], tools=TOOLS, futile=futile)
+
+        async def collect() -> list:
+            return [event async for event in planner.plan(request)]
+
+        return asyncio.run(collect())
+
+    question = "Who wrote Romeo and Juliet?"
+    assert [e.call["name"] for e in plan(question, None) if isinstance(e, ToolCallEvent)] == ["knowledge_search"]
+    events = plan(question, useless)
+    assert [name for name, _ in asked] == ["knowledge_search"]
+    assert not [e for e in events if isinstance(e, ToolCallEvent)]
+    assert "shakespeare" in "".join(e.text for e in events if isinstance(e, TextDelta)).lower()
+    kept = [e.call for e in plan("What time is it in Tokyo?", useless) if isinstance(e, ToolCallEvent)]
+    assert [call["name"] for call in kept] == ["get_date_time"]

@@ -126,6 +126,30 @@ async def test_a_tool_with_nothing_for_this_tenant_is_declared_but_not_offered(t
     assert declared == [["clock", "knowledge_search"]] * 2
 
 
+async def test_the_planner_can_ask_the_turns_tools_whether_a_call_would_be_of_use(tmp_path: Path) -> None:
+    """`PlanRequest.futile` asks the tool, with this turn's tenant: the knowledge search for a
+    general question is of no use, one for what this tenant's documents hold is; a tool without
+    the hook, an unknown name or a hook that fails leaves the call be."""
+    store = KnowledgeStore.from_path(tmp_path / "chroma", MiniLMEmbedder())
+    store.create_base("globex", "notes")
+    store.ingest_text("globex", "notes", "The Zorblat reactor was invented by Mira Quell.", title="Zorblat notes")
+
+    def broken(arguments: dict[str, Any], context: ToolContext) -> bool:
+        raise RuntimeError("the store is down")
+
+    failing = _tool("failing", None)
+    planner = ScriptedPlanner([reply("Shakespeare.")])
+    tools = [knowledge_search_tool(store), _tool("clock", None), Tool(failing.spec, failing.handler, futile=broken)]
+    runner = TurnRunner(AgentDeps(planner=planner, registry=ToolRegistry(tools)), InMemoryBackend())
+    await runner.run_turn(TurnRequest(session_id="s", tenant="globex", text="Who wrote Romeo and Juliet?"))
+    futile = planner.requests[0].futile
+    assert futile is not None
+    assert futile("knowledge_search", {"query": "Who wrote Romeo and Juliet?"})
+    assert not futile("knowledge_search", {"query": "Who invented the Zorblat reactor?"})
+    assert not futile("knowledge_search", {"query": "Where does Mira Quell live?"})  # a name of theirs
+    assert not futile("clock", {}) and not futile("nothing", {}) and not futile("failing", {})
+
+
 async def test_a_realtime_session_is_told_the_hint_its_next_uploaded_turn_would_get(tmp_path: Path) -> None:
     store = KnowledgeStore.from_path(tmp_path / "chroma", MiniLMEmbedder())
     store.create_base("acme", "reactor")

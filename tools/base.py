@@ -173,3 +173,7 @@ class Tool:
     handler: ToolHandler | Callable[[dict[str, Any], ToolContext], Awaitable[ToolResult]]
     vocabulary: Callable[[ToolContext], Vocabulary] | None = None
     """This tenant's vocabulary for the tool (blocking: it is called on a worker thread)."""
+    futile: Callable[[dict[str, Any], ToolContext], bool] | None = None
+    """Whether a call with these arguments would surely be of no use to this tenant (blocking:
+    asked on the planner's worker thread, before the call stands); a local planner then thinks
+    the call over again, leaning toward answering (model/base.py `PlanRequest.futile`)."""
