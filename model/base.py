@@ -21,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "AudioPart",
+    "Futile",
     "Message",
     "PlanEvent",
     "PlanRequest",
@@ -111,6 +112,10 @@ def prompt_text(message: Message) -> str:
     return untrusted_text(text) if message["role"] in ("user", "tool") else text
 
 
+Futile = Callable[[str, Mapping[str, Any]], bool]
+"""Whether a call (the tool's name, its arguments) would surely be of no use (`PlanRequest.futile`)."""
+
+
 @dataclass(frozen=True)
 class PlanRequest:
     messages: Sequence[Message]
@@ -131,7 +136,7 @@ class PlanRequest:
     """Tools in `tools` this step may not call: they have nothing for this user now (the
     knowledge search without a document). Declared all the same, so that the prompt stays the
     one every user's steps begin with."""
-    futile: Callable[[str, Mapping[str, Any]], bool] | None = None
+    futile: Futile | None = None
     """Whether a call (the tool's name, its arguments) would surely be of no use: a search of the
     user's documents for what they neither hold nor name ("Who wrote Romeo and Juliet?"). A
     local planner thinks such a call over again, leaning toward answering, as it does one whose

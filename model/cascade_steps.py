@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequenc
 from contextlib import closing
 from typing import Any, Literal
 
-from model.base import PlanEvent, TextDelta, ToolCall, ToolCallEvent, ToolChosen
+from model.base import Futile, PlanEvent, TextDelta, ToolCall, ToolCallEvent, ToolChosen
 from model.errors import PlannerError
 from model.grammar import PLAIN_ANSWER, arguments_grammar, name_grammar
 from model.grounding import conversation_words, grounded
@@ -54,7 +54,6 @@ weather for Paris (a lead of 4.19); calls asked for in other words lead by far m
 Big Apple", America/New_York: 9.2)."""
 
 StepKind = Literal["choose", "reply", "answer"]
-Futile = Callable[[str, Mapping[str, Any]], bool]
 Emit = Callable[[PlanEvent], None]
 
 
