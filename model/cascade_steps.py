@@ -31,7 +31,7 @@ from typing import Any, Literal
 from model.base import Futile, PlanEvent, TextDelta, ToolCall, ToolCallEvent, ToolChosen
 from model.errors import PlannerError
 from model.grammar import PLAIN_ANSWER, arguments_grammar, name_grammar
-from model.grounding import conversation_words, grounded
+from model.grounding import Said, grounded, what_was_said
 from model.llm import Completion, Step, SteppingEngine
 from model.repeats import RepeatWatch, first_word, spellings
 from model.toolcalls import loads_lenient, new_call_id
@@ -90,7 +90,7 @@ def run_step(
             if not answer:
                 before_call = step.mark()
                 step.append(FORCED_PREFIX)
-                doubt = _Doubt(conversation_words(messages), futile)
+                doubt = _Doubt(what_was_said(messages), futile)
                 if _call(paced, schemas, max_new_tokens, emit, cancel, reply_bias, doubt) == REPLY_TOOL:
                     step.rewind(before_call)
                     answer = True
@@ -195,7 +195,7 @@ class _Doubt:
     """Whether a written call is thought again about: its words were not said in the
     conversation (model/grounding.py), or `futile` says it would be of no use."""
 
-    def __init__(self, said: set[str], futile: Futile | None) -> None:
+    def __init__(self, said: Said, futile: Futile | None) -> None:
         self._said = said
         self._futile = futile
 
