@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from model.wer import CARDINALS, ordinal
+
 __all__ = ["FUNCTION_WORDS", "WORD", "Said", "grounded", "shares_word", "what_was_said"]
 
 WORD = re.compile(r"[^\W_]+")
@@ -51,15 +53,10 @@ def _words(text: str) -> set[str]:
 _IN_DIGITS = r"\d+(?:,\d{3})*(?:\.\d+)?|\.\d+"
 _DIGITS = re.compile(_IN_DIGITS)
 _TOKEN = re.compile(rf"{_IN_DIGITS}|[a-z]+")
-_UNITS = """zero one two three four five six seven eight nine ten eleven twelve thirteen
-    fourteen fifteen sixteen seventeen eighteen nineteen"""
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety"
-_ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"
 _NUMBER_WORDS = {
-    **{word: float(value) for value, word in enumerate(_UNITS.split())},
-    **{word: float(20 + 10 * value) for value, word in enumerate(_TENS.split())},
-    **{word: float(1 + value) for value, word in enumerate(_ORDINALS.split())},
-    "dozen": 12.0,
+    **CARDINALS,
+    **{ordinal(word): n for word, n in CARDINALS.items() if 0 < n <= 12},  # "first" to "twelfth"
+    "dozen": 12,
     "half": 0.5,
     "quarter": 0.25,
 }
@@ -68,7 +65,7 @@ _SCALES = {"hundred": 100.0, "thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6
 
 def _number(token: str) -> float | None:
     if token in _NUMBER_WORDS:
-        return _NUMBER_WORDS[token]
+        return float(_NUMBER_WORDS[token])
     return float(token.replace(",", "")) if _DIGITS.fullmatch(token) else None
 
 

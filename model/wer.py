@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["normalize_words", "wer", "word_errors"]
+__all__ = ["CARDINALS", "normalize_words", "ordinal", "wer", "word_errors"]
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -93,7 +93,7 @@ def _spell_match(match: re.Match[str]) -> str:
     if fraction is not None:
         words += " point " + " ".join(_ONES[int(d)] for d in fraction)
     elif suffix:
-        words = _ordinal(words)
+        words = ordinal(words)
     return f" {words} "
 
 
@@ -113,7 +113,8 @@ def _spell(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _ordinal(words: str) -> str:
+def ordinal(words: str) -> str:
+    """The ordinal of a number in words ("twenty one" -> "twenty first")."""
     head, _, last = words.rpartition(" ")
     if last in _ORDINAL_ENDS:
         last = _ORDINAL_ENDS[last]
@@ -122,3 +123,7 @@ def _ordinal(words: str) -> str:
     else:
         last += "th"
     return f"{head} {last}".strip()
+
+
+CARDINALS = {word: n for n, word in enumerate(_ONES)} | {word: n * 10 for n, word in enumerate(_TENS) if n >= 2}
+"""The words whole numbers are spelled with below a hundred, and their values ("seven": 7, "twenty": 20)."""
