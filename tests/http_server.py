@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -30,7 +33,20 @@ def running_server(app: FastAPI, startup_timeout_s: float = 600.0) -> Iterator[s
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"
+    except httpx.TimeoutException as error:  # where the server was when its client gave up
+        error.add_note(thread_stacks())
+        raise
     finally:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def thread_stacks(frames: int = 14) -> str:
+    """Every thread of the process and the last `frames` frames of its stack."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    out = []
+    for ident, frame in sys._current_frames().items():
+        stack = "".join(traceback.format_stack(frame)[-frames:])
+        out.append(f"--- thread {names.get(ident, ident)}\n{stack}")
+    return "\n".join(out)
