@@ -246,7 +246,7 @@ def models_prepare() -> None:
     if settings.resolved_engine() == "transformers":
         path = guard(prepare_planner_model, settings.models_root)
     typer.echo(f"planner model ready: {path}")
-    if settings.asr_model == "base":
+    if "base" in settings.asr_model.split("+"):
         from model.whisper_assets import assemble_whisper_base
 
         typer.echo(f"recognizer ready: {guard(assemble_whisper_base, settings.models_root)}")

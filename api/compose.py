@@ -250,6 +250,7 @@ async def _open_services(
                 settings.models_root,
                 threads=settings.threads or 0,
                 beam_size=settings.asr_beam,
+                relisten_below=settings.asr_relisten_logprob,
             )
             _timed(loads, "asr", started)
         deps = AgentDeps(

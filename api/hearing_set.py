@@ -24,7 +24,18 @@ import numpy as np
 from model.audio import SAMPLE_RATE, decode_audio, resample
 from model.tts import PiperTTS
 
-__all__ = ["SENTENCES", "VOICES", "Utterance", "Voice", "hearing_set", "noise", "render", "speak", "voices_of"]
+__all__ = [
+    "FOLLOW_UPS",
+    "SENTENCES",
+    "VOICES",
+    "Utterance",
+    "Voice",
+    "hearing_set",
+    "noise",
+    "render",
+    "speak",
+    "voices_of",
+]
 
 SENTENCES: tuple[str, ...] = (
     "What time is it in Tokyo?",
@@ -43,6 +54,18 @@ SENTENCES: tuple[str, ...] = (
     "Hi there, can you help me book a meeting room?",
 )
 """What is said: each kind of request, half of them opening with a soft sound."""
+
+FOLLOW_UPS: tuple[str, ...] = (
+    "And in Rome?",
+    "Thanks a lot!",
+    "What about Paris?",
+    "And tomorrow?",
+    "Say that again.",
+    "Who made it?",
+    "Good morning!",
+    "How about Oslo?",
+)
+"""What is said after an answer, in a second or so: Whisper hears short speech worst."""
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ load from other processes falls on all alike (compare the ratios of one run):
   some under noise);
 - names only the user's documents know: the questions of the eval's knowledge base
   (api/eval_data) in the same voices, heard with and without the names the documents use
-  as the hint, as the agent hears them.
+  as the hint, as the agent hears them;
+- short follow-ups ("And in Rome?", "Thanks a lot!"), each in three of the voices.
 
-Figures: word error rate overall, on Piper, on espeak-ng and on the names; ASR time per
-utterance.
+Figures: word error rate overall, on Piper, on espeak-ng, on the names and on the short
+follow-ups; ASR time per utterance of the set.
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ import numpy as np
 from agent.vocabulary import hearing_hint
 from api.eval_cases import KB_DIR, shipped_dialogues
 from api.hearing_bench import format_rows
-from api.hearing_set import VOICES, Utterance, hearing_set, speak
+from api.hearing_set import FOLLOW_UPS, VOICES, Utterance, hearing_set, speak
 from api.settings import Settings
-from model.asr import WhisperASR, packaged_recognizer
+from model.asr import RelistenASR, WhisperASR, packaged_recognizer
 from model.vad import SileroVAD
 from model.wer import wer
 from retrieval.vocabulary import salient_terms
 from tools.base import Vocabulary
 
 __all__ = ["recognizer_table"]
+
+Recognizer = WhisperASR | RelistenASR
 
 _NAME_VOICES = ("piper-1.0", "espeak-en-us", "espeak-en-gb", "espeak-en-us+f2", "espeak-scotland+m3", "espeak-en-029")
 
@@ -57,7 +60,7 @@ def _knowledge_questions() -> tuple[list[str], str]:
 def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
     """The comparison as printable lines; Whisper base is joined under `root` on first use."""
 
-    def make(name: str, fit: bool) -> Callable[[], WhisperASR]:
+    def make(name: str, fit: bool) -> Callable[[], Recognizer]:
         return lambda: packaged_recognizer(name, root, threads=threads, fit_window=fit)
 
     default_model = Settings().asr_model
@@ -66,15 +69,17 @@ def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
         default = " (default)" if (name, fit) == (default_model, True) else ""
         return f"{name}, beam 5, framed, {'fitted' if fit else '30 s'} window{default}"
 
-    recognizers = [(label(name, fit), make(name, fit)) for name in ("tiny.en", "base") for fit in (False, True)]
+    singles = [(name, fit) for name in ("tiny.en", "base") for fit in (False, True)]
+    recognizers = [(label(name, fit), make(name, fit)) for name, fit in [*singles, ("tiny.en+base", True)]]
     vad = SileroVAD()
     spoken = list(hearing_set()[::every])
     questions, hint = _knowledge_questions()
     voices = [v for v in VOICES if v.name in _NAME_VOICES]
     named = [(q, v.name, vad.trim(speak(q, v))) for i, q in enumerate(questions) for v in voices[i % 2 :: 2]]
+    short = [(p, vad.trim(speak(p, v))) for i, p in enumerate(FOLLOW_UPS) for v in VOICES[i % 3 :: 3]]
     trimmed = [vad.trim(u.audio) for u in spoken]
     built = [(name, make()) for name, make in recognizers]
-    results = {name: {"set": _Heard(), "names": _Heard(), "hinted": _Heard()} for name, _ in built}
+    results = {name: {"set": _Heard(), "names": _Heard(), "hinted": _Heard(), "short": _Heard()} for name, _ in built}
     for audio in trimmed:
         for name, asr in built:
             _hear(asr, audio, "", results[name]["set"])
@@ -82,20 +87,24 @@ def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
         for name, asr in built:
             _hear(asr, audio, "", results[name]["names"])
             _hear(asr, audio, hint, results[name]["hinted"])
-    return "\n".join(_rows(built, results, spoken, [q for q, _, _ in named], hint))
+    for _p, audio in short:
+        for name, asr in built:
+            _hear(asr, audio, "", results[name]["short"])
+    return "\n".join(_rows(built, results, spoken, [q for q, _, _ in named], [p for p, _ in short], hint))
 
 
-def _hear(asr: WhisperASR, audio: np.ndarray, hint: str, into: _Heard) -> None:
+def _hear(asr: Recognizer, audio: np.ndarray, hint: str, into: _Heard) -> None:
     started = time.perf_counter()
     into.texts.append(asr.transcribe(audio, hint))
     into.seconds.append(time.perf_counter() - started)
 
 
 def _rows(
-    built: Sequence[tuple[str, WhisperASR]],
+    built: Sequence[tuple[str, Recognizer]],
     results: dict[str, dict[str, _Heard]],
     spoken: Sequence[Utterance],
     named: Sequence[str],
+    short: Sequence[str],
     hint: str,
 ) -> list[str]:
     refs = [u.text for u in spoken]
@@ -105,7 +114,7 @@ def _rows(
         return f"{100 * wer(pairs):.1f}"
 
     base_s = statistics.fmean(results[built[0][0]]["set"].seconds)
-    rows = [("recognizer", "WER %", "Piper", "espeak-ng", "names", "names, hinted", "ASR ms", "ratio")]
+    rows = [("recognizer", "WER %", "Piper", "espeak-ng", "names", "names, hinted", "short", "ASR ms", "ratio")]
     for name, _ in built:
         heard = results[name]
         mean = statistics.fmean(heard["set"].seconds)
@@ -117,13 +126,14 @@ def _rows(
                 rate(heard["set"].texts, lambda u: u.voice.startswith("espeak")),
                 f"{100 * wer(zip(named, heard['names'].texts, strict=True)):.1f}",
                 f"{100 * wer(zip(named, heard['hinted'].texts, strict=True)):.1f}",
+                f"{100 * wer(zip(short, heard['short'].texts, strict=True)):.1f}",
                 f"{1000 * mean:.0f}",
                 f"{mean / base_s:.2f}",
             )
         )
     return [
-        f"recognizers on the same trimmed audio: {len(spoken)} utterances of the set, and {len(named)} questions "
-        "about names only the documents know, heard without and with the hint:",
+        f"recognizers on the same trimmed audio: {len(spoken)} utterances of the set, {len(named)} questions "
+        f"about names only the documents know, heard without and with the hint, and {len(short)} short follow-ups:",
         f"  {hint}",
         "",
         format_rows(rows),

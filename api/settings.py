@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.memory import MemoryKind
 from api.forwarded import TrustedProxies
+from model.asr import RELISTEN_BELOW
 from tools.builtin.weather import FORECAST_URL, GEOCODING_URL
 from tools.mcp_tools import McpServerConfig
 from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
@@ -134,10 +135,13 @@ class Settings(BaseSettings):
     weather_cache_s: float = Field(default=600.0, ge=0)
     """How long a place's weather is reused."""
 
-    asr_model: Literal["tiny.en", "base"] = "tiny.en"
-    """The recognizer: Whisper tiny.en, or the multilingual Whisper base (a third fewer words wrong
-    on the spoken set, about 0.13 s more per question on two cores and 0.35 s more on speech under
-    2 s; `voicegraph bench hearing` compares them)."""
+    asr_model: Literal["tiny.en", "base", "tiny.en+base"] = "tiny.en+base"
+    """The recognizer: Whisper tiny.en, the multilingual Whisper base (a third fewer words wrong on
+    the spoken set, slower), or tiny.en heard again by base when it was unsure (below
+    `asr_relisten_logprob`): clear speech at tiny.en's speed, the rest as base hears it
+    (`voicegraph bench hearing` compares them)."""
+    asr_relisten_logprob: float = Field(default=RELISTEN_BELOW, le=0)
+    """tiny.en+base: the mean token log probability under which base hears a question again."""
     asr_beam: int = Field(default=5, ge=1, le=10)
     """The recognizer's beam: 5 heard a fifth fewer words wrong than 1, at the same speed."""
 
