@@ -28,21 +28,27 @@ class _Heard(WhisperASR):
         return self.heard
 
 
+BASE = Heard("What time is it in Oslo?", -0.2, 9)
+
+
 @pytest.mark.parametrize(
-    ("first", "relistened"),
+    ("first", "second", "relistened", "kept"),
     [
-        (Heard("What time is it in Tokyo?", -0.12, 9), False),  # sure: heard once
-        (Heard("What time is it in our slow?", -0.66, 9), True),  # unsure: heard again
-        (Heard("", 0.0), True),  # nothing heard: the better ear tries
-        (Heard("Hello.", RELISTEN_BELOW, 3), False),  # at the bound: sure enough
+        (Heard("What time is it in Tokyo?", -0.12, 9), BASE, False, "first"),  # sure: heard once
+        (Heard("What time is it in our slow?", -0.66, 9), BASE, True, "second"),  # unsure: heard again
+        (Heard("", 0.0), BASE, True, "second"),  # nothing heard: the better ear tries
+        (Heard("Hello.", RELISTEN_BELOW, 3), BASE, False, "first"),  # at the bound: sure enough
+        (Heard("And in Rome.", -0.55, 4), Heard("And in loom.", -1.03, 4), True, "first"),  # the surer one
+        (Heard("And in Rome.", -0.55, 4), Heard("", 0.0), True, "first"),  # base heard nothing
     ],
 )
-def test_only_an_unsure_transcript_is_heard_again(first: Heard, relistened: bool) -> None:
+def test_an_unsure_transcript_is_heard_again_and_the_surer_kept(
+    first: Heard, second: Heard, relistened: bool, kept: str
+) -> None:
     tiny = _Heard(first, "faster-whisper:tiny.en")
-    base = _Heard(Heard("What time is it in Oslo?", -0.2, 9), "faster-whisper:base")
+    base = _Heard(second, "faster-whisper:base")
     asr = RelistenASR(tiny, base)
-    expected = base.heard.text if relistened else first.text
-    assert asr.transcribe(SILENCE, "Oslo") == expected
+    assert asr.transcribe(SILENCE, "Oslo") == (first if kept == "first" else second).text
     assert (tiny.asked, base.asked) == (1, int(relistened))
     assert asr.name == "faster-whisper:tiny.en+base"
 
