@@ -78,6 +78,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Serve the HTTP API."""
+    from api.process_memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the server's threads start allocating
     import uvicorn
 
     from api.app import create_app
