@@ -16,7 +16,16 @@ from opentelemetry.trace import Span
 from agent.context import AgentDeps, TurnContext
 from agent.cues import Cue, describe, public, update_baseline, without_cue
 from agent.state import AgentState
-from agent.tracing import ASR_HINT, ASR_MODEL, AUDIO_IN_S, CUE, PARALINGUISTICS
+from agent.tracing import (
+    ASR_HEARD_BY,
+    ASR_HINT,
+    ASR_LOGPROB,
+    ASR_MODEL,
+    ASR_RELISTENED,
+    AUDIO_IN_S,
+    CUE,
+    PARALINGUISTICS,
+)
 from agent.vocabulary import hearing_hint
 from model.audio import SAMPLE_RATE, encode_wav
 from model.base import AudioPart, TextPart, message_text
@@ -56,8 +65,13 @@ async def hear(
     attributes = {ASR_MODEL: deps.asr.name, AUDIO_IN_S: round(audio.size / SAMPLE_RATE, 3)}
     if ctx.trace.capture_content:
         attributes[ASR_HINT] = hint
-    with ctx.trace.span("asr", attributes, parent=span):
-        transcript = (await asyncio.to_thread(deps.asr.transcribe, audio, hint)).strip()
+    with ctx.trace.span("asr", attributes, parent=span) as heard_span:
+        heard = await asyncio.to_thread(deps.asr.hear, audio, hint)
+        how: dict[str, str | bool | float] = {ASR_HEARD_BY: heard.by, ASR_RELISTENED: heard.relistened}
+        if heard.logprob is not None:
+            how[ASR_LOGPROB] = round(heard.logprob, 3)
+        heard_span.set_attributes(how)
+    transcript = heard.text.strip()
     if not transcript:
         raise InputError(NO_SPEECH)
     return transcript, transcript, measuring

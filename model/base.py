@@ -242,6 +242,29 @@ class Vocoder(ABC):
         """Float32 mono audio at `sample_rate`; `prompt_wav` None is the backend's default voice."""
 
 
+@dataclass(frozen=True)
+class Transcript:
+    """What a recognizer heard, how sure it was, and which model heard it."""
+
+    text: str
+    logprob: float | None = None
+    """The mean log probability of its tokens (0 is certain); None where the recognizer gives none."""
+    tokens: int = 0
+    by: str = ""
+    """The model whose transcript this is."""
+    relistened: bool = False
+    """Heard a second time, by a second model, because the first was unsure."""
+
+    @classmethod
+    def joined(cls, parts: Sequence[Transcript], by: str = "") -> Transcript:
+        """Stretches heard one after another: their words, and their mean log probability
+        weighed by their tokens; stretches with no words leave no trace."""
+        parts = [part for part in parts if part.text]
+        tokens = sum(part.tokens for part in parts)
+        scored = sum((part.logprob or 0.0) * part.tokens for part in parts)
+        return cls(" ".join(part.text for part in parts), scored / tokens if tokens else 0.0, tokens, by)
+
+
 class SpeechRecognizer(ABC):
     """Speech to text for the cascade. Implementations: faster-whisper (model/asr.py).
 
@@ -257,6 +280,10 @@ class SpeechRecognizer(ABC):
 
         `hint`: text the speech is likely to follow or use (the conversation so far, names
         the user's documents hold), to bias the words heard toward it; "" for none."""
+
+    def hear(self, audio: np.ndarray, hint: str = "") -> Transcript:
+        """What `transcribe` returns, with how sure the recognizer was where it says."""
+        return Transcript(self.transcribe(audio, hint), by=self.name)
 
 
 class SpeechSynthesizer(ABC):

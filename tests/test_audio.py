@@ -15,8 +15,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from model.asr import Heard, WhisperASR
+from model.asr import WhisperASR
 from model.audio import SAMPLE_RATE, decode_audio, duration_s, encode_wav, resample
+from model.base import Transcript
 from model.errors import AudioDecodeError, AudioTooLongError, InputError
 from model.tts import PiperTTS, speakable, split_sentences
 from model.vad import SileroVAD
@@ -325,9 +326,9 @@ def test_a_run_of_words_said_twice_is_a_repetition(text: str, repeated: bool) ->
 def test_a_repetition_is_read_again_in_the_full_window(asr: WhisperASR, monkeypatch: pytest.MonkeyPatch) -> None:
     windows: list[int] = []
 
-    def decode_in(samples: np.ndarray, hint: str, *, timestamps: bool, frames: int) -> Heard:
+    def decode_in(samples: np.ndarray, hint: str, *, timestamps: bool, frames: int) -> Transcript:
         windows.append(frames)
-        return Heard("what time is it " * (8 if frames < 3000 else 1), -0.2, 5)
+        return Transcript("what time is it " * (8 if frames < 3000 else 1), -0.2, 5)
 
     monkeypatch.setattr(asr, "_decode_in", decode_in)
     assert asr.transcribe(np.zeros(3 * SAMPLE_RATE, dtype=np.float32)).split() == ["what", "time", "is", "it"]

@@ -9,7 +9,8 @@ import pytest
 
 from api.hearing_set import VOICES, speak
 from api.settings import Settings
-from model.asr import RELISTEN_BELOW, Heard, RelistenASR, WhisperASR, packaged_recognizer
+from model.asr import RELISTEN_BELOW, RelistenASR, WhisperASR, packaged_recognizer
+from model.base import Transcript
 from model.vad import SileroVAD
 from model.wer import normalize_words
 
@@ -20,42 +21,45 @@ VOICES_BY_NAME = {voice.name: voice for voice in VOICES}
 class _Heard(WhisperASR):
     """Says what it was told to and counts how often it was asked (no model)."""
 
-    def __init__(self, heard: Heard, name: str) -> None:
+    def __init__(self, heard: Transcript, name: str) -> None:
         self.heard, self.name, self.asked = heard, name, 0
 
-    def hear(self, audio: np.ndarray, hint: str = "") -> Heard:
+    def hear(self, audio: np.ndarray, hint: str = "") -> Transcript:
         self.asked += 1
         return self.heard
 
 
-BASE = Heard("What time is it in Oslo?", -0.2, 9)
+BASE = Transcript("What time is it in Oslo?", -0.2, 9)
 
 
 @pytest.mark.parametrize(
     ("first", "second", "relistened", "kept"),
     [
-        (Heard("What time is it in Tokyo?", -0.12, 9), BASE, False, "first"),  # sure: heard once
-        (Heard("What time is it in our slow?", -0.66, 9), BASE, True, "second"),  # unsure: heard again
-        (Heard("", 0.0), BASE, True, "second"),  # nothing heard: the better ear tries
-        (Heard("Hello.", RELISTEN_BELOW, 3), BASE, False, "first"),  # at the bound: sure enough
-        (Heard("And in Rome.", -0.55, 4), Heard("And in loom.", -1.03, 4), True, "first"),  # the surer one
-        (Heard("And in Rome.", -0.55, 4), Heard("", 0.0), True, "first"),  # base heard nothing
+        (Transcript("What time is it in Tokyo?", -0.12, 9), BASE, False, "first"),  # sure: heard once
+        (Transcript("What time is it in our slow?", -0.66, 9), BASE, True, "second"),  # unsure: heard again
+        (Transcript("", 0.0), BASE, True, "second"),  # nothing heard: the better ear tries
+        (Transcript("Hello.", RELISTEN_BELOW, 3), BASE, False, "first"),  # at the bound: sure enough
+        (Transcript("And in Rome.", -0.55, 4), Transcript("And in loom.", -1.03, 4), True, "first"),  # the surer one
+        (Transcript("And in Rome.", -0.55, 4), Transcript("", 0.0), True, "first"),  # base heard nothing
     ],
 )
 def test_an_unsure_transcript_is_heard_again_and_the_surer_kept(
-    first: Heard, second: Heard, relistened: bool, kept: str
+    first: Transcript, second: Transcript, relistened: bool, kept: str
 ) -> None:
     tiny = _Heard(first, "faster-whisper:tiny.en")
     base = _Heard(second, "faster-whisper:base")
     asr = RelistenASR(tiny, base)
-    assert asr.transcribe(SILENCE, "Oslo") == (first if kept == "first" else second).text
+    heard = asr.hear(SILENCE, "Oslo")
+    assert heard.text == (first if kept == "first" else second).text
+    assert heard.relistened is relistened
     assert (tiny.asked, base.asked) == (1, int(relistened))
     assert asr.name == "faster-whisper:tiny.en+base"
 
 
 def test_a_heard_stretch_weighs_each_part_by_its_tokens() -> None:
-    joined = Heard.joined([Heard("What time", -0.1, 3), Heard("", -5.0, 4), Heard("in Oslo?", -0.5, 1)])
-    assert joined.text == "What time in Oslo?" and joined.tokens == 4
+    parts = [Transcript("What time", -0.1, 3), Transcript("", -5.0, 4), Transcript("in Oslo?", -0.5, 1)]
+    joined = Transcript.joined(parts, "faster-whisper:tiny.en")
+    assert joined.text == "What time in Oslo?" and joined.tokens == 4 and joined.by == "faster-whisper:tiny.en"
     assert joined.logprob == pytest.approx((3 * -0.1 + 1 * -0.5) / 4)
 
 
@@ -66,7 +70,7 @@ class _Counted(WhisperASR):
     def __init__(self, inner: WhisperASR) -> None:
         self.inner, self.name, self.asked = inner, inner.name, 0
 
-    def hear(self, audio: np.ndarray, hint: str = "") -> Heard:
+    def hear(self, audio: np.ndarray, hint: str = "") -> Transcript:
         self.asked += 1
         return self.inner.hear(audio, hint)
 

@@ -19,7 +19,8 @@ from agent.memory import InMemoryBackend, open_memory
 from agent.runner import TurnRequest, TurnRunner
 from agent.session_service import SessionService
 from agent.tracing import Tracing, iter_spans
-from model.base import PlanRequest, SpeechRecognizer
+from model.asr import RelistenASR
+from model.base import PlanRequest, SpeechRecognizer, Transcript
 from model.testing import RecordingSynthesizer, ScriptedPlanner, Step, call, reply
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec
 from tools.builtin.date_time import date_time_tool
@@ -112,9 +113,35 @@ async def test_an_audio_turn_has_an_asr_span_under_listen() -> None:
     listen = _named(trace, "listen")[0]
     assert listen["attributes"]["voicegraph.transcript"] == "What time is it in Tokyo?"
     assert [c["name"] for c in listen["children"]] == ["asr"]
-    assert listen["children"][0]["attributes"]["voicegraph.asr.model"] == "fixed-asr"
+    asr = listen["children"][0]["attributes"]
+    assert asr["voicegraph.asr.model"] == asr["voicegraph.asr.heard_by"] == "fixed-asr"
+    assert asr["voicegraph.asr.relistened"] is False and "voicegraph.asr.logprob" not in asr
     assert trace["root"]["attributes"]["voicegraph.audio.input_seconds"] == pytest.approx(1.5)
     assert trace["root"]["attributes"]["voicegraph.input.modality"] == "audio"
+
+
+class _Said(SpeechRecognizer):
+    def __init__(self, heard: Transcript) -> None:
+        self.name, self.heard = heard.by, heard
+
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> str:
+        return self.heard.text
+
+    def hear(self, audio: np.ndarray, hint: str = "") -> Transcript:
+        return self.heard
+
+
+async def test_a_question_heard_again_says_so_and_by_which_model() -> None:
+    unsure = _Said(Transcript("What time is it in our slow?", -0.66, 9, "faster-whisper:tiny.en"))
+    surer = _Said(Transcript("What time is it in Oslo?", -0.21, 8, "faster-whisper:base"))
+    agent = _agent(ScriptedPlanner([reply("Noon.")]), asr=RelistenASR(unsure, surer))  # type: ignore[arg-type]
+    _, trace = await _one_trace(agent, TurnRequest("s", audio=np.zeros(24000, np.float32)))
+    listen = _named(trace, "listen")[0]
+    assert listen["attributes"]["voicegraph.transcript"] == "What time is it in Oslo?"
+    asr = listen["children"][0]["attributes"]
+    assert asr["voicegraph.asr.model"] == "faster-whisper:tiny.en+base"
+    assert asr["voicegraph.asr.heard_by"] == "faster-whisper:base" and asr["voicegraph.asr.relistened"] is True
+    assert asr["voicegraph.asr.logprob"] == -0.21
 
 
 async def test_a_failed_tool_call_is_an_error_span_and_the_turn_goes_on() -> None:
