@@ -279,10 +279,11 @@ def _cut_short(text: str, seconds: float) -> bool:
 RELISTEN_BELOW = -0.3
 """The mean token log probability under which tiny.en's transcript is heard again by base. On
 180 utterances of `voicegraph bench hearing`'s sets (the set, names, short follow-ups) tiny.en
-scored Piper's voices -0.09 to -0.18 and espeak-ng's formant voices -0.26 to -0.50; below -0.3
-base heard 82 of them again, and the words heard wrong fell from 17.3 % to 11.8 % (base alone
-12.4 %); on the eval's 54 spoken turns, heard with the documents' names as the hint, from
-16.7 % to 12.2 % (base alone 13.8 %)."""
+scored Piper's voices -0.09 to -0.18 on average and espeak-ng's formant voices -0.26 to -0.50;
+below -0.3 base heard 82 of them again (4 of 43 Piper utterances, 78 of 137 espeak-ng ones),
+and the words heard wrong fell from 17.3 % to 11.8 % (base alone 12.4 %); on the eval's 54
+spoken turns, heard with the documents' names as the hint, from 16.7 % to 12.2 % (base alone
+13.8 %)."""
 
 
 class RelistenASR(SpeechRecognizer):
