@@ -29,15 +29,14 @@ from api.eval_cases import KB_DIR, shipped_dialogues
 from api.hearing_bench import format_rows
 from api.hearing_set import FOLLOW_UPS, VOICES, Utterance, hearing_set, speak
 from api.settings import Settings
-from model.asr import RelistenASR, WhisperASR, packaged_recognizer
+from model.asr import packaged_recognizer
+from model.base import SpeechRecognizer
 from model.vad import SileroVAD
 from model.wer import wer
 from retrieval.vocabulary import salient_terms
 from tools.base import Vocabulary
 
 __all__ = ["recognizer_table"]
-
-Recognizer = WhisperASR | RelistenASR
 
 _NAME_VOICES = ("piper-1.0", "espeak-en-us", "espeak-en-gb", "espeak-en-us+f2", "espeak-scotland+m3", "espeak-en-029")
 
@@ -60,7 +59,7 @@ def _knowledge_questions() -> tuple[list[str], str]:
 def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
     """The comparison as printable lines; Whisper base is joined under `root` on first use."""
 
-    def make(name: str, fit: bool) -> Callable[[], Recognizer]:
+    def make(name: str, fit: bool) -> Callable[[], SpeechRecognizer]:
         return lambda: packaged_recognizer(name, root, threads=threads, fit_window=fit)
 
     default_model = Settings().asr_model
@@ -93,14 +92,14 @@ def recognizer_table(root: Path, threads: int, every: int = 1) -> str:
     return "\n".join(_rows(built, results, spoken, [q for q, _, _ in named], [p for p, _ in short], hint))
 
 
-def _hear(asr: Recognizer, audio: np.ndarray, hint: str, into: _Heard) -> None:
+def _hear(asr: SpeechRecognizer, audio: np.ndarray, hint: str, into: _Heard) -> None:
     started = time.perf_counter()
     into.texts.append(asr.transcribe(audio, hint))
     into.seconds.append(time.perf_counter() - started)
 
 
 def _rows(
-    built: Sequence[tuple[str, Recognizer]],
+    built: Sequence[tuple[str, SpeechRecognizer]],
     results: dict[str, dict[str, _Heard]],
     spoken: Sequence[Utterance],
     named: Sequence[str],
