@@ -93,6 +93,9 @@ opens a phrase ("It is 7:15 PM | in Tokyo right now."), or before the verb after
 three words or more ("The time in Paris | is 8:18 AM."), once the word after it has begun."""
 FIRST_PHRASE_WORDS = 3
 """The fewest words a first phrase broken off that way is said with."""
+_EXCLAIMED = re.compile(r"\w[!?]+$")
+"""A first sentence that ends in "!" or "?" as written so far ("Hello!"): said at once, not once
+the next word has begun (one token later); a full stop may still be "3." of "3.5" or "Dr."."""
 
 
 @dataclass
@@ -118,11 +121,13 @@ class SentenceBuffer:
         return " ".join(complete)
 
     def _first_clause(self) -> str:
-        """The first clause or phrase of the answer, once the words after it have begun; else ""."""
+        """The first clause or phrase of the answer, once the words after it have begun (or at
+        once, a first sentence ending in "!" or "?"); else ""."""
         if self._begun:
             return ""
         ends = [(end.end(), FIRST_CLAUSE_WORDS) for end in _CLAUSE_END.finditer(self._text)]
         ends += [(end.start(), FIRST_PHRASE_WORDS) for end in _PHRASE_BREAK.finditer(self._text)]
+        ends += [(end.end(), 1) for end in _EXCLAIMED.finditer(self._text)]
         for end, fewest in sorted(ends):
             clause = self._text[:end]
             if len(clause.split()) >= fewest:

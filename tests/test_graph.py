@@ -308,3 +308,27 @@ def test_the_answers_first_clause_is_said_on_its_own(pieces: list[str], said: li
         if done := buffer.add(piece):
             out.append(done)
     assert [*out, buffer.rest()] == said
+
+
+@pytest.mark.parametrize(
+    ("pieces", "said"),
+    [
+        (["Hello", "!"], "Hello!"),
+        (["Why", " did", " the", " penguin", " cross", " the", " road", "?"], "Why did the penguin cross the road?"),
+        (["Sure", "!?"], "Sure!?"),
+    ],
+)
+def test_a_first_sentence_ending_in_a_bang_or_a_question_mark_is_said_as_it_is_written(
+    pieces: list[str], said: str
+) -> None:
+    """Not once the next word has begun: that is one more token to wait for."""
+    buffer = SentenceBuffer()
+    assert [buffer.add(piece) for piece in pieces] == [""] * (len(pieces) - 1) + [said]
+    assert buffer.add(" I") == "" and buffer.add(" am") == ""  # later sentences wait for the next to begin
+    assert buffer.add(" fine.") == "" and buffer.add(" Thanks.") == "I am fine."
+
+
+def test_a_full_stop_still_waits_for_the_next_word() -> None:
+    buffer = SentenceBuffer()
+    assert [buffer.add(piece) for piece in ["It", " is", " 3", "."]] == ["", "", "", ""]  # "3." of "3.5"
+    assert buffer.add("5 metres.") == "" and buffer.rest() == "It is 3.5 metres."
