@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -13,6 +13,7 @@ from agent.speech import FirstAudioGate
 from agent.tracing import TurnTrace, untraced
 from agent.vocabulary import TurnVocabulary
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer, ToolSpecDict
+from retrieval.relevance import ToolRelevance
 from tools.base import Tool, ToolContext
 from tools.registry import ToolRegistry
 from tools.runtime import DEFAULT_MAX_CONCURRENCY
@@ -54,6 +55,9 @@ class AgentDeps:
     result and give the planner a cue line when something stands out (agent/cues.py)."""
     adapt_delivery: bool = True
     """Let the reply's pitch and pace follow the cue (calmer and slower for a hurried speaker)."""
+    relevance: ToolRelevance | None = None
+    """Tells a call the user's words do not ask for (retrieval/relevance.py), for tools that
+    cannot tell themselves; None: every such call stands."""
 
     async def registry_for(self, tenant: str) -> ToolRegistry:
         """`registry` plus the tenant's own tools, fixed for the length of a turn."""
@@ -105,14 +109,18 @@ class TurnContext:
     def tools(self) -> ToolRegistry:
         return self.registry if self.registry is not None else self.deps.registry
 
-    def futile(self, name: str, arguments: Mapping[str, Any]) -> bool:
-        """Whether the tool says a call with these arguments would be of no use (`Tool.futile`);
-        a tool that cannot tell (its store is down) leaves the call be."""
+    def futile(self, name: str, arguments: Mapping[str, Any], asked: Sequence[str] = ()) -> bool:
+        """Whether a call with these arguments would be of no use: the tool says so
+        (`Tool.futile`), or, for a tool that cannot tell, the user's words `asked` are unrelated
+        to what it does (`AgentDeps.relevance`). What cannot tell (a store that is down) leaves
+        the call be."""
         tool = self.tools.get(name)
-        if tool is None or tool.futile is None:
-            return False
         try:
-            return tool.futile(dict(arguments), self.tool_context())
+            if tool is not None and tool.futile is not None:
+                return tool.futile(dict(arguments), self.tool_context())
+            relevance = self.deps.relevance
+            spec = next((s for s in self.declarations() if s["name"] == name), None)
+            return relevance is not None and spec is not None and relevance.unrelated(asked, spec)
         except Exception:
             log.warning("could not tell whether a call of tool %s would be of use", name, exc_info=True)
             return False

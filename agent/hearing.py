@@ -32,7 +32,7 @@ from model.base import AudioPart, TextPart, message_text
 from model.errors import InputError, PlannerError
 from model.paralinguistics import Acoustics, Paralinguistics, measure_acoustics
 
-__all__ = ["NO_SPEECH", "Measuring", "cue_of", "hear", "last_words"]
+__all__ = ["NO_SPEECH", "Measuring", "asked", "cue_of", "hear", "last_words"]
 
 NO_SPEECH = "no speech was found in the audio"
 Measuring = asyncio.Future[Acoustics] | None
@@ -81,6 +81,13 @@ def last_words(state: AgentState) -> str:
     """What the user said last turn, as the planner read it less the cue."""
     last = next((m for m in reversed(state.get("messages") or []) if m["role"] == "user"), None)
     return without_cue(message_text(last)) if last is not None else ""
+
+
+def asked(state: AgentState) -> tuple[str, ...]:
+    """What the user asked, as a call is weighed against it (`TurnContext.futile`): this turn's
+    words, and the last turn's followed by them, for a follow-up such as "And in Rome?"."""
+    said = [without_cue(message_text(m)) for m in state.get("messages") or [] if m["role"] == "user"][-2:]
+    return (said[-1], " ".join(said)) if len(said) == 2 else tuple(said)
 
 
 def measure(deps: AgentDeps, audio: np.ndarray) -> Measuring:

@@ -8,6 +8,7 @@ checkpointed state. The nodes only write text: the speech stage that reads their
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from agent.confirmation import held_outcome, needs_yes, question, user_answer
 from agent.context import TurnContext
 from agent.cues import with_cue
 from agent.events import AnswerText, Audio, Heard, Line, NodeEvent, ToolCalled, ToolFinished
-from agent.hearing import cue_of, hear, last_words
+from agent.hearing import asked, cue_of, hear, last_words
 from agent.state import AgentState, Replace
 from agent.tracing import (
     ANSWER,
@@ -141,7 +142,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         tool_choice="auto" if can_call else "none",
         instructions="\n\n".join(t for t in (ctx.instructions, vocabulary.note) if t),
         unavailable=frozenset(vocabulary.idle),
-        futile=ctx.futile,
+        futile=functools.partial(ctx.futile, asked=asked(state)),
         pace=ctx.first_audio.wait,
     )
     text: list[str] = []

@@ -23,10 +23,11 @@ from api.tooling import open_tools
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer
 from model.llm import ChatEngine, SteppingEngine
 from model.step_audio2 import VoiceClip
-from retrieval.embedder import MiniLMEmbedder
+from retrieval.embedder import Embedder, MiniLMEmbedder
 from retrieval.knowledge import KnowledgeStore
 from retrieval.parsers import ArchiveLimits
 from retrieval.registrations import BlockingRegistrations
+from retrieval.relevance import ToolRelevance
 from retrieval.voices import VoiceLibrary
 from tools.base import Tool
 from tools.builtin.audio_search import audio_search_tool
@@ -105,6 +106,13 @@ def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -
     if settings.chroma_url is not None:
         return KnowledgeStore.from_url(str(settings.chroma_url), embedder, **options)
     return KnowledgeStore.from_path(settings.chroma_path, embedder, **options)
+
+
+def tool_relevance(settings: Settings, embedder: Embedder | None = None) -> ToolRelevance | None:
+    """What tells a call the user's words do not ask for, unless the settings turn it off."""
+    if settings.tool_relevance_below <= 0:
+        return None
+    return ToolRelevance(embedder or MiniLMEmbedder(), below=settings.tool_relevance_below)
 
 
 def open_settings_memory(settings: Settings) -> AbstractAsyncContextManager[MemoryBackend]:
@@ -266,6 +274,7 @@ async def _open_services(
             announce_tools=settings.announce_tools,
             paralinguistics=settings.paralinguistics,
             adapt_delivery=settings.adapt_delivery,
+            relevance=tool_relevance(settings, embedder),
         )
         async with open_tools(settings, knowledge, memory.registrations, extra_tools) as tooling:
             deps = replace(deps, registry=tooling.registry, tenant_tools=tooling.tenant_tools.tools_for)

@@ -21,13 +21,14 @@ import random
 import re
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from model.base import Message, Planner, PlanRequest, ToolCallEvent, ToolSpecDict
+from model.base import Futile, Message, Planner, PlanRequest, ToolCallEvent, ToolSpecDict, message_text
 from model.errors import InputError
+from retrieval.relevance import ToolRelevance
 
 __all__ = ["CATEGORIES", "BfclCase", "BfclResult", "check", "load_bfcl", "run_bfcl", "tool_specs"]
 
@@ -160,13 +161,26 @@ def _language() -> Any:
     return Language.PYTHON
 
 
-async def run_bfcl(planner: Planner, cases: Sequence[BfclCase], progress: Callable[[str], None]) -> list[BfclResult]:
-    """One tool-choice step of `planner` per case, checked."""
+async def run_bfcl(
+    planner: Planner,
+    cases: Sequence[BfclCase],
+    progress: Callable[[str], None],
+    *,
+    relevance: ToolRelevance | None = None,
+) -> list[BfclResult]:
+    """One tool-choice step of `planner` per case, checked. With `relevance`, a call the
+    question does not ask for is thought over again, as the agent has it thought over in
+    service (`TurnContext.futile`)."""
     results = []
     for case in cases:
         specs = tool_specs(case)
         names = {spec["name"]: f["name"] for spec, f in zip(specs, case.functions, strict=True)}
-        request = PlanRequest(messages=case.messages, tools=specs, max_new_tokens=_MAX_NEW_TOKENS)
+        request = PlanRequest(
+            messages=case.messages,
+            tools=specs,
+            max_new_tokens=_MAX_NEW_TOKENS,
+            futile=_unasked(relevance, case, specs) if relevance is not None else None,
+        )
         calls = [
             (names.get(event.call["name"], event.call["name"]), dict(event.call["arguments"]))
             async for event in planner.plan(request)
@@ -176,3 +190,15 @@ async def run_bfcl(planner: Planner, cases: Sequence[BfclCase], progress: Callab
         results.append(BfclResult(case, tuple(calls), valid, error))
         progress(case.id)
     return results
+
+
+def _unasked(relevance: ToolRelevance, case: BfclCase, specs: Sequence[ToolSpecDict]) -> Futile:
+    """Whether a call is unrelated to the case's last question."""
+    said = [message_text(m) for m in case.messages if m["role"] == "user"][-1:]
+    by_name = {spec["name"]: spec for spec in specs}
+
+    def futile(name: str, arguments: Mapping[str, Any]) -> bool:
+        spec = by_name.get(name)
+        return spec is not None and relevance.unrelated(said, spec)
+
+    return futile

@@ -189,6 +189,6 @@ async def run_eval(
             run.spoken = await run_dialogues(services.runner, dialogues, progress, tenant=tenant, typed=typed)
             run.seconds["dialogues"] = round(time.perf_counter() - started, 1)
             started = time.perf_counter()
-            run.bfcl = await run_bfcl(deps.planner, bfcl_cases, progress)
+            run.bfcl = await run_bfcl(deps.planner, bfcl_cases, progress, relevance=deps.relevance)
             run.seconds["bfcl"] = round(time.perf_counter() - started, 1)
     return run

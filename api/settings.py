@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agent.memory import MemoryKind
 from api.forwarded import TrustedProxies
 from model.asr import RELISTEN_BELOW
+from retrieval.relevance import UNRELATED_BELOW
 from tools.builtin.weather import FORECAST_URL, GEOCODING_URL
 from tools.mcp_tools import McpServerConfig
 from tools.outbound import DEFAULT_MAX_RESPONSE_BYTES
@@ -166,6 +167,10 @@ class Settings(BaseSettings):
     the packaged model stopped calling BFCL's functions on questions they do not answer (0.15 ->
     0.55 of those cases right) and on chit-chat, but also the voice search and the knowledge base
     on half the questions that needed them (`voicegraph eval`, README's Evaluation)."""
+    tool_relevance_below: float = Field(default=UNRELATED_BELOW, ge=0.0, le=1.0)
+    """A call of a tool that cannot judge it itself is thought over again, leaning toward answering,
+    when the user's words are less similar than this to what the tool does (retrieval/relevance.py:
+    cosine of MiniLM sentence embeddings); 0: never."""
     announce_tools: bool = True
     """Say a short line while a tool runs ("Let me check the time."); off waits in silence."""
     paralinguistics: bool = True

@@ -1,5 +1,6 @@
 """A user's own tools on the real planner: a call with an argument nobody said is thought
-over (model/grounding.py), a call whose every argument was said is made.
+over (model/grounding.py), and so is one the question does not ask for (retrieval/relevance.py);
+a call whose every argument was said, of a tool the question asks for, is made.
 
 With only the tool on offer, the 1.5B model fills it in whatever is asked, taking what words
 it can from the question and making up the rest (BFCL's irrelevance cases).
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from model.base import Message, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
+from model.base import Futile, Message, PlanRequest, TextDelta, ToolCallEvent, ToolSpecDict, Usage
 from model.cascade import CascadePlanner
+from retrieval.embedder import MiniLMEmbedder
+from retrieval.relevance import ToolRelevance
 
 pytestmark = pytest.mark.real
 
@@ -42,6 +45,18 @@ GROCERY = ToolSpecDict(
         "required": ["item_name", "store_location"],
     },
 )
+AGE = ToolSpecDict(  # BFCL's irrelevance_138, its descriptions shortened
+    name="calculate_age",
+    description="Calculate the age of a person based on their birthdate.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "birthdate": {"type": "string", "description": "The person's date of birth, as YYYY-MM-DD."},
+            "current_date": {"type": "string", "description": "The current date, as YYYY-MM-DD."},
+        },
+        "required": ["birthdate", "current_date"],
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +67,11 @@ def planner(data_dir: Path) -> CascadePlanner:
     return CascadePlanner(build_engine(Settings(data_dir=data_dir, engine="llama")))
 
 
-def _plan(planner: CascadePlanner, question: str, tool: ToolSpecDict) -> tuple[list[ToolCallEvent], str]:
+def _plan(
+    planner: CascadePlanner, question: str, tool: ToolSpecDict, futile: Futile | None = None
+) -> tuple[list[ToolCallEvent], str]:
     async def collect() -> list:
-        request = PlanRequest(messages=[Message(role="user", content=question)], tools=[tool])
+        request = PlanRequest(messages=[Message(role="user", content=question)], tools=[tool], futile=futile)
         return [event async for event in planner.plan(request)]
 
     events = asyncio.run(collect())
@@ -87,3 +104,23 @@ def test_a_call_whose_every_argument_was_said_is_made(planner: CascadePlanner) -
     assert item.call["name"] == "grocery_item_details"
     assert "tomato" in item.call["arguments"]["item_name"].lower()
     assert "boston" in item.call["arguments"]["store_location"].lower()
+
+
+def test_a_call_the_question_does_not_ask_for_is_answered_instead(planner: CascadePlanner) -> None:
+    """Every argument said (the date the question means), but a question the tool does not
+    answer: without the relevance the model computed the age of one born on 1776-07-04."""
+    relevance = ToolRelevance(MiniLMEmbedder())
+
+    def unasked(question: str) -> Futile:
+        return lambda name, arguments: relevance.unrelated([question], AGE)
+
+    question = "When was the Declaration of Independence signed?"
+    [alone], _ = _plan(planner, question, AGE)  # the model alone, every argument grounded
+    assert alone.call["arguments"]["birthdate"] == "1776-07-04"
+    calls, text = _plan(planner, question, AGE, unasked(question))
+    assert not calls, [c.call for c in calls]
+    assert "1776" in text
+    question = "How old is someone born on 3 May 1990?"
+    [age], _ = _plan(planner, question, AGE, unasked(question))
+    assert age.call["name"] == "calculate_age"
+    assert "1990" in age.call["arguments"]["birthdate"]

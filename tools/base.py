@@ -176,4 +176,5 @@ class Tool:
     futile: Callable[[dict[str, Any], ToolContext], bool] | None = None
     """Whether a call with these arguments would surely be of no use to this tenant (blocking:
     asked on the planner's worker thread, before the call stands); a local planner then thinks
-    the call over again, leaning toward answering (model/base.py `PlanRequest.futile`)."""
+    the call over again, leaning toward answering (model/base.py `PlanRequest.futile`). A tool
+    without it is judged by how near the user's words are to what it does (retrieval/relevance.py)."""

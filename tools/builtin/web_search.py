@@ -180,4 +180,11 @@ def web_search_tool(
     spec = ToolSpec(
         name=NAME, description=_DESCRIPTION, parameters=_PARAMETERS, timeout_s=20.0, announce=_ANNOUNCE, read_only=True
     )
-    return Tool(spec=spec, handler=handler)
+    return Tool(spec=spec, handler=handler, futile=_never)
+
+
+def _never(arguments: dict[str, Any], context: ToolContext) -> bool:
+    """The web is searched for anything, so no question is too far from what the search does to
+    ask for it (the agent's relevance check is for tools with one purpose): "Search online for
+    reviews of the new Fairphone." and its description are 0.17 apart in MiniLM, under the bound."""
+    return False
