@@ -79,15 +79,19 @@ async def hear(
 
 def last_words(state: AgentState) -> str:
     """What the user said last turn, as the planner read it less the cue."""
-    last = next((m for m in reversed(state.get("messages") or []) if m["role"] == "user"), None)
-    return without_cue(message_text(last)) if last is not None else ""
+    return next(iter(_user_words(state, 1)), "")
 
 
 def asked(state: AgentState) -> tuple[str, ...]:
     """What the user asked, as a call is weighed against it (`TurnContext.futile`): this turn's
     words, and the last turn's followed by them, for a follow-up such as "And in Rome?"."""
-    said = [without_cue(message_text(m)) for m in state.get("messages") or [] if m["role"] == "user"][-2:]
+    said = _user_words(state, 2)
     return (said[-1], " ".join(said)) if len(said) == 2 else tuple(said)
+
+
+def _user_words(state: AgentState, last: int) -> list[str]:
+    """The user's `last` latest messages, as the planner read them less the cue, oldest first."""
+    return [without_cue(message_text(m)) for m in state.get("messages") or [] if m["role"] == "user"][-last:]
 
 
 def measure(deps: AgentDeps, audio: np.ndarray) -> Measuring:

@@ -108,11 +108,11 @@ def open_knowledge(settings: Settings, embedder: MiniLMEmbedder | None = None) -
     return KnowledgeStore.from_path(settings.chroma_path, embedder, **options)
 
 
-def tool_relevance(settings: Settings, embedder: Embedder | None = None) -> ToolRelevance | None:
+def tool_relevance(settings: Settings, embedder: Embedder) -> ToolRelevance | None:
     """What tells a call the user's words do not ask for, unless the settings turn it off."""
     if settings.tool_relevance_below <= 0:
         return None
-    return ToolRelevance(embedder or MiniLMEmbedder(), below=settings.tool_relevance_below)
+    return ToolRelevance(embedder, below=settings.tool_relevance_below)
 
 
 def open_settings_memory(settings: Settings) -> AbstractAsyncContextManager[MemoryBackend]:
