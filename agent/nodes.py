@@ -48,6 +48,7 @@ from agent.tracing import (
     as_json,
     planner_model,
 )
+from agent.vocabulary import claimed_by
 from model.base import (
     Message,
     PlanRequest,
@@ -143,6 +144,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         instructions="\n\n".join(t for t in (ctx.instructions, vocabulary.note) if t),
         unavailable=frozenset(vocabulary.idle),
         futile=functools.partial(ctx.futile, asked=asked(state)),
+        claimed=claimed_by(vocabulary, last_words(state)) if can_call and not state["rounds"] else None,
         pace=ctx.first_audio.wait,
     )
     text: list[str] = []

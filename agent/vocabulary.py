@@ -17,12 +17,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from retrieval.vocabulary import words_of
 from tools.base import Tool, ToolContext, Vocabulary
 
 if TYPE_CHECKING:
     from agent.context import TurnContext
 
-__all__ = ["TurnVocabulary", "hearing_hint"]
+__all__ = ["TurnVocabulary", "claimed_by", "hearing_hint"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ async def gather(tools: Sequence[Tool], context: ToolContext) -> Vocabulary:
         notes: list[str] = []
         words: list[str] = []
         idle: list[str] = []
+        claims: list[tuple[str, str]] = []
         for name, hook in hooks:
             try:
                 found = hook(context)
@@ -62,7 +64,13 @@ async def gather(tools: Sequence[Tool], context: ToolContext) -> Vocabulary:
             notes += [found.note] if found.note else []
             words += found.words
             idle += found.idle
-        return Vocabulary(note="\n".join(notes), words=tuple(dict.fromkeys(words))[:_MAX_WORDS], idle=tuple(idle))
+            claims += found.claims
+        return Vocabulary(
+            note="\n".join(notes),
+            words=tuple(dict.fromkeys(words))[:_MAX_WORDS],
+            idle=tuple(idle),
+            claims=tuple(claims),
+        )
 
     return await asyncio.to_thread(read)
 
@@ -72,3 +80,11 @@ def hearing_hint(vocabulary: Vocabulary, previous: str | None) -> str:
     recent = " ".join((previous or "").split())[-_RECENT_CHARS:]
     names = f"Names: {', '.join(vocabulary.words)}." if vocabulary.words else ""
     return " ".join(part for part in (recent, names) if part)
+
+
+def claimed_by(vocabulary: Vocabulary, said: str) -> str | None:
+    """The tool whose words `said` says: a word only its data knows (`Vocabulary.claims`),
+    "Zorblat" for the search of documents about the Zorblat reactor; None when it says none,
+    or when that tool has nothing for the tenant now."""
+    words = words_of(said)
+    return next((tool for tool, word in vocabulary.claims if word in words and tool not in vocabulary.idle), None)

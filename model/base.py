@@ -141,6 +141,10 @@ class PlanRequest:
     user's documents for what they neither hold nor name ("Who wrote Romeo and Juliet?"). A
     local planner thinks such a call over again, leaning toward answering, as it does one whose
     words were not said. Blocking; called on the planner's worker thread."""
+    claimed: str | None = None
+    """The tool the user's words point to: they say a word only its data knows ("When was the
+    Veldt bridge completed?" with a document about it). A local planner that chooses another
+    tool, or to answer without one, chooses again leaning toward this one."""
     pace: Callable[[], None] | None = None
     """Called by a local planner's worker thread before each token: it blocks while the voice
     needs the CPU more (the turn's first audio being synthesized), so the two do not halve

@@ -220,6 +220,7 @@ class CascadePlanner(Planner):
                 pace=request.pace,
                 reply_bias=self.reply_bias,
                 futile=request.futile,
+                claimed=request.claimed,
             )
         else:
             steps = self._forced(messages, tools, kind, request, completions)

@@ -53,6 +53,9 @@ that needed one (5.9 and more). At 4, "What is the capital of France?" stayed a 
 weather for Paris (a lead of 4.19); calls asked for in other words lead by far more ("the
 Big Apple", America/New_York: 9.2)."""
 
+CLAIMED_BIAS = 5.0
+"""How far the tool the user's words point to (`PlanRequest.claimed`) leans when the model chose
+otherwise: as far as `reply` leans for a call in doubt."""
 StepKind = Literal["choose", "reply", "answer"]
 Emit = Callable[[PlanEvent], None]
 
@@ -74,6 +77,7 @@ def run_step(
     pace: Callable[[], None] | None = None,
     reply_bias: float = 0.0,
     futile: Futile | None = None,
+    claimed: str | None = None,
 ) -> AsyncIterator[PlanEvent]:
     """The step's events as the worker thread that writes them emits them.
 
@@ -81,6 +85,7 @@ def run_step(
     `pace`: called before each token is read or written (see `PlanRequest.pace`).
     `reply_bias`: added to the logit of `reply` when `choose` picks a name (see `_choose`).
     `futile`: whether a call would surely be of no use (`PlanRequest.futile`).
+    `claimed`: the tool the user's words point to (`PlanRequest.claimed`).
     """
 
     def produce(emit: Emit, cancel: threading.Event) -> None:
@@ -90,7 +95,7 @@ def run_step(
             if not answer:
                 before_call = step.mark()
                 step.append(FORCED_PREFIX)
-                doubt = _Doubt(what_was_said(messages), futile)
+                doubt = _Doubt(what_was_said(messages), futile, claimed if claimed in schemas else None)
                 if _call(paced, schemas, max_new_tokens, emit, cancel, reply_bias, doubt) == REPLY_TOOL:
                     step.rewind(before_call)
                     answer = True
@@ -164,7 +169,11 @@ def _call(
     of the weather, and "Let me check the weather." was said before the answer."""
     names = [*schemas, REPLY_TOOL]
     before = step.mark()
-    name = _choose(step, names, cancel, reply_bias)
+    name = _choose(step, names, cancel, {REPLY_TOOL: reply_bias})
+    claimed = doubt.claimed
+    if claimed is not None and name and name != claimed and _can_lean(names, claimed):
+        step.rewind(before)
+        name = _choose(step, names, cancel, {REPLY_TOOL: reply_bias, claimed: CLAIMED_BIAS})
     if cancel.is_set() or name == REPLY_TOOL:
         return name or None
     certain = not _can_lean(names) or step.lead(REPLY_TOOL) > max(reply_bias, UNGROUNDED_REPLY_BIAS)
@@ -175,7 +184,7 @@ def _call(
         return None
     if doubt.doubted(name, _arguments(written), schemas[name]):
         step.rewind(before)
-        again = _choose(step, names, cancel, max(reply_bias, UNGROUNDED_REPLY_BIAS))
+        again = _choose(step, names, cancel, {REPLY_TOOL: max(reply_bias, UNGROUNDED_REPLY_BIAS)})
         if cancel.is_set() or again == REPLY_TOOL:
             return again or None
         if again == name:
@@ -195,9 +204,11 @@ class _Doubt:
     """Whether a written call is thought again about: its words were not said in the
     conversation (model/grounding.py), or `futile` says it would be of no use."""
 
-    def __init__(self, said: Said, futile: Futile | None) -> None:
+    def __init__(self, said: Said, futile: Futile | None, claimed: str | None = None) -> None:
         self._said = said
         self._futile = futile
+        self.claimed = claimed
+        """The tool the user's words point to: another choice is made again leaning toward it."""
 
     def doubted(self, name: str, arguments: dict[str, Any], schema: Mapping[str, Any]) -> bool:
         if not grounded(arguments, schema, self._said):
@@ -211,16 +222,16 @@ def _write_arguments(step: _Paced, schema: Mapping[str, Any], max_new_tokens: in
     return _read(step, arguments_grammar(schema), _is_object, max_new_tokens, cancel, _opening(schema))
 
 
-def _choose(step: _Paced, names: list[str], cancel: threading.Event, reply_bias: float = 0.0) -> str:
+def _choose(step: _Paced, names: list[str], cancel: threading.Event, leans: Mapping[str, float]) -> str:
     """The tool's name, sampled until it can only be one; the rest of it, its closing quote and
     the comma after it are appended (the model may have written the last two as one token).
 
-    `reply_bias` is added to the logit of `reply`'s first token. A call opened for the model
-    leans it toward calling: on BFCL's irrelevance cases (a question no function offered
-    does) it called one 85 % of the time, while the logit of `reply` there trailed the best
-    tool's by less than it did on cases that needed a call. Not applied when another name
-    begins like `reply` (the bias would go to both)."""
-    bias = {REPLY_TOOL: reply_bias} if _can_lean(names) else None
+    `leans` are added to the logits of these names' first tokens. `reply` leans: a call opened
+    for the model leans it toward calling: on BFCL's irrelevance cases (a question no function
+    offered does) it called one 85 % of the time, while the logit of `reply` there trailed the
+    best tool's by less than it did on cases that needed a call. A name leans only when no
+    other begins like it (the lean would go to both)."""
+    bias = {name: lean for name, lean in leans.items() if _can_lean(names, name)} or None
 
     def done(text: str) -> bool:
         return _named(text, names) is not None
@@ -235,9 +246,9 @@ def _choose(step: _Paced, names: list[str], cancel: threading.Event, reply_bias:
     return name
 
 
-def _can_lean(names: list[str]) -> bool:
-    """Whether `reply` can be leant toward: no other name begins like it."""
-    return not any(name.startswith(REPLY_TOOL) for name in names if name != REPLY_TOOL)
+def _can_lean(names: list[str], toward: str = REPLY_TOOL) -> bool:
+    """Whether a name can be leant toward: no other name begins like it."""
+    return not any(name.startswith(toward) or toward.startswith(name) for name in names if name != toward)
 
 
 def _named(text: str, names: list[str]) -> str | None:

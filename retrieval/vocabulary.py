@@ -14,15 +14,19 @@ opens a sentence but is no name; "Zorblat" is, once it is written mid-sentence t
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 
-__all__ = ["MAX_TERMS", "join_terms", "salient_terms", "split_terms"]
+__all__ = ["MAX_TERMS", "join_terms", "salient_terms", "split_terms", "uncommon_words", "words_of"]
 
 MAX_TERMS = 12
 """Names kept per document."""
 _WORD = re.compile(r"[^\W_]+(?:[-./'’][^\W_]+)*")
 _CODE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9][\w.-]*$")
+_POSSESSIVE = re.compile(r"['’]s\b")
 _BREAK = re.compile(r"[.!?:;\n]")
 _MAX_RUN = 4
 _SEPARATOR = "|"
@@ -58,6 +62,35 @@ def salient_terms(text: str, limit: int = MAX_TERMS) -> list[str]:
         first_seen.setdefault(term, len(first_seen))
     ranked = sorted(counts, key=lambda t: (-counts[t], first_seen[t]))
     return ranked[:limit]
+
+
+def uncommon_words(names: Iterable[str]) -> tuple[str, ...]:
+    """The words of `names` that are no common English word, lower-cased, each once: "Veldt"
+    of "The Veldt bridge", "Zorblat", "ZX-4471"; not "Berlin", "UTC" or "Heron".
+
+    Common means held whole by the packaged embedder's vocabulary: the 30,522 word pieces of
+    uncased English BERT, which spell places, people and things most text names ("berlin",
+    "paris", "ford", "transit") as one piece and invented or rare names ("zorblat", "hexlow",
+    "okonkwo", "kestrel") as several. A document's name made of such words is one only that
+    document knows, so a question that says it is a question about the document; "What time
+    is it in Berlin?" is not, though a travel policy names Berlin."""
+    common = _common_words()
+    words = (word.lower() for name in names for word in _WORD.findall(name))
+    return tuple(dict.fromkeys(w for w in words if len(w) > 2 and w not in common and w not in _COMMON))
+
+
+def words_of(text: str) -> set[str]:
+    """The words `text` says, lower-cased, without a possessive's "'s" ("Priya Raman's")."""
+    return {word.casefold() for word in _WORD.findall(_POSSESSIVE.sub("", text))}
+
+
+@functools.cache
+def _common_words() -> frozenset[str]:
+    from retrieval.embedder import minilm_model_path
+
+    with open(minilm_model_path() / "tokenizer.json", encoding="utf-8") as file:
+        pieces = json.load(file)["model"]["vocab"]
+    return frozenset(piece for piece in pieces if piece.isalpha())
 
 
 def _runs(text: str) -> list[tuple[list[str], bool]]:

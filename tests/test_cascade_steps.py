@@ -8,7 +8,7 @@ import math
 
 from model.base import Message, PlanEvent, PlanRequest, TextDelta, ToolCallEvent, ToolChosen, ToolSpecDict, Usage
 from model.cascade import FORCED_PREFIX, CascadePlanner
-from model.cascade_steps import UNGROUNDED_REPLY_BIAS
+from model.cascade_steps import CLAIMED_BIAS, UNGROUNDED_REPLY_BIAS
 from model.grammar import PLAIN_ANSWER, arguments_grammar, name_grammar
 from model.repeats import spellings
 from model.testing import ScriptedSteps, step_answer, step_call, step_reply
@@ -101,6 +101,31 @@ def test_a_call_a_second_thought_could_undo_is_told_once_it_stands() -> None:
     engine = ScriptedSteps(["get", '{"timezone": "UTC"}', "get"], leads=[UNGROUNDED_REPLY_BIAS - 1])
     events = _plan(engine, [Message(role="user", content="What time is it?")])
     assert [type(e) for e in events[:2]] == [ToolChosen, ToolCallEvent]  # chosen again: it stands
+
+
+def test_a_question_a_tool_claims_is_chosen_again_leaning_toward_it() -> None:
+    """ "When was the Veldt bridge completed?" began a call of the clock (the weather, in service)
+    though only the user's documents know the Veldt bridge: the name is chosen again with the
+    claiming tool leaning, before any argument is written; an answer without a tool as well."""
+    veldt = [Message(role="user", content="When was the Veldt bridge completed?")]
+    search = '{"query": "Veldt bridge completed"}'
+    engine = ScriptedSteps(["get", "kno", search])
+    [call] = [e.call for e in _plan(engine, veldt, claimed="knowledge_search") if isinstance(e, ToolCallEvent)]
+    assert (call["name"], call["arguments"]) == ("knowledge_search", {"query": "Veldt bridge completed"})
+    [step] = engine.steps
+    assert step["rewound"] == [1]  # to just after `<tool_call>\n{"name": "`: nothing read again
+    assert step["biases"][:2] == [{"reply": 0.0}, {"reply": 0.0, "knowledge_search": CLAIMED_BIAS}]
+
+    engine = ScriptedSteps(["rep", "kno", search])
+    assert [
+        e.call["name"] for e in _plan(engine, veldt, claimed="knowledge_search") if isinstance(e, ToolCallEvent)
+    ] == ["knowledge_search"]
+    engine = ScriptedSteps(["get", "get", '{"timezone": "UTC"}', "get"])  # chosen again all the same: it stands
+    [call] = [e.call for e in _plan(engine, veldt, claimed="knowledge_search") if isinstance(e, ToolCallEvent)]
+    assert call["name"] == "get_date_time"
+    engine = ScriptedSteps(["kno", search])  # the claimed tool chosen at once: no second choice
+    assert len([e for e in _plan(engine, veldt, claimed="knowledge_search") if isinstance(e, ToolCallEvent)]) == 1
+    assert engine.steps[0]["rewound"] == [] and engine.steps[0]["biases"][0] == {"reply": 0.0}
 
 
 def test_a_call_chosen_again_is_kept_as_written() -> None:

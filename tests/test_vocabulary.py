@@ -19,10 +19,10 @@ from agent.session_service import SessionService
 from agent.tracing import ASR_HINT, Tracing, iter_spans
 from agent.vocabulary import hearing_hint
 from model.base import SpeechRecognizer
-from model.testing import ScriptedPlanner, reply
+from model.testing import ScriptedPlanner, call, reply
 from retrieval.embedder import MiniLMEmbedder
 from retrieval.knowledge import KnowledgeStore
-from retrieval.vocabulary import join_terms, salient_terms, split_terms
+from retrieval.vocabulary import join_terms, salient_terms, split_terms, uncommon_words
 from tools.base import Tool, ToolContext, ToolResult, ToolSpec, Vocabulary
 from tools.builtin.knowledge import knowledge_search_tool
 from tools.registry import ToolRegistry
@@ -169,3 +169,32 @@ async def test_a_realtime_session_is_told_the_hint_its_next_uploaded_turn_would_
     await runner.run_turn(TurnRequest(session_id="s", tenant="acme", audio=audio))
     assert asr.hints == [first, hint]  # what an uploaded turn was told, word for word
     assert await runner.hint_for("globex", "s") == ""  # another tenant: neither the words nor the names
+
+
+def test_words_no_one_else_knows_are_told_apart_from_common_ones() -> None:
+    names = ["The Veldt bridge", "Zorblat", "ZX-4471", "Berlin", "UTC", "Project Heron", "Marta Lindqvist", "B3"]
+    assert uncommon_words(names) == ("veldt", "zorblat", "zx-4471", "lindqvist")
+
+
+async def test_a_question_that_says_a_word_only_the_documents_know_is_claimed_for_them(tmp_path: Path) -> None:
+    """`PlanRequest.claimed` names the knowledge search when the user says a word of its
+    documents' names no one else knows: in the turn's first round only (not once a tool has
+    answered), never for a word everyone knows (a travel policy's "Berlin"), never for a tenant
+    without documents."""
+    store = KnowledgeStore.from_path(tmp_path / "chroma", MiniLMEmbedder())
+    store.create_base("globex", "notes")
+    store.create_base("acme", "empty")
+    store.ingest_text("globex", "notes", "The Zorblat reactor was invented by Mira Quell.", title="Zorblat notes")
+    store.ingest_text("globex", "notes", "The nightly hotel limit in Berlin is 140 euros.", title="Travel")
+    planner = ScriptedPlanner(
+        [call("knowledge_search", query="Zorblat"), reply("Mira Quell."), reply("Noon."), reply("Hm.")]
+    )
+    registry = ToolRegistry([knowledge_search_tool(store), _tool("clock", None)])
+    runner = TurnRunner(AgentDeps(planner=planner, registry=registry), InMemoryBackend())
+    for tenant, text in [
+        ("globex", "Who invented the zorblat reactor's core?"),
+        ("globex", "What time is it in Berlin?"),
+        ("acme", "Who invented the Zorblat reactor?"),
+    ]:
+        await runner.run_turn(TurnRequest(session_id="s", tenant=tenant, text=text))
+    assert [r.claimed for r in planner.requests] == ["knowledge_search", None, None, None]

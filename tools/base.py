@@ -165,6 +165,9 @@ class Vocabulary:
     idle: tuple[str, ...] = ()
     """Tools that have nothing for this tenant now (the knowledge search without a document):
     the planner may not call them this turn."""
+    claims: tuple[tuple[str, str], ...] = ()
+    """(tool, word): words only this tenant's data for the tool knows ("zorblat" of a document
+    about the Zorblat reactor): a question that says one is the tool's to answer."""
 
 
 @dataclass(frozen=True)
