@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from model.audio import SAMPLE_RATE, encode_wav
 from model.base import AudioPart, TextPart, message_text
 from model.errors import InputError, PlannerError
 from model.paralinguistics import Acoustics, Paralinguistics, measure_acoustics
+from tools.base import Vocabulary
 
 __all__ = ["NO_SPEECH", "Measuring", "asked", "cue_of", "hear", "last_words"]
 
@@ -39,11 +41,12 @@ Measuring = asyncio.Future[Acoustics] | None
 
 
 async def hear(
-    ctx: TurnContext, span: Span, previous: str | None
+    ctx: TurnContext, span: Span, previous: str | None, meanwhile: Callable[[Vocabulary], None] | None = None
 ) -> tuple[str, str | list[TextPart | AudioPart], Measuring]:
     """The transcript, the user message's content and, for a spoken turn, how it was said
     (measured alongside the recognizer); `span` is the listen span, `previous` what the user
-    said last turn (the recognizer is told it, and the names the tools know)."""
+    said last turn (the recognizer is told it, and the names the tools know). `meanwhile` is
+    called with the turn's vocabulary as the recognizer starts."""
     deps = ctx.deps
     if ctx.audio is None:
         transcript = (ctx.text or "").strip()
@@ -61,7 +64,10 @@ async def hear(
         return "", [AudioPart(type="input_audio", data=wav)], measuring
     if deps.asr is None:
         raise PlannerError("the planner needs text, and no speech recognizer is configured")
-    hint = hearing_hint(await vocabulary, previous)
+    known = await vocabulary
+    hint = hearing_hint(known, previous)
+    if meanwhile is not None:
+        meanwhile(known)
     attributes = {ASR_MODEL: deps.asr.name, AUDIO_IN_S: round(audio.size / SAMPLE_RATE, 3)}
     if ctx.trace.capture_content:
         attributes[ASR_HINT] = hint

@@ -63,7 +63,7 @@ from model.base import (
 )
 from model.errors import InputError
 from model.voices import restyled
-from tools.base import CITATION_MARKER, Citation
+from tools.base import CITATION_MARKER, Citation, Vocabulary
 from tools.runtime import ToolOutcome, execute_calls
 
 __all__ = ["act", "listen", "plan", "route_after_act", "route_after_plan"]
@@ -97,8 +97,17 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
     if ctx.tool_outputs:  # not the user's words: no yes to calls held for one
         return {"messages": _outputs(state, ctx.tool_outputs), "turn": (state.get("turn") or 0) + 1, "held": []}
     measured: dict[str, Any] = {}
+
+    def meanwhile(vocabulary: Vocabulary) -> None:  # the planner reads what it can while the words are heard
+        turn = (state.get("turn") or 0) + 1
+        messages = recent([*(state.get("messages") or []), Message(role="user", content="")], deps.history_turns, turn)
+        request = PlanRequest(
+            messages=messages[:-1], tools=ctx.declarations(), instructions=_instructions(ctx, vocabulary)
+        )
+        deps.planner.prepare(request)
+
     with ctx.trace.span("listen") as span:
-        transcript, content, measuring = await hear(ctx, span, last_words(state))
+        transcript, content, measuring = await hear(ctx, span, last_words(state), meanwhile)
         if measuring is not None:
             cue, measured = cue_of(state, ctx, span, (await measuring).with_words(transcript))
             if isinstance(content, str):
@@ -127,6 +136,11 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
     return update
 
 
+def _instructions(ctx: TurnContext, vocabulary: Vocabulary) -> str:
+    """What the planner reads after its system prompt: the client's instructions, the tools' note."""
+    return "\n\n".join(t for t in (ctx.instructions, vocabulary.note) if t)
+
+
 async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Ask the planner for the next step: tool calls, or the answer (and maybe its speech)."""
     ctx = runtime.context
@@ -141,7 +155,7 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         speak=ctx.speak,
         voice=voice,
         tool_choice="auto" if can_call else "none",
-        instructions="\n\n".join(t for t in (ctx.instructions, vocabulary.note) if t),
+        instructions=_instructions(ctx, vocabulary),
         unavailable=frozenset(vocabulary.idle),
         futile=functools.partial(ctx.futile, asked=asked(state)),
         claimed=claimed_by(vocabulary, last_words(state)) if can_call and not state["rounds"] else None,

@@ -221,6 +221,11 @@ class Planner(ABC):
     def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
         """Stream the events of one planning step; ends after a `Usage` event."""
 
+    def prepare(self, request: PlanRequest) -> None:  # noqa: B027 - optional hook
+        """Get ready for a step on this conversation, whose next user message is not known yet
+        (it is still being recognized): a planner that keeps its KV cache reads meanwhile what
+        the step will begin with. Returns at once; called on the event loop."""
+
     async def warm_up(self, tools: Sequence[ToolSpecDict]) -> None:  # noqa: B027 - optional hook
         """Get ready for the first turn with these tools (read the system block, say), so that
         the first user does not wait for it."""

@@ -199,12 +199,26 @@ class CascadePlanner(Planner):
             return "answer"
         return "choose" if request.callable_tools else "reply"
 
+    def _messages(self, request: PlanRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The step's messages, its system prompt first, and the conversation alone."""
+        history = _chat_messages(request.messages, plain_answers=isinstance(self.engine, SteppingEngine))
+        instructions = [{"role": "system", "content": request.instructions}] if request.instructions else []
+        return [self._system(), *instructions, *history], history
+
+    def prepare(self, request: PlanRequest) -> None:
+        """Read the conversation and the opening of the user's next message while it is being
+        recognized: on two cores the recognizer keeps one busy, and putting another session's
+        conversation aside (~50 ms) and reading `<|im_start|>user` were part of the wait after it."""
+        if isinstance(self.engine, SteppingEngine):
+            messages, _ = self._messages(request)
+            self._begin_reading(
+                functools.partial(self.engine.read_ahead, messages, tools=self._declarations(request.tools))
+            )
+
     async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
         start = time.perf_counter()
-        history = _chat_messages(request.messages, plain_answers=isinstance(self.engine, SteppingEngine))
+        messages, history = self._messages(request)
         kind = self._kind(request, history)
-        instructions = [{"role": "system", "content": request.instructions}] if request.instructions else []
-        messages = [self._system(), *instructions, *history]
         tools = self._declarations(request.tools)
         completions: list[Completion] = []
         if isinstance(self.engine, SteppingEngine):
@@ -257,7 +271,9 @@ class CascadePlanner(Planner):
         if not answer:
             return
         answered = _chat_messages([*conversation, Message(role="assistant", content=answer)], plain_answers=True)[-1]
-        read = functools.partial(engine.read_ahead, [*messages, answered], tools=tools)
+        self._begin_reading(functools.partial(engine.read_ahead, [*messages, answered], tools=tools))
+
+    def _begin_reading(self, read: Callable[[], bool]) -> None:
         reading = asyncio.get_running_loop().run_in_executor(None, read)  # begun now, not when the loop next runs
         self._reading.add(reading)
         reading.add_done_callback(self._read)

@@ -79,6 +79,11 @@ class ScriptedPlanner(Planner):
     name: str = "scripted"
     seconds_per_word: float = 0.0
     """How long each word of an answer takes to write, as a model's tokens do."""
+    prepared: list[PlanRequest] = field(default_factory=list)
+    """What `prepare` was given: conversations whose next user message was being heard."""
+
+    def prepare(self, request: PlanRequest) -> None:
+        self.prepared.append(request)
 
     async def plan(self, request: PlanRequest) -> AsyncIterator[PlanEvent]:
         index = len(self.requests)

@@ -217,8 +217,11 @@ def test_no_lean_when_another_tool_begins_like_reply() -> None:
     assert engine.steps[0]["biases"][0] == {}
 
 
-async def _collect(planner: CascadePlanner, messages: list[Message], tools: list[ToolSpecDict]) -> list[PlanEvent]:
-    return [event async for event in planner.plan(PlanRequest(messages=messages, tools=tools))]
+async def _collect(
+    planner: CascadePlanner, messages: list[Message], tools: list[ToolSpecDict], instructions: str = ""
+) -> list[PlanEvent]:
+    request = PlanRequest(messages=messages, tools=tools, instructions=instructions)
+    return [event async for event in planner.plan(request)]
 
 
 def test_after_an_answer_the_next_turn_s_opening_is_read_ahead_and_after_a_call_not() -> None:
@@ -228,3 +231,19 @@ def test_after_an_answer_the_next_turn_s_opening_is_read_ahead_and_after_a_call_
     [conversation] = engine.read_aheads  # the reply's; the call's turn goes on after its result
     assert conversation[:-1] == engine.steps[0]["messages"]
     assert conversation[-1] == {"role": "assistant", "content": "Hi there."}  # as it was written
+
+
+def test_a_conversation_is_read_ahead_while_its_next_words_are_heard() -> None:
+    """`prepare` reads what the next step begins with, the system prompt, the note and the
+    conversation so far, for the engine to take up the session while the recognizer works."""
+    engine = ScriptedSteps(step_reply("Hi there."))
+    planner = CascadePlanner(engine)
+
+    async def heard_then_planned() -> None:
+        planner.prepare(PlanRequest(messages=[], tools=TOOLS, instructions="Note."))
+        await planner.read_ahead_done()
+        await _collect(planner, HELLO, TOOLS, instructions="Note.")
+
+    asyncio.run(heard_then_planned())
+    [prepared, _] = engine.read_aheads  # then the reply's, for the turn after
+    assert prepared == engine.steps[0]["messages"][: len(prepared)] and len(prepared) == 2  # system prompt, note

@@ -449,6 +449,37 @@ def test_the_next_turn_s_opening_is_read_while_the_answer_is_spoken(
     assert ahead.prefilled_tokens <= unread.prefilled_tokens - 4, (ahead, unread)  # `<|im_end|>`, `<|im_start|>user`
 
 
+def test_a_session_is_taken_up_while_its_words_are_heard(engine: LlamaCppEngine) -> None:
+    """`prepare`, called as the recognizer starts on a session's words, puts another session's
+    conversation aside and takes up this one's kept state then, not once the words are known."""
+
+    async def two_sessions(planner: CascadePlanner) -> None:
+        story = "Once upon a time a small robot crossed the red plains of Mars, " * 4  # enough to keep
+        mars = [
+            Message(role="user", content="Tell me a story."),
+            Message(role="assistant", content=story.strip()),
+            Message(role="user", content="Thanks, that was a lovely story!"),
+        ]
+        said = [e.text async for e in planner.plan(PlanRequest(messages=mars, tools=TOOLS)) if isinstance(e, TextDelta)]
+        await planner.read_ahead_done()
+        held = engine.tokens_read()
+        planner.prepare(PlanRequest(messages=[], tools=TOOLS))  # a new session's first words
+        await planner.read_ahead_done()
+        opening = engine.tokens_read()
+        assert len(engine.states) == 1 and opening < held  # the Mars conversation put aside
+        question = [Message(role="user", content="What is two plus two?")]
+        *_, usage = [event async for event in planner.plan(PlanRequest(messages=question, tools=TOOLS))]
+        assert isinstance(usage, Usage) and usage.reused_tokens == opening
+        await planner.read_ahead_done()  # reading ahead gives way to any step, and waits for none
+        back = [*mars, Message(role="assistant", content="".join(said).strip())]
+        planner.prepare(PlanRequest(messages=back, tools=TOOLS))  # the Mars session's next words
+        await planner.read_ahead_done()
+        assert engine.tokens_read() == held  # taken up as it was kept, nothing read again
+
+    engine.forget()
+    asyncio.run(two_sessions(CascadePlanner(engine, today=lambda: datetime(2026, 11, 24, 14, 0))))
+
+
 def test_a_step_rewound_goes_on_as_if_it_had_never_written(engine: LlamaCppEngine) -> None:
     """What a step wrote after a mark is forgotten by `rewind`: the context and the step's text
     are as they were, and the same choice is written again."""

@@ -198,3 +198,21 @@ async def test_a_question_that_says_a_word_only_the_documents_know_is_claimed_fo
     ]:
         await runner.run_turn(TurnRequest(session_id="s", tenant=tenant, text=text))
     assert [r.claimed for r in planner.requests] == ["knowledge_search", None, None, None]
+
+
+async def test_the_planner_reads_the_conversation_while_the_recognizer_hears_the_words() -> None:
+    """`Planner.prepare` gets the conversation the turn's first step will show, less the words
+    being heard, with the same tools and note, as the recognizer starts; a typed turn has no
+    such wait."""
+    asr = Recording(["Who invented the Zorblat reactor?", "And who built it?"])
+    planner = ScriptedPlanner([reply("Mira Quell."), reply("The Kestrel lab."), reply("Hi.")])
+    registry = ToolRegistry([_tool("docs", lambda context: Vocabulary(note="Note.", words=("Zorblat",)))])
+    runner = TurnRunner(AgentDeps(planner=planner, registry=registry, asr=asr), InMemoryBackend())
+    for _ in range(2):
+        await runner.run_turn(TurnRequest(session_id="s", audio=np.zeros(16000, dtype=np.float32)))
+    await runner.run_turn(TurnRequest(session_id="s", text="Thanks."))
+    assert len(planner.prepared) == 2 and len(planner.requests) == 3
+    for prepared, planned in zip(planner.prepared, planner.requests, strict=False):
+        assert list(prepared.messages) == list(planned.messages)[:-1]
+        assert prepared.tools == planned.tools and prepared.instructions == planned.instructions == "Note."
+    assert [m["role"] for m in planner.prepared[1].messages] == ["user", "assistant"]
