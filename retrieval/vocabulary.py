@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-__all__ = ["MAX_TERMS", "join_terms", "salient_terms", "split_terms", "uncommon_words", "words_of"]
+__all__ = ["MAX_TERMS", "join_terms", "salient_terms", "split_terms", "uncommon_words", "words_in", "words_of"]
 
 MAX_TERMS = 12
 """Names kept per document."""
@@ -75,13 +75,18 @@ def uncommon_words(names: Iterable[str]) -> tuple[str, ...]:
     document knows, so a question that says it is a question about the document; "What time
     is it in Berlin?" is not, though a travel policy names Berlin."""
     common = _common_words()
-    words = (word.lower() for name in names for word in _WORD.findall(name))
+    words = (word.lower() for name in names for word in words_in(name))
     return tuple(dict.fromkeys(w for w in words if len(w) > 2 and w not in common and w not in _COMMON))
+
+
+def words_in(text: str) -> list[str]:
+    """The words of `text` in order, as written ("ZX-4471" and "Raman's" each one word)."""
+    return _WORD.findall(text)
 
 
 def words_of(text: str) -> set[str]:
     """The words `text` says, lower-cased, without a possessive's "'s" ("Priya Raman's")."""
-    return {word.casefold() for word in _WORD.findall(_POSSESSIVE.sub("", text))}
+    return {word.casefold() for word in words_in(_POSSESSIVE.sub("", text))}
 
 
 @functools.cache

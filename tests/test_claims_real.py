@@ -30,10 +30,10 @@ from tools.registry import ToolRegistry
 
 pytestmark = [pytest.mark.real, pytest.mark.anyio]
 
-DOCUMENTS = {
-    "Travel": "Train is preferred over flying for trips under 600 km. Book hotels through the portal; the nightly "
-    "limit in Berlin is 140 euros.",
-}
+TRAVEL = (
+    "# Travel\n\nTrain is preferred over flying for trips under 600 km. Book hotels through the portal; the nightly "
+    "limit in Berlin is 140 euros."
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,7 @@ def planner(data_dir: Path) -> CascadePlanner:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> ToolRegistry:
     store = KnowledgeStore.from_path(tmp_path_factory.mktemp("chroma"), MiniLMEmbedder())
     store.create_base("local", "notes")
-    for title, text in DOCUMENTS.items():
-        store.ingest_text("local", "notes", f"# {title}\n\n{text}", title=title)
+    store.ingest_text("local", "notes", TRAVEL, title="Travel")
     # the weather is offered, never reached: a call of it would fail offline, the choice is what counts
     weather = weather_tool(OpenMeteo(httpx.AsyncClient(), geocoding_url="http://127.0.0.1:9/g", forecast_url="x"))
     return ToolRegistry([date_time_tool(), weather, knowledge_search_tool(store)])
