@@ -102,7 +102,7 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
         turn = (state.get("turn") or 0) + 1
         messages = recent([*(state.get("messages") or []), Message(role="user", content="")], deps.history_turns, turn)
         request = PlanRequest(
-            messages=messages[:-1], tools=ctx.declarations(), instructions=_instructions(ctx, vocabulary)
+            messages=messages[:-1], tools=ctx.declarations(), instructions=ctx.instructions, notes=vocabulary.note
         )
         deps.planner.prepare(request)
 
@@ -136,11 +136,6 @@ async def listen(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, 
     return update
 
 
-def _instructions(ctx: TurnContext, vocabulary: Vocabulary) -> str:
-    """What the planner reads after its system prompt: the client's instructions, the tools' note."""
-    return "\n\n".join(t for t in (ctx.instructions, vocabulary.note) if t)
-
-
 async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Ask the planner for the next step: tool calls, or the answer (and maybe its speech)."""
     ctx = runtime.context
@@ -155,7 +150,8 @@ async def plan(state: AgentState, runtime: Runtime[TurnContext]) -> dict[str, An
         speak=ctx.speak,
         voice=voice,
         tool_choice="auto" if can_call else "none",
-        instructions=_instructions(ctx, vocabulary),
+        instructions=ctx.instructions,
+        notes=vocabulary.note,
         unavailable=frozenset(vocabulary.idle),
         futile=functools.partial(ctx.futile, asked=asked(state)),
         claimed=claimed_by(vocabulary, last_words(state)) if can_call and not state["rounds"] else None,

@@ -132,6 +132,10 @@ class PlanRequest:
     planner that keeps its prompt's KV cache sees the same prompt as in the steps before."""
     instructions: str = ""
     """The client's own instructions for the session, read after the planner's system prompt."""
+    notes: str = ""
+    """What the tools tell the planner of this user's data ("The user's own documents mention:
+    ..."), read after `instructions`: the planner's to read, never to say. A local planner takes
+    back an answer that begins to read it out."""
     unavailable: frozenset[str] = frozenset()
     """Tools in `tools` this step may not call: they have nothing for this user now (the
     knowledge search without a document). Declared all the same, so that the prompt stays the
@@ -149,6 +153,11 @@ class PlanRequest:
     """Called by a local planner's worker thread before each token: it blocks while the voice
     needs the CPU more (the turn's first audio being synthesized), so the two do not halve
     each other's speed on a small machine."""
+
+    @property
+    def preamble(self) -> str:
+        """What the planner reads after its own system prompt: `instructions`, then `notes`."""
+        return "\n\n".join(text for text in (self.instructions, self.notes) if text)
 
     @property
     def callable_tools(self) -> Sequence[ToolSpecDict]:

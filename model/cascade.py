@@ -202,7 +202,7 @@ class CascadePlanner(Planner):
     def _messages(self, request: PlanRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The step's messages, its system prompt first, and the conversation alone."""
         history = _chat_messages(request.messages, plain_answers=isinstance(self.engine, SteppingEngine))
-        instructions = [{"role": "system", "content": request.instructions}] if request.instructions else []
+        instructions = [{"role": "system", "content": request.preamble}] if request.preamble else []
         return [self._system(), *instructions, *history], history
 
     def prepare(self, request: PlanRequest) -> None:
@@ -235,6 +235,7 @@ class CascadePlanner(Planner):
                 reply_bias=self.reply_bias,
                 futile=request.futile,
                 claimed=request.claimed,
+                unspoken=request.notes,
             )
         else:
             steps = self._forced(messages, tools, kind, request, completions)

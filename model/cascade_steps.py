@@ -78,6 +78,7 @@ def run_step(
     reply_bias: float = 0.0,
     futile: Futile | None = None,
     claimed: str | None = None,
+    unspoken: str = "",
 ) -> AsyncIterator[PlanEvent]:
     """The step's events as the worker thread that writes them emits them.
 
@@ -86,6 +87,7 @@ def run_step(
     `reply_bias`: added to the logit of `reply` when `choose` picks a name (see `_choose`).
     `futile`: whether a call would surely be of no use (`PlanRequest.futile`).
     `claimed`: the tool the user's words point to (`PlanRequest.claimed`).
+    `unspoken`: text an answer after tool results must not read out (`PlanRequest.notes`).
     """
 
     def produce(emit: Emit, cancel: threading.Event) -> None:
@@ -100,7 +102,7 @@ def run_step(
                     step.rewind(before_call)
                     answer = True
             if answer:
-                watch = RepeatWatch(messages) if kind == "answer" else None
+                watch = RepeatWatch(messages, unspoken) if kind == "answer" else None
                 _stream(paced, PLAIN_ANSWER, max_new_tokens, emit, cancel, watch)
         if step.completion is not None:
             completions.append(step.completion)

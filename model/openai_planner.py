@@ -128,4 +128,4 @@ class OpenAIPlanner(Planner):
 
 
 def _instructions(request: PlanRequest) -> list[dict[str, Any]]:
-    return [{"role": "system", "content": request.instructions}] if request.instructions else []
+    return [{"role": "system", "content": request.preamble}] if request.preamble else []

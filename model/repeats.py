@@ -11,6 +11,10 @@ copy began with: kept from "sky" after "The", the model wrote "The.sky is blue."
 
 An answer that merely begins as an earlier one did ("The time in Paris ..." after "The time
 in Berlin ...") says this turn's words and goes on.
+
+The tools' notes to the planner count as earlier answers: asked to speak in a high, fast voice,
+the model answered the voice tool's result with the knowledge tool's note, "The user's own
+documents (search them with knowledge_search) mention: Brannoch Orchard, ...", word for word.
 """
 
 from __future__ import annotations
@@ -40,19 +44,20 @@ def _turn_texts(turn: Sequence[Mapping[str, Any]]) -> Iterator[str]:
 
 
 class RepeatWatch:
-    """Watches an answer as it is written against the conversation's earlier answers."""
+    """Watches an answer as it is written against the conversation's earlier answers and the
+    `unspoken` texts (the planner's notes, each line of them as an answer of its own)."""
 
-    def __init__(self, messages: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, messages: Sequence[Mapping[str, Any]], unspoken: str = "") -> None:
         users = [at for at, message in enumerate(messages) if message.get("role") == "user"]
         last_user = users[-1] if users else 0
-        self.earlier = [
-            " ".join(text.split())
+        answers = (
+            text
             for message in messages[:last_user]
             if message.get("role") == "assistant"
             and not message.get("tool_calls")
             and isinstance(text := message.get("content"), str)
-            and text.strip()
-        ]
+        )
+        self.earlier = [" ".join(text.split()) for text in (*answers, *unspoken.splitlines()) if text.strip()]
         self.source = {word.lower() for text in _turn_texts(messages[last_user:]) for word in WORD.findall(text)}
 
     def holds(self, text: str) -> bool:

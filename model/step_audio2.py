@@ -139,7 +139,7 @@ class StepAudio2Planner(Planner):
         continued = request.speak and not self.tts_output_flag
         messages = build_messages(
             request.messages,
-            system="\n\n".join(filter(None, [system_prompt(self.today(), request.voice), request.instructions])),
+            system="\n\n".join(filter(None, [system_prompt(self.today(), request.voice), request.preamble])),
             tools=request.callable_tools,
             speak=continued,
             voice_clip=clip,

@@ -171,6 +171,21 @@ def test_an_answer_that_copies_an_earlier_one_begins_again_with_another_word() -
     assert answer["rewound"] == [0]  # to where the answer began
 
 
+def test_an_answer_that_reads_out_the_planner_s_notes_begins_again() -> None:
+    """Asked for another voice, the model answered the voice tool's result with the knowledge
+    tool's note to it, word for word: the notes are the planner's to read, never to say."""
+    note = "The user's own documents (search them with knowledge_search) mention: Brannoch Orchard, Veldt."
+    ask = [Message(role="user", content="Please speak in a high, fast voice.")]
+    call = {"id": "c1", "name": "get_date_time", "arguments": {}}
+    result = Message(role="tool", tool_call_id="c1", name="get_date_time", content="Voice set to 'High, fast'.")
+    engine = ScriptedSteps([note, "I'm ready to speak in a high, fast voice."])
+    after = [*ask, Message(role="assistant", content="", tool_calls=[call]), result]
+    assert _said(_plan(engine, after, notes=note)) == "I'm ready to speak in a high, fast voice."
+    [answer] = engine.steps
+    assert note in answer["messages"][1]["content"]  # read all the same
+    assert answer["biases"] == [{}, dict.fromkeys(spellings("The"), -math.inf)] and answer["rewound"] == [0]
+
+
 def test_a_direct_answer_is_not_watched_for_copies() -> None:
     joke = "Why did the penguin cross the road? To get to the other side!"
     asked = [Message(role="user", content="Tell me a joke."), Message(role="assistant", content=joke)]

@@ -49,6 +49,16 @@ def test_only_answers_before_this_turn_s_question_count() -> None:
     assert RepeatWatch(messages[2:]).earlier == []
 
 
+def test_each_line_of_the_planner_s_notes_counts_as_an_earlier_answer() -> None:
+    note = "The user's own documents (search them with knowledge_search) mention: Brannoch Orchard, Veldt."
+    messages = _after_the_clock("", "Please speak in a high voice.", "Voice set to 'High'.")
+    watch = RepeatWatch(messages, unspoken=f"Be brief.\n{note}")
+    assert watch.earlier == ["Be brief.", note]
+    assert watch.holds("The user") and not watch.copied("The user")
+    assert watch.copied("The user's own documents")
+    assert not RepeatWatch(messages).holds("The user")
+
+
 def test_a_word_is_kept_from_in_every_way_it_may_be_written() -> None:
     assert {" The", "The", " the", "THE"} <= spellings("The") and spellings("") == set()
     assert first_word(" The sky") == "The" and first_word("...") == ""

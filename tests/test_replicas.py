@@ -271,7 +271,7 @@ def test_a_knowledge_base_filled_on_one_replica_is_searched_on_the_other(
         body = turn.json()
         assert [(c["name"], c["status"]) for c in body["tool_calls"]] == [("knowledge_search", "ok")]
         assert body["citations"][0]["doc_id"] == "Vault rules" and "VQ-7731" in body["citations"][0]["snippet"]
-        assert "Quillmore" in planner_b.requests[0].instructions
+        assert "Quillmore" in planner_b.requests[0].notes
         passage = planner_b.requests[1].messages[-1]["content"]
         assert "[1] (Vault rules)" in passage and "Orsolya Brandtwick" in passage and "VQ-7731" in passage
 

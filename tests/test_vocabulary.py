@@ -93,7 +93,7 @@ async def test_the_recognizer_and_the_planner_are_told_what_the_tools_know() -> 
         assert output.result["answer"]
 
     assert asr.hints == ["Names: Zorblat.", "Who invented the Zorblat reactor? Names: Zorblat."]
-    assert [r.instructions for r in planner.requests] == ["The user's documents mention: Zorblat."] * 2
+    assert [r.notes for r in planner.requests] == ["The user's documents mention: Zorblat."] * 2
     traces = await SessionService(runner.memory).traces("acme", "s")
     assert traces is not None
     asr_span = next(s for s in iter_spans(traces[-1]["root"]) if s["name"] == "asr")
@@ -105,7 +105,8 @@ async def test_a_typed_turn_gets_the_note_alongside_the_clients_instructions() -
     registry = ToolRegistry([_tool("docs", lambda context: Vocabulary(note="Note.", words=("X",)))])
     runner = TurnRunner(AgentDeps(planner=planner, registry=registry), InMemoryBackend())
     await runner.run_turn(TurnRequest(session_id="s", text="hello", instructions="Be brief."))
-    assert planner.requests[0].instructions == "Be brief.\n\nNote."
+    [request] = planner.requests
+    assert (request.instructions, request.notes, request.preamble) == ("Be brief.", "Note.", "Be brief.\n\nNote.")
 
 
 async def test_a_tool_with_nothing_for_this_tenant_is_declared_but_not_offered(tmp_path: Path) -> None:
@@ -214,5 +215,5 @@ async def test_the_planner_reads_the_conversation_while_the_recognizer_hears_the
     assert len(planner.prepared) == 2 and len(planner.requests) == 3
     for prepared, planned in zip(planner.prepared, planner.requests, strict=False):
         assert list(prepared.messages) == list(planned.messages)[:-1]
-        assert prepared.tools == planned.tools and prepared.instructions == planned.instructions == "Note."
+        assert prepared.tools == planned.tools and prepared.preamble == planned.preamble == "Note."
     assert [m["role"] for m in planner.prepared[1].messages] == ["user", "assistant"]
