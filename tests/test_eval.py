@@ -293,3 +293,14 @@ def test_the_real_planner_on_a_spoken_follow_up_a_knowledge_name_and_chit_chat(d
     assert zorblat.chosen == "knowledge_search" and "varnhagen" in zorblat.answer.lower(), table
     assert [o.chosen for o in by_dialogue["chat-thanks"]] == [None], table
     assert score_turns(run.spoken).wer is not None
+
+
+@pytest.mark.real
+def test_the_real_planner_answers_a_change_of_voice_without_reading_out_its_notes(data_dir: Path) -> None:
+    """Beside the evaluation's documents, "Please speak in a high, fast voice." was answered
+    with the knowledge tool's note to the planner, names and all: the answer says the voice."""
+    run = asyncio.run(run_eval(Settings(data_dir=data_dir), only=["voice-high-fast"], bfcl=False, typed=True))
+    [turn] = run.spoken
+    assert turn.chosen == "audio_search", render_table(run)
+    said = turn.answer.lower()
+    assert "voice" in said and not {"documents", "knowledge_search", "kestrel", "hexlow"} & set(said.split()), said

@@ -39,9 +39,13 @@ _PARAMETERS = {
     "additionalProperties": False,
 }
 _CHOSEN = (
-    "Voice set to {name!r} ({description}). Your replies are now spoken in this voice, this turn and "
-    "the next ones. Now answer the user briefly; do not search for a voice again."
+    "Voice set to {name!r} ({description}). From now on your replies are spoken in this voice. Tell the "
+    "user, speaking to them as you, in one short sentence; do not search for a voice again."
 )
+"""What the model reads. Told only to "answer the user briefly", the 1.5B model answered from
+whatever else it had read: the knowledge tool's note ("The Kestrel lab is a research facility
+located in the Veldt bridge."); told to tell the user, it says "The user's voice has been set
+to ..."; told to speak to them as itself, "I'm ready to speak in a high, fast voice."."""
 _EMPTY = "the voice library is empty"
 _MAX_NAMES = 20
 """The tenant's voice names the recognizer is told, at most (the first by name)."""
