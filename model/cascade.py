@@ -202,8 +202,8 @@ class CascadePlanner(Planner):
     def _messages(self, request: PlanRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The step's messages, its system prompt first, and the conversation alone."""
         history = _chat_messages(request.messages, plain_answers=isinstance(self.engine, SteppingEngine))
-        instructions = [{"role": "system", "content": request.preamble}] if request.preamble else []
-        return [self._system(), *instructions, *history], history
+        preamble = [{"role": "system", "content": request.preamble}] if request.preamble else []
+        return [self._system(), *preamble, *history], history
 
     def prepare(self, request: PlanRequest) -> None:
         """Read the conversation and the opening of the user's next message while it is being
