@@ -304,3 +304,22 @@ def test_the_real_planner_answers_a_change_of_voice_without_reading_out_its_note
     assert turn.chosen == "audio_search", render_table(run)
     said = turn.answer.lower()
     assert "voice" in said and not {"documents", "knowledge_search", "kestrel", "hexlow"} & set(said.split()), said
+
+
+_VOICE_ASKS = [
+    {"say": "I want a cheerful voice.", "tool": "audio_search", "args": {"description": ["cheerful"]}},
+    {"say": "Switch to a man's voice.", "tool": "audio_search", "args": {"description": ["male|man"]}},
+    {"say": "What voice are you using right now?", "tool": None},
+]
+
+
+@pytest.mark.real
+def test_the_real_planner_asks_for_a_voice_in_the_users_words(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beside the evaluation's documents, with an example in the tool's description ('deep
+    slow Scottish accent'), the model searched for the tool's own description ("I want a
+    cheerful voice."), answered "I'm now speaking in a man's voice." without a call, and took a
+    question about its voice for a request."""
+    cases = parse_cases("\n".join(json.dumps({"turns": [turn]}) for turn in _VOICE_ASKS))
+    monkeypatch.setattr("api.eval_run.shipped_dialogues", lambda: cases)
+    run = asyncio.run(run_eval(Settings(data_dir=data_dir), bfcl=False, typed=True))
+    assert [o.right for o in run.spoken] == [True, True, True], render_table(run)

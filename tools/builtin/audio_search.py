@@ -23,16 +23,23 @@ __all__ = ["NAME", "audio_search_tool"]
 NAME = "audio_search"
 _ANNOUNCE = "Let me find a voice like that."
 _DESCRIPTION = (
-    "Choose the voice you speak in: search the voice library by a description of the voice "
-    "(accent, pitch, deep or high, slow or fast, whisper, male or female). Use when the user asks "
-    "you to talk in a different voice, accent or speed."
+    "Change the voice you speak in. Call it whenever the user asks you to speak, talk or sound "
+    "another way: an accent, deep or high, slow or fast, calm, soft, whispering, cheerful, male or "
+    "female. Not for questions about voices."
 )
+"""What the model reads of the tool. No example of a description in it: given one ('deep slow
+Scottish accent'), the 1.5B model searched for the example whatever voice was asked for ("Use a
+calm, deep voice please."), or for the tool's own description ("I want a cheerful voice."). Of
+ten requests for a voice, typed beside the evaluation's documents, nine are now searched for in
+the user's words (six before; "Switch to a man's voice." was answered "I'm now speaking in a
+man's voice." without a call), and "What voice are you using right now?" is answered, not
+taken for a request."""
 _PARAMETERS = {
     "type": "object",
     "properties": {
         "description": {
             "type": "string",
-            "description": "The voice wanted, in words, e.g. 'deep slow Scottish accent'.",
+            "description": "The voice the user asked for, in their own words.",
         }
     },
     "required": ["description"],
