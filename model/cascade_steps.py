@@ -102,7 +102,7 @@ def run_step(
                     step.rewind(before_call)
                     answer = True
             if answer:
-                watch = RepeatWatch(messages, unspoken) if kind == "answer" else None
+                watch = RepeatWatch(messages, unspoken, answers=kind == "answer")
                 _stream(paced, PLAIN_ANSWER, max_new_tokens, emit, cancel, watch)
         if step.completion is not None:
             completions.append(step.completion)

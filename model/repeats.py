@@ -15,11 +15,16 @@ in Berlin ...") says this turn's words and goes on.
 The tools' notes to the planner count as earlier answers: asked to speak in a high, fast voice,
 the model answered the voice tool's result with the knowledge tool's note, "The user's own
 documents (search them with knowledge_search) mention: Brannoch Orchard, ...", word for word.
+A copy of a note may begin at any of its words: asked "Tell me something interesting.", the
+model answered directly with the note's list of names, "Brannoch Orchard, Tobias Quell, ...".
+Direct answers are watched for the notes alone: saying an earlier answer again is theirs to do
+("Say that again.").
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -47,24 +52,31 @@ class RepeatWatch:
     """Watches an answer as it is written against the conversation's earlier answers and the
     `unspoken` texts (the planner's notes, each line of them as an answer of its own)."""
 
-    def __init__(self, messages: Sequence[Mapping[str, Any]], unspoken: str = "") -> None:
+    def __init__(self, messages: Sequence[Mapping[str, Any]], unspoken: str = "", *, answers: bool = True) -> None:
+        """`answers`: watch for the conversation's earlier answers too, not only `unspoken`."""
         users = [at for at, message in enumerate(messages) if message.get("role") == "user"]
         last_user = users[-1] if users else 0
-        answers = (
+        earlier = (
             text
-            for message in messages[:last_user]
+            for message in (messages[:last_user] if answers else ())
             if message.get("role") == "assistant"
             and not message.get("tool_calls")
             and isinstance(text := message.get("content"), str)
         )
-        self.earlier = [" ".join(text.split()) for text in (*answers, *unspoken.splitlines()) if text.strip()]
+        self.earlier = [" ".join(text.split()) for text in earlier if text.strip()]
+        self.unspoken = [" ".join(line.split()) for line in unspoken.splitlines() if line.strip()]
         self.source = {word.lower() for text in _turn_texts(messages[last_user:]) for word in WORD.findall(text)}
 
     def holds(self, text: str) -> bool:
-        """Whether `text` (the answer so far) is the beginning of an earlier answer: it may be a
-        copy, and is not said yet."""
+        """Whether `text` (the answer so far) is the beginning of an earlier answer, or a piece
+        of a note from one of its words on: it may be a copy, and is not said yet."""
         said = " ".join(text.split())
-        return bool(said) and any(answer.startswith(said) for answer in self.earlier)
+        if not said:
+            return False
+        if any(answer.startswith(said) for answer in self.earlier):
+            return True
+        at_word = re.compile(rf"(?<!\w){re.escape(said)}")
+        return any(at_word.search(line) for line in self.unspoken)
 
     def copied(self, text: str) -> bool:
         """Whether `text` is the beginning of an earlier answer with UNSOURCED_WORDS words the

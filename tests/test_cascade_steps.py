@@ -186,6 +186,17 @@ def test_an_answer_that_reads_out_the_planner_s_notes_begins_again() -> None:
     assert answer["biases"] == [{}, dict.fromkeys(spellings("The"), -math.inf)] and answer["rewound"] == [0]
 
 
+def test_a_direct_answer_that_reads_out_the_planner_s_notes_begins_again() -> None:
+    """Asked "Tell me something interesting.", the model answered with the knowledge tool's note
+    to it, from its list of names on."""
+    note = "The user's own documents (search them with knowledge_search) mention: Brannoch Orchard, Veldt."
+    engine = ScriptedSteps([*step_reply("Brannoch Orchard, Veldt."), "Octopuses have three hearts."])
+    asked = [Message(role="user", content="Tell me something interesting.")]
+    assert _said(_plan(engine, asked, notes=note)) == "Octopuses have three hearts."
+    [step] = engine.steps
+    assert step["biases"][-2:] == [{}, dict.fromkeys(spellings("Brannoch"), -math.inf)]
+
+
 def test_a_direct_answer_is_not_watched_for_copies() -> None:
     joke = "Why did the penguin cross the road? To get to the other side!"
     asked = [Message(role="user", content="Tell me a joke."), Message(role="assistant", content=joke)]

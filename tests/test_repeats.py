@@ -53,10 +53,28 @@ def test_each_line_of_the_planner_s_notes_counts_as_an_earlier_answer() -> None:
     note = "The user's own documents (search them with knowledge_search) mention: Brannoch Orchard, Veldt."
     messages = _after_the_clock("", "Please speak in a high voice.", "Voice set to 'High'.")
     watch = RepeatWatch(messages, unspoken=f"Be brief.\n{note}")
-    assert watch.earlier == ["Be brief.", note]
+    assert watch.unspoken == ["Be brief.", note]
     assert watch.holds("The user") and not watch.copied("The user")
     assert watch.copied("The user's own documents")
     assert not RepeatWatch(messages).holds("The user")
+
+
+def test_a_note_is_copied_from_any_of_its_words_on() -> None:
+    """Asked "Tell me something interesting.", the model answered with the note's list of names."""
+    note = "The user's own documents (search them with knowledge_search) mention: Brannoch Orchard, Tobias Quell."
+    watch = RepeatWatch([Message(role="user", content="Tell me something interesting.")], note, answers=False)
+    assert watch.holds("Brannoch Orchard,") and watch.holds("Tobias")
+    assert not watch.copied("Brannoch Orchard")  # "Orchard" is not written out yet
+    assert watch.copied("Brannoch Orchard, Tobias") and watch.copied("Tobias Quell.")
+    assert not watch.holds("rannoch")  # from a word's start only
+    assert not watch.holds("Brannoch Orchard is")
+
+
+def test_a_direct_answer_is_watched_for_the_notes_alone() -> None:
+    messages = _after_the_clock(SKY, "Why is the sky blue?", "")[:3]
+    assert RepeatWatch(messages, answers=False).earlier == []
+    assert not RepeatWatch(messages, answers=False).holds("The sky is blue because")
+    assert RepeatWatch(messages).holds("The sky is blue because")
 
 
 def test_a_word_is_kept_from_in_every_way_it_may_be_written() -> None:
