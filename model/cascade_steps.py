@@ -87,7 +87,7 @@ def run_step(
     `reply_bias`: added to the logit of `reply` when `choose` picks a name (see `_choose`).
     `futile`: whether a call would surely be of no use (`PlanRequest.futile`).
     `claimed`: the tool the user's words point to (`PlanRequest.claimed`).
-    `unspoken`: text an answer after tool results must not read out (`PlanRequest.notes`).
+    `unspoken`: text no answer may read out, direct or after tool results (`PlanRequest.notes`).
     """
 
     def produce(emit: Emit, cancel: threading.Event) -> None:

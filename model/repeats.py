@@ -32,6 +32,7 @@ from model.grounding import FUNCTION_WORDS, WORD, shares_word
 
 __all__ = ["RepeatWatch", "first_word", "spellings"]
 
+_WORD_START = re.compile(r"(?<!\w)")
 UNSOURCED_WORDS = 2
 """How many words the turn did not say make a beginning a copy: one ("The current time ...")
 is how answers of the same kind begin."""
@@ -65,18 +66,15 @@ class RepeatWatch:
         )
         self.earlier = [" ".join(text.split()) for text in earlier if text.strip()]
         self.unspoken = [" ".join(line.split()) for line in unspoken.splitlines() if line.strip()]
+        self._note_pieces = [line[at.start() :] for line in self.unspoken for at in _WORD_START.finditer(line)]
+        """Each note from each place not inside a word on: where a copy of it may begin."""
         self.source = {word.lower() for text in _turn_texts(messages[last_user:]) for word in WORD.findall(text)}
 
     def holds(self, text: str) -> bool:
         """Whether `text` (the answer so far) is the beginning of an earlier answer, or a piece
         of a note from one of its words on: it may be a copy, and is not said yet."""
         said = " ".join(text.split())
-        if not said:
-            return False
-        if any(answer.startswith(said) for answer in self.earlier):
-            return True
-        at_word = re.compile(rf"(?<!\w){re.escape(said)}")
-        return any(at_word.search(line) for line in self.unspoken)
+        return bool(said) and any(piece.startswith(said) for piece in (*self.earlier, *self._note_pieces))
 
     def copied(self, text: str) -> bool:
         """Whether `text` is the beginning of an earlier answer with UNSOURCED_WORDS words the
