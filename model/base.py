@@ -160,6 +160,11 @@ class PlanRequest:
         return "\n\n".join(text for text in (self.instructions, self.notes) if text)
 
     @property
+    def preamble_messages(self) -> list[dict[str, Any]]:
+        """`preamble` as the system message that follows the planner's own, if there is one."""
+        return [{"role": "system", "content": self.preamble}] if self.preamble else []
+
+    @property
     def callable_tools(self) -> Sequence[ToolSpecDict]:
         """The tools the planner may call in this step."""
         if self.tool_choice != "auto":

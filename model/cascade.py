@@ -202,8 +202,7 @@ class CascadePlanner(Planner):
     def _messages(self, request: PlanRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The step's messages, its system prompt first, and the conversation alone."""
         history = _chat_messages(request.messages, plain_answers=isinstance(self.engine, SteppingEngine))
-        preamble = [{"role": "system", "content": request.preamble}] if request.preamble else []
-        return [self._system(), *preamble, *history], history
+        return [self._system(), *request.preamble_messages, *history], history
 
     def prepare(self, request: PlanRequest) -> None:
         """Read the conversation and the opening of the user's next message while it is being

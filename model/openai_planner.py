@@ -83,7 +83,7 @@ class OpenAIPlanner(Planner):
         system = {"role": "system", "content": SYSTEM_PROMPT.format(today=self.today().strftime("%A %d %B %Y"))}
         payload: dict[str, Any] = {
             "model": self.model,
-            "messages": [system, *_instructions(request), *openai_messages(request.messages)],
+            "messages": [system, *request.preamble_messages, *openai_messages(request.messages)],
             "max_tokens": request.max_new_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -125,7 +125,3 @@ class OpenAIPlanner(Planner):
             completion_tokens=usage[1],
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-
-
-def _instructions(request: PlanRequest) -> list[dict[str, Any]]:
-    return [{"role": "system", "content": request.preamble}] if request.preamble else []
