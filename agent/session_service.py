@@ -8,8 +8,10 @@ memory backend (agent/memory/) alone.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from agent.memory import MemoryBackend, session_thread
-from agent.sessions import SessionInfo, TurnRecord, validate_session_id
+from agent.sessions import SessionInfo, SessionTally, TurnRecord, validate_session_id
 from agent.tracing import TraceTree
 
 __all__ = ["SessionService"]
@@ -24,10 +26,11 @@ class SessionService:
             await self.memory.forget_expired()
             return await self.memory.sessions.list_sessions(tenant)
 
-    async def count_sessions(self, tenant: str) -> int:
+    async def tally(self, tenant: str, ids: Collection[str] = ()) -> SessionTally:
+        """How many live sessions the tenant has, and which of `ids` are among them (one read)."""
         with self.memory.errors():
             await self.memory.forget_expired()
-            return await self.memory.sessions.count_sessions(tenant)
+            return await self.memory.sessions.tally(tenant, ids)
 
     async def is_session(self, tenant: str, session_id: str) -> bool:
         """Whether the tenant has this (live) session, its turns unread."""

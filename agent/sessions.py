@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict
+from typing import Any, NamedTuple, Protocol, TypedDict
 
 from model.errors import InputError
 
@@ -27,6 +27,7 @@ __all__ = [
     "InMemorySessionStore",
     "SessionInfo",
     "SessionStore",
+    "SessionTally",
     "TraceRecord",
     "TurnRecord",
     "session_cutoff",
@@ -60,6 +61,13 @@ class SessionInfo(TypedDict):
     """Turns the session has had (older ones may have been dropped from its turn log)."""
 
 
+class SessionTally(NamedTuple):
+    live: int
+    """The tenant's live sessions."""
+    found: frozenset[str]
+    """The session ids asked about that are among them."""
+
+
 class SessionStore(Protocol):
     """Where sessions are indexed; SQLite, Redis and in-memory implementations share one contract."""
 
@@ -78,8 +86,9 @@ class SessionStore(Protocol):
 
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None: ...
 
-    async def count_sessions(self, tenant: str) -> int:
-        """How many live sessions the tenant has (what its quota counts), without reading them."""
+    async def tally(self, tenant: str, ids: Collection[str] = ()) -> SessionTally:
+        """How many live sessions the tenant has (what its quota counts), without reading them,
+        and which of `ids` are among them: one read of the backend, however many ids."""
         ...
 
     async def turns(self, tenant: str, session_id: str) -> list[TurnRecord]:
@@ -156,8 +165,9 @@ class InMemorySessionStore:
         ]
         return sorted(found, key=lambda info: info["updated_at"], reverse=True)
 
-    async def count_sessions(self, tenant: str) -> int:
-        return sum(1 for t, sid in list(self._sessions) if t == tenant and self._live((t, sid)))
+    async def tally(self, tenant: str, ids: Collection[str] = ()) -> SessionTally:
+        live = {sid for t, sid in list(self._sessions) if t == tenant and self._live((t, sid))}
+        return SessionTally(len(live), frozenset(live.intersection(ids)))
 
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
         session = self._live((tenant, session_id))

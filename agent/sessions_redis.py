@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from agent.sessions import Clock, SessionInfo, TraceRecord, TurnRecord, session_cutoff
+from agent.sessions import Clock, SessionInfo, SessionTally, TraceRecord, TurnRecord, session_cutoff
 
 __all__ = ["RedisSessionStore", "redis_text"]
 
@@ -78,24 +79,38 @@ class RedisSessionStore:
         if self.ttl_s:
             pipe.expire(key, self.ttl_s)
 
-    async def _live_index(self, tenant: str) -> str:
-        """The tenant's session index, its members of expired sessions taken out."""
-        index = self._index(tenant)
+    def _forget_expired(self, pipe: Any, index: str) -> None:
+        """Take the members of expired sessions out of a tenant's index, in `pipe` (which runs first)."""
         cutoff = session_cutoff(self.ttl_s, self._clock())
         if cutoff is not None:  # members outlive their session's keys: the index key lives while any does
-            await self.client.zremrangebyscore(index, "-inf", f"({cutoff}")
-        return index
+            pipe.zremrangebyscore(index, "-inf", f"({cutoff}")
 
     async def list_sessions(self, tenant: str) -> list[SessionInfo]:
-        ids = [redis_text(m) for m in await self.client.zrevrange(await self._live_index(tenant), 0, -1)]
+        index = self._index(tenant)
+        async with self.client.pipeline(transaction=False) as pipe:
+            self._forget_expired(pipe, index)
+            pipe.zrevrange(index, 0, -1)
+            *_, members = await pipe.execute()
+        ids = [redis_text(m) for m in members]
         async with self.client.pipeline(transaction=False) as pipe:
             for session_id in ids:
                 pipe.hgetall(self._info(tenant, session_id))
             found = await pipe.execute()
         return [_parse(sid, raw) for sid, raw in zip(ids, found, strict=True) if raw]
 
-    async def count_sessions(self, tenant: str) -> int:
-        return int(await self.client.zcard(await self._live_index(tenant)))
+    async def tally(self, tenant: str, ids: Collection[str] = ()) -> SessionTally:
+        index, asked = self._index(tenant), list(ids)
+        async with self.client.pipeline(transaction=False) as pipe:
+            self._forget_expired(pipe, index)
+            pipe.zcard(index)
+            if asked:
+                pipe.zmscore(index, asked)
+            found = await pipe.execute()
+        scores = found[-1] if asked else []
+        count = found[-2] if asked else found[-1]
+        return SessionTally(
+            int(count), frozenset(sid for sid, score in zip(asked, scores, strict=True) if score is not None)
+        )
 
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
         raw = await self.client.hgetall(self._info(tenant, session_id))

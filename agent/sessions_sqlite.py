@@ -9,11 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 import aiosqlite
 
-from agent.sessions import Clock, SessionInfo, TraceRecord, TurnRecord, session_cutoff, trace_ended_at
+from agent.sessions import (
+    Clock,
+    SessionInfo,
+    SessionTally,
+    TraceRecord,
+    TurnRecord,
+    session_cutoff,
+    trace_ended_at,
+)
 
 __all__ = ["SqliteSessionStore"]
 
@@ -140,11 +149,14 @@ class SqliteSessionStore:
         )
         return [_info(r) for r in rows]
 
-    async def count_sessions(self, tenant: str) -> int:
+    async def tally(self, tenant: str, ids: Collection[str] = ()) -> SessionTally:
+        live = "FROM voicegraph_sessions WHERE tenant = ? AND updated_at >= ?"
         rows = await self._rows(
-            "SELECT COUNT(*) FROM voicegraph_sessions WHERE tenant = ? AND updated_at >= ?", (tenant, self._cutoff())
+            f"SELECT COUNT(*), NULL {live} UNION ALL "
+            f"SELECT NULL, session_id {live} AND session_id IN (SELECT value FROM json_each(?))",
+            (tenant, cutoff := self._cutoff(), tenant, cutoff, json.dumps(list(ids))),
         )
-        return int(rows[0][0])
+        return SessionTally(int(rows[0][0]), frozenset(row[1] for row in rows[1:]))
 
     async def get_session(self, tenant: str, session_id: str) -> SessionInfo | None:
         rows = await self._rows(

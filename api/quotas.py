@@ -12,6 +12,10 @@ across replicas) from the count to the write, and requests behind it wait their 
 session is written only when its first turn lands, which may take a while: a new session
 is reserved instead, in this process, from the check until its first turn ends, and
 counted with the tenant's sessions meanwhile (replicas each keep their own reservations).
+New sessions are counted together: those that arrive while the tenant's sessions are being
+counted wait, and are all counted in the next hold, with one read of the backend. Counted
+one by one, a burst of new sessions (clients coming back after a restart) queued behind the
+hold, each behind every other.
 One request adding documents may still pass the documents and chunks quotas by what it
 brings (at most VOICEGRAPH_MAX_DOCUMENTS_BYTES).
 """
@@ -23,6 +27,7 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from agent.locks import LocalSessionLocks, SessionBusyError, SessionLocks
 from agent.session_service import SessionService
@@ -51,7 +56,26 @@ class QuotaBusyError(QuotaExceededError):
 def require_room(count: int, limit: int, what: str, setting: str) -> None:
     """QuotaExceededError unless one more `what` fits under `limit` (`setting` names it)."""
     if count >= limit:
-        raise QuotaExceededError(REACHED.format(count=count, what=what, setting=f"VOICEGRAPH_{setting.upper()}"))
+        raise _reached(count, what, setting)
+
+
+def _reached(count: int, what: str, setting: str) -> QuotaExceededError:
+    return QuotaExceededError(REACHED.format(count=count, what=what, setting=f"VOICEGRAPH_{setting.upper()}"))
+
+
+@dataclass
+class _Waiting:
+    """A new session waiting to be counted: told its reservation's time, None if it began meanwhile."""
+
+    session_id: str
+    admitted: asyncio.Future[float | None]
+
+    def reservation(self) -> float | None:
+        """The time of the reservation made for it, if one was."""
+        admitted = self.admitted
+        if admitted.done() and not admitted.cancelled() and admitted.exception() is None:
+            return admitted.result()
+        return None
 
 
 class Quotas:
@@ -63,6 +87,10 @@ class Quotas:
         self._starting: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self._local: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         """Per tenant and kind, in this process: what waits here polls no one."""
+        self._waiting: defaultdict[str, list[_Waiting]] = defaultdict(list)
+        """Per tenant, the new sessions waiting to be counted."""
+        self._counting: dict[str, asyncio.Task[None]] = {}
+        """Per tenant, the task counting them."""
 
     @contextlib.asynccontextmanager
     async def adding(self, tenant: str, what: str) -> AsyncIterator[None]:
@@ -96,20 +124,56 @@ class Quotas:
         sessions at once on two replicas waited its turn for it)."""
         if await self._counted(sessions, tenant, session_id):
             return lambda: None
-        async with self.adding(tenant, "sessions"):
-            now = time.monotonic()
-            starting = self._starting[tenant]
-            for stale in [sid for sid, since in starting.items() if now - since > RESERVED_S]:
-                del starting[stale]
-            if await self._counted(sessions, tenant, session_id):  # begun meanwhile, here or on another replica
-                return lambda: None
-            # Turns end while this awaits, each taking its reservation out: read a copy, and
-            # write into the tenant's reservations as they are then.
-            unwritten = [sid for sid in list(self._starting[tenant]) if not await sessions.is_session(tenant, sid)]
-            count = await sessions.count_sessions(tenant) + len(unwritten)
-            require_room(count, settings.quota_sessions, "sessions", "quota_sessions")
-            self._starting[tenant][session_id] = now
-        return lambda: self._release(tenant, session_id, now)
+        waiting = _Waiting(session_id, asyncio.get_running_loop().create_future())
+        self._waiting[tenant].append(waiting)
+        if tenant not in self._counting:
+            self._counting[tenant] = asyncio.create_task(self._count_new(sessions, settings, tenant))
+        try:
+            since = await waiting.admitted
+        except asyncio.CancelledError:  # its caller left: a reservation made meanwhile is let go
+            if (reserved := waiting.reservation()) is not None:
+                self._release(tenant, session_id, reserved)
+            raise
+        if since is None:  # begun meanwhile
+            return lambda: None
+        return lambda: self._release(tenant, session_id, since)
+
+    async def _count_new(self, sessions: SessionService, settings: Settings, tenant: str) -> None:
+        """Count the tenant's waiting new sessions, all at once, until none wait."""
+        try:
+            while batch := self._waiting.pop(tenant, []):
+                try:
+                    async with self.adding(tenant, "sessions"):
+                        await self._admit(sessions, settings, tenant, batch)
+                except Exception as error:  # QuotaBusyError, the backend down: each waiting turn says so
+                    for waiting in batch:
+                        if not waiting.admitted.done():
+                            waiting.admitted.set_exception(error)
+        finally:
+            del self._counting[tenant]
+
+    async def _admit(self, sessions: SessionService, settings: Settings, tenant: str, batch: list[_Waiting]) -> None:
+        now = time.monotonic()
+        starting = self._starting[tenant]
+        for stale in [sid for sid, since in starting.items() if now - since > RESERVED_S]:
+            del starting[stale]
+        # Turns end while this awaits, each taking its reservation out: read a copy, and write
+        # into the tenant's reservations as they are then.
+        reserved = list(starting)
+        tally = await sessions.tally(tenant, [*(waiting.session_id for waiting in batch), *reserved])
+        count = tally.live + sum(1 for sid in reserved if sid not in tally.found)
+        for waiting in batch:
+            sid = waiting.session_id
+            if waiting.admitted.done():  # its caller left
+                continue
+            if sid in tally.found or sid in self._starting[tenant]:  # begun meanwhile, there or here
+                waiting.admitted.set_result(None)
+            elif count >= settings.quota_sessions:
+                waiting.admitted.set_exception(_reached(count, "sessions", "quota_sessions"))
+            else:
+                self._starting[tenant][sid] = now
+                count += 1
+                waiting.admitted.set_result(now)
 
     async def _counted(self, sessions: SessionService, tenant: str, session_id: str) -> bool:
         """Whether the session counts already: written, or reserved by this process."""

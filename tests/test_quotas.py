@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from agent.runner import TurnRequest
+from agent.sessions import SessionTally
 from api.app import create_app
 from api.compose import Services, open_services
 from api.quotas import QuotaBusyError, QuotaExceededError, Quotas
@@ -204,8 +205,9 @@ class _SlowSessions:
         await asyncio.sleep(0.01)
         return False
 
-    async def count_sessions(self, tenant: str) -> int:
-        return 0
+    async def tally(self, tenant: str, ids: Collection[str] = ()) -> SessionTally:
+        await asyncio.sleep(0.03)  # turns end meanwhile
+        return SessionTally(0, frozenset())
 
 
 @pytest.mark.anyio
@@ -224,3 +226,65 @@ async def test_turns_ending_while_a_new_session_is_counted_leave_it_reserved(tmp
     await asyncio.gather(turns_end(), quotas.reserve_session(sessions, roomy, "acme", "new"))  # type: ignore[arg-type]
     with pytest.raises(QuotaExceededError):  # "new" holds the one session a quota of 1 allows
         await quotas.reserve_session(sessions, Settings(data_dir=tmp_path, quota_sessions=1), "acme", "more")  # type: ignore[arg-type]
+
+
+class _CountedSessions:
+    """Sessions kept in a set, counting what is asked of them."""
+
+    def __init__(self) -> None:
+        self.written: set[str] = set()
+        self.tallies = 0
+
+    async def is_session(self, tenant: str, session_id: str) -> bool:
+        await asyncio.sleep(0)
+        return session_id in self.written
+
+    async def tally(self, tenant: str, ids: Collection[str] = ()) -> SessionTally:
+        self.tallies += 1
+        await asyncio.sleep(0)
+        return SessionTally(len(self.written), frozenset(self.written.intersection(ids)))
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_new_sessions_is_counted_together(tmp_path: Any) -> None:
+    """New sessions that arrive while the tenant's sessions are counted are counted together
+    next, in one read: a burst of them does not queue one by one behind the tenant's hold."""
+    quotas, sessions = Quotas(), _CountedSessions()
+    sessions.written = {"old-1", "old-2"}
+    settings = Settings(data_dir=tmp_path, quota_sessions=42)
+    burst = [quotas.reserve_session(sessions, settings, "acme", f"s{n}") for n in range(40)]  # type: ignore[arg-type]
+    ended = await asyncio.gather(*burst)
+    assert sessions.tallies <= 2  # the first alone, maybe, then all the others at once
+    with pytest.raises(QuotaExceededError, match="has 42 sessions"):  # 2 written and 40 reserved
+        await quotas.reserve_session(sessions, settings, "acme", "one-more")  # type: ignore[arg-type]
+    sessions.written.add("s0")  # the first turn landed, then ended
+    ended[0]()
+    with pytest.raises(QuotaExceededError):  # written now, it is counted once
+        await quotas.reserve_session(sessions, settings, "acme", "one-more")  # type: ignore[arg-type]
+    ended[1]()  # ended without landing: its room is free
+    (await quotas.reserve_session(sessions, settings, "acme", "one-more"))()  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_burst_past_the_quota_is_refused_past_it_only(tmp_path: Any) -> None:
+    quotas, sessions = Quotas(), _CountedSessions()
+    settings = Settings(data_dir=tmp_path, quota_sessions=3)
+    burst = [quotas.reserve_session(sessions, settings, "acme", f"s{n}") for n in range(5)]  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(*burst, return_exceptions=True)
+    assert [isinstance(o, QuotaExceededError) for o in outcomes] == [False, False, False, True, True]
+    same = [quotas.reserve_session(sessions, settings, "acme", "s0") for _ in range(2)]  # type: ignore[arg-type]
+    for ended in await asyncio.gather(*same):  # reserved already: goes on (its own lock says it is busy)
+        ended()
+
+
+@pytest.mark.anyio
+async def test_a_new_session_whose_caller_leaves_is_not_kept_reserved(tmp_path: Any) -> None:
+    quotas, sessions = Quotas(), _CountedSessions()
+    settings = Settings(data_dir=tmp_path, quota_sessions=1)
+    async with quotas.adding("acme", "sessions"):  # the count is held: the new session waits
+        waiting = asyncio.ensure_future(quotas.reserve_session(sessions, settings, "acme", "left"))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    (await quotas.reserve_session(sessions, settings, "acme", "next"))()  # type: ignore[arg-type]

@@ -82,7 +82,9 @@ async def test_store_records_lists_and_deletes(memory: MemoryBackend) -> None:
     await store.record_turn("b", "s1", _record(1, "tenant b"))
     await store.record_turn("a", "s1", _record(2, "second"))
     assert [s["session_id"] for s in await store.list_sessions("a")] == ["s1", "s2"]  # newest first
-    assert await store.count_sessions("a") == 2 and await store.count_sessions("b") == 1
+    assert await store.tally("a") == (2, frozenset()) and (await store.tally("b")).live == 1
+    assert await store.tally("a", ["s2", "s3", "s1"]) == (2, {"s1", "s2"})  # which of these it has
+    assert await store.tally("b", ["s2", "s3"]) == (1, frozenset())
     info = await store.get_session("a", "s1")
     assert info is not None and info["turns"] == 2 and info["created_at"] <= info["updated_at"]
     assert [r["answer"] for r in await store.turns("a", "s1")] == ["ok", "second"]
@@ -91,7 +93,7 @@ async def test_store_records_lists_and_deletes(memory: MemoryBackend) -> None:
     assert await store.delete_session("a", "s1") is False
     assert await store.get_session("a", "s1") is None and await store.turns("a", "s1") == []
     assert [s["session_id"] for s in await store.list_sessions("b")] == ["s1"]
-    assert await store.count_sessions("a") == 1
+    assert await store.tally("a", ["s1", "s2"]) == (1, {"s2"})
 
 
 async def test_store_amends_the_last_answer_only(memory: MemoryBackend) -> None:
