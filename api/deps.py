@@ -34,6 +34,8 @@ __all__ = [
     "TenantDep",
     "authenticate",
     "check_key",
+    "get_tenant",
+    "services_of",
 ]
 
 NO_KEY = "this service needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
@@ -48,24 +50,32 @@ _CHECKED = "voicegraph.key"
 """Where a request's scope keeps the key check's outcome, so it is made once per request."""
 
 
-def get_services(request: HTTPConnection) -> Services:
+def services_of(request: HTTPConnection) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_runner(services: Annotated[Services, Depends(get_services)]) -> TurnRunner:
+# The dependencies are coroutines, though none awaits: FastAPI runs a plain function's in a
+# worker thread, a hand-off to and from a thread per dependency of every request.
+
+
+async def get_services(request: HTTPConnection) -> Services:
+    return services_of(request)
+
+
+async def get_runner(services: Annotated[Services, Depends(get_services)]) -> TurnRunner:
     return services.runner
 
 
-def get_sessions(services: Annotated[Services, Depends(get_services)]) -> SessionService:
+async def get_sessions(services: Annotated[Services, Depends(get_services)]) -> SessionService:
     return services.sessions
 
 
-def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
+async def get_settings(services: Annotated[Services, Depends(get_services)]) -> Settings:
     return services.settings
 
 
-def get_quotas(services: Annotated[Services, Depends(get_services)]) -> Quotas:
+async def get_quotas(services: Annotated[Services, Depends(get_services)]) -> Quotas:
     return services.quotas
 
 

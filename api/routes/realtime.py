@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, WebSocket
 from fastapi.responses import JSONResponse
 
 from agent.runner import validate_session_id
-from api.deps import get_services, get_tenant
+from api.deps import get_tenant, services_of
 from api.quotas import QuotaExceededError
 from api.realtime import RealtimeConnection
 from api.realtime_protocol import new_id
@@ -28,7 +28,7 @@ NO_ASR = "realtime needs a speech recognizer, and this service's planner runs wi
 
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
-    services = get_services(websocket)
+    services = services_of(websocket)
     try:
         tenant = await get_tenant(websocket, services)
         session_id = websocket.query_params.get("session_id") or new_id("rt")
