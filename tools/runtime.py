@@ -13,6 +13,8 @@ repeating it cannot do anything twice. A tool that changes things is never retri
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -143,10 +145,17 @@ async def _execute(call: ToolCall, registry: ToolRegistry, context: ToolContext)
     return ToolOutcome(call=call, result=result, record=record, started_ns=started_ns, ended_ns=time.time_ns())
 
 
-def _validation_problem(schema: Any, arguments: dict[str, Any]) -> str | None:
+@functools.lru_cache(maxsize=512)
+def _validator(schema_json: str) -> Draft202012Validator:
+    """A schema's validator, made once: making one (its reference registry) costs more than
+    most validations. Keyed by the schema's JSON, as tenants' tools are made anew each turn."""
     # An empty registry: a reference outside the schema is never fetched (jsonschema's
     # default would GET its URL from our network), it is an unusable schema.
-    validator = Draft202012Validator(dict(schema), registry=_NO_RETRIEVAL)
+    return Draft202012Validator(json.loads(schema_json), registry=_NO_RETRIEVAL)
+
+
+def _validation_problem(schema: Any, arguments: dict[str, Any]) -> str | None:
+    validator = _validator(json.dumps(schema, sort_keys=True))
     try:
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
     except Unresolvable as error:
