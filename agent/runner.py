@@ -21,6 +21,7 @@ from typing import Any, Literal, assert_never, cast
 
 import anyio
 import numpy as np
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 
 from agent.context import AgentDeps, TurnContext
@@ -155,12 +156,12 @@ class TurnRunner:
                         assert_never(event)
         raise AssertionError("a turn's events end with its result or its failure")
 
-    def _start_trace(self, request: TurnRequest, before: StateSnapshot) -> TurnTrace:
+    def _start_trace(self, request: TurnRequest, turn: int) -> TurnTrace:
         audio = request.audio
         return self.tracing.start_turn(
             tenant=request.tenant,
             session_id=request.session_id,
-            turn=int(before.values.get("turn") or 0) + 1,
+            turn=turn,
             planner=self.deps.planner.name,
             modality="text" if audio is None else "audio",
             audio_seconds=0.0 if audio is None else audio.size / SAMPLE_RATE,
@@ -204,8 +205,12 @@ class TurnRunner:
 
     async def _run(self, request: TurnRequest) -> AsyncGenerator[TurnEvent, None]:
         config = _config(request.tenant, request.session_id)
-        before = await self.graph.aget_state(config)
-        trace = self._start_trace(request, before)
+        # The checkpoint itself, not the graph's view of it (aget_state): all a turn needs is
+        # where to roll back to and its number.
+        saved = await self.memory.checkpointer.aget_tuple(config)
+        before = config if saved is None else saved.config
+        turn = 1 + int((saved.checkpoint["channel_values"].get("turn") or 0) if saved else 0)
+        trace = self._start_trace(request, turn)
         context = await self._context(request, trace)
         progress = Progress()
         tts = self.deps.tts if request.speak else None
@@ -329,16 +334,17 @@ class TurnRunner:
                 await self.memory.sessions.amend_answer(tenant, session_id, heard)
                 return True
 
-    async def _restore(self, before: StateSnapshot, failure: BaseException) -> RollbackFailedError | None:
-        """Put the thread back as it was before a failed turn; the error to answer with when
-        that failed too, so the caller learns the session may hold part of the turn (the
-        thread and the index may disagree) instead of it being only logged."""
-        thread_id = before.config["configurable"]["thread_id"]
+    async def _restore(self, before: RunnableConfig, failure: BaseException) -> RollbackFailedError | None:
+        """Put the thread back at checkpoint `before` (the thread's config, with no checkpoint
+        id when it had none) after a failed turn; the error to answer with when that failed too,
+        so the caller learns the session may hold part of the turn (the thread and the index may
+        disagree) instead of it being only logged."""
+        thread_id = before["configurable"]["thread_id"]
         try:
-            if before.config["configurable"].get("checkpoint_id") is None:
+            if before["configurable"].get("checkpoint_id") is None:
                 await self.memory.checkpointer.adelete_thread(thread_id)
             else:
-                await self.graph.aupdate_state(before.config, None)
+                await self.graph.aupdate_state(before, None)
         except Exception as error:
             session = thread_id.partition(":")[2]
             unrestored = RollbackFailedError(
@@ -349,5 +355,5 @@ class TurnRunner:
         return None
 
 
-def _config(tenant: str, session_id: str) -> Any:
+def _config(tenant: str, session_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": session_thread(tenant, session_id)}}
