@@ -86,6 +86,8 @@ class LoadReport:
     failed_kept: int = 0
     failed_dropped: int = 0
     redis_used_mib: float | None = None
+    replica_cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU each replica the bench started spent per turn it answered, over the run."""
     inconsistent: list[str] = field(default_factory=list)
 
     @property
@@ -119,6 +121,12 @@ class LoadReport:
             lines.append(
                 f"lock waits: {len(self.lock_waits_s)} turns waited for a lock a failed turn left, "
                 f"up to {max(self.lock_waits_s):.1f} s"
+            )
+        if self.replica_cpu_ms:
+            cpu = sum(self.replica_cpu_ms.values()) / len(self.replica_cpu_ms)
+            lines.append(
+                f"replica CPU: {cpu:.1f} ms per answered turn (about {1000 / cpu:.0f} turns/s for a replica with "
+                "a core of its own); " + ", ".join(f"{url} {v:.1f}" for url, v in sorted(self.replica_cpu_ms.items()))
             )
         if self.redis_used_mib is not None:
             lines.append(f"redis memory: {self.redis_used_mib:.1f} MiB used")
@@ -278,14 +286,17 @@ async def run_load(
     turns: int,
     kill: ServerProcess | None = None,
     api_key: str | None = None,
+    measured: Sequence[ServerProcess] = (),
 ) -> LoadReport:
-    """Run the load against `urls`; with `kill` (one of them), kill it a third of the way through."""
+    """Run the load against `urls`; with `kill` (one of them), kill it a third of the way through.
+    The CPU time of `measured` (replicas started here) is read before and after the turns."""
     report = LoadReport(replicas=len(urls), sessions=sessions, turns=turns)
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     pool = _Pool(urls, headers, sessions)
     prefix = f"load-{os.getpid()}-{int(time.time())}"
     try:
         pool.kill_at = round(sessions * turns * KILL_AT) if kill is not None else None
+        cpu_before = {server.url: server.cpu_seconds() for server in measured}
         started = time.perf_counter()
         runs = asyncio.gather(*(_run_session(pool, report, n, prefix) for n in range(sessions)))
         if kill is not None:
@@ -297,6 +308,10 @@ async def run_load(
             await asyncio.to_thread(kill.kill)
         done = await runs
         report.wall_s = time.perf_counter() - started
+        for server in measured:
+            before, after = cpu_before[server.url], server.cpu_seconds()
+            if before is not None and after is not None and report.per_replica[server.url]:
+                report.replica_cpu_ms[server.url] = (after - before) * 1000 / report.per_replica[server.url]
         await _check(pool, report, list(done))
     finally:
         await pool.aclose()
@@ -364,7 +379,7 @@ def run_load_bench(
     with tempfile.TemporaryDirectory(prefix="voicegraph-load-") as tmp, local_replicas(replicas, Path(tmp)) as started:
         servers, redis_url = started
         victim = servers[0] if kill else None
-        args: dict[str, Any] = {"sessions": sessions, "turns": turns, "kill": victim}
+        args: dict[str, Any] = {"sessions": sessions, "turns": turns, "kill": victim, "measured": servers}
         report = asyncio.run(run_load([s.url for s in servers], **args))
         report.redis_used_mib = _redis_used_mib(redis_url)
     return report

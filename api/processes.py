@@ -8,6 +8,7 @@ alone, and so that it can be killed outright, as a crashed replica would die.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -116,6 +117,14 @@ class ServerProcess:
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the process has used so far (user and system); None once it is gone, or off Linux."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
     def kill(self) -> None:
         """SIGKILL: the process dies mid-whatever, as a crashed replica does."""

@@ -13,6 +13,10 @@ def test_sessions_moving_between_two_replicas_hold_exactly_their_turns() -> None
     assert report.answered == 8 and not report.errors
     assert len(report.per_replica) == 2 and all(n == 4 for n in report.per_replica.values())
     assert "verdict: consistent" in report.render()
+    assert set(report.replica_cpu_ms) == set(report.per_replica) and all(
+        0 < ms < 10_000 for ms in report.replica_cpu_ms.values()
+    )
+    assert "ms per answered turn" in report.render()
 
 
 def test_a_replica_killed_mid_run_leaves_the_other_carrying_on() -> None:
@@ -23,6 +27,7 @@ def test_a_replica_killed_mid_run_leaves_the_other_carrying_on() -> None:
     answered_after = report.answered - report.killed_after
     assert report.per_replica[survivor] >= answered_after > 0
     assert report.answered + sum(report.errors.values()) == 12
+    assert list(report.replica_cpu_ms) == [survivor]  # the killed one's CPU time went with it
 
 
 def test_the_verdict_counts_lost_duplicated_and_unexpected_entries() -> None:
