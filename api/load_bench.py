@@ -9,11 +9,13 @@ reads every session back through the sessions API and checks that it holds exact
 turns: each answered turn once, in order, and nothing else.
 
 With `kill`, one replica is killed (SIGKILL) once a third of the turns are answered. Turns
-it was running fail; the client then sends only to the replicas left, as a load balancer
-would, and a session whose turn died with the replica waits for its lock to expire (the
-lock's lease) before its next turn is taken. A turn that failed may or may not have been
-kept, as it may have died before or after its session was written: it counts as neither
-lost nor duplicated if kept once, after the turns before it.
+it was running fail, and so do those sent to it while it was being killed; a turn sent once
+it is dead finds no one to take it and goes to the next replica, as a load balancer would
+send it on. The client then sends only to the replicas left, and a session whose turn died
+with the replica waits for its lock to expire (the lock's lease) before its next turn is
+taken. A turn that failed may or may not have been kept, as it may have died before or after
+its session was written: it counts as neither lost nor duplicated if kept once, after the
+turns before it.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class LoadReport:
     killed: str | None = None
     killed_after: int = 0
     in_flight_at_kill: int = 0
-    """Turns the killed replica had been sent and not answered when it was killed."""
+    """Turns the killed replica had been sent and not answered when it was killed, and turns
+    sent to it while it was being killed."""
     lock_waits_s: list[float] = field(default_factory=list)
     rerouted: int = 0
     """Turns a replica refused to connect for, sent to the next one."""
@@ -116,7 +119,8 @@ class LoadReport:
         if self.killed:
             lines.append(
                 f"fault: {self.killed} killed after {self.killed_after} answered turns, with "
-                f"{self.in_flight_at_kill} in flight there; {self.rerouted} turns refused a connection and sent on"
+                f"{self.in_flight_at_kill} in flight there; {self.rerouted} turns sent on to another replica, "
+                "as the killed one was gone"
             )
         if self.lock_waits_s:
             lines.append(
@@ -166,6 +170,10 @@ class _Pool:
         self.kill_at: int | None = None
         """Answered turns after which a replica is to be killed; None: none is."""
         self.kill_due = asyncio.Event()
+        self.killing: str | None = None
+        """The replica being killed: a turn sent to it meanwhile is in flight there."""
+        self.dead: dict[str, float] = {}
+        """Killed replicas, and when they were dead: nothing sent to one since ran there."""
 
     def pick(self, index: int) -> str:
         if not self.live:
@@ -199,18 +207,17 @@ async def _turn(pool: _Pool, report: LoadReport, index: int, text: str, session:
         url = pool.pick(index)
         started = time.perf_counter()
         pool.in_flight[url] += 1
+        if url == pool.killing:
+            report.in_flight_at_kill += 1
         try:
             status, body = await _post(pool, url, f"/v1/sessions/{session}/turns", {"text": text, "speak": False})
-        except aiohttp.ClientConnectorError as error:
+        except (aiohttp.ClientError, TimeoutError) as error:
             await pool.check(url)
-            if url not in pool.live:
-                report.rerouted += 1  # nothing was sent: the turn goes to the next replica
+            unsent = started >= pool.dead.get(url, float("inf")) or isinstance(error, aiohttp.ClientConnectorError)
+            if unsent and url not in pool.live:  # it never reached a replica: the next one takes it
+                report.rerouted += 1
                 continue
             report.errors[f"{type(error).__name__} ({url})"] += 1
-            return False
-        except (aiohttp.ClientError, TimeoutError) as error:
-            report.errors[f"{type(error).__name__} ({url})"] += 1
-            await pool.check(url)
             return False
         finally:
             pool.in_flight[url] -= 1
@@ -317,7 +324,9 @@ async def run_load(
             due.cancel()
             report.killed, report.killed_after = kill.url, report.answered
             report.in_flight_at_kill = pool.in_flight[kill.url]
+            pool.killing = kill.url
             await asyncio.to_thread(kill.kill)
+            pool.killing, pool.dead[kill.url] = None, time.perf_counter()
         done = await runs
         report.wall_s = time.perf_counter() - started
         for server in measured:

@@ -27,6 +27,7 @@ def test_a_replica_killed_mid_run_leaves_the_other_carrying_on() -> None:
     answered_after = report.answered - report.killed_after
     assert report.per_replica[survivor] >= answered_after > 0
     assert report.answered + sum(report.errors.values()) == 12
+    assert sum(report.errors.values()) <= report.in_flight_at_kill  # only turns the killed replica had
     assert list(report.replica_cpu_ms) == [survivor]  # the killed one's CPU time went with it
 
 
