@@ -56,11 +56,7 @@ class QuotaBusyError(QuotaExceededError):
 def require_room(count: int, limit: int, what: str, setting: str) -> None:
     """QuotaExceededError unless one more `what` fits under `limit` (`setting` names it)."""
     if count >= limit:
-        raise _reached(count, what, setting)
-
-
-def _reached(count: int, what: str, setting: str) -> QuotaExceededError:
-    return QuotaExceededError(REACHED.format(count=count, what=what, setting=f"VOICEGRAPH_{setting.upper()}"))
+        raise QuotaExceededError(REACHED.format(count=count, what=what, setting=f"VOICEGRAPH_{setting.upper()}"))
 
 
 @dataclass
@@ -168,12 +164,15 @@ class Quotas:
                 continue
             if sid in tally.found or sid in self._starting[tenant]:  # begun meanwhile, there or here
                 waiting.admitted.set_result(None)
-            elif count >= settings.quota_sessions:
-                waiting.admitted.set_exception(_reached(count, "sessions", "quota_sessions"))
-            else:
-                self._starting[tenant][sid] = now
-                count += 1
-                waiting.admitted.set_result(now)
+                continue
+            try:
+                require_room(count, settings.quota_sessions, "sessions", "quota_sessions")
+            except QuotaExceededError as full:
+                waiting.admitted.set_exception(full)
+                continue
+            self._starting[tenant][sid] = now
+            count += 1
+            waiting.admitted.set_result(now)
 
     async def _counted(self, sessions: SessionService, tenant: str, session_id: str) -> bool:
         """Whether the session counts already: written, or reserved by this process."""
