@@ -82,7 +82,8 @@ class LoadReport:
     sent to it while it was being killed."""
     lock_waits_s: list[float] = field(default_factory=list)
     rerouted: int = 0
-    """Turns a replica refused to connect for, sent to the next one."""
+    """Turns that reached no replica (one refused the connection, or was dead when they were
+    sent), sent to the next one."""
     consistent_sessions: int = 0
     lost: int = 0
     duplicated: int = 0
