@@ -11,10 +11,10 @@ import numpy as np
 
 from agent.speech import FirstAudioGate
 from agent.tracing import TurnTrace, untraced
-from agent.vocabulary import TurnVocabulary
+from agent.vocabulary import TurnVocabulary, VocabularyCache, gather
 from model.base import Planner, SpeechRecognizer, SpeechSynthesizer, ToolSpecDict
 from retrieval.relevance import ToolRelevance
-from tools.base import Tool, ToolContext
+from tools.base import Tool, ToolContext, Vocabulary
 from tools.registry import ToolRegistry
 from tools.runtime import DEFAULT_MAX_CONCURRENCY
 
@@ -58,6 +58,13 @@ class AgentDeps:
     relevance: ToolRelevance | None = None
     """Tells a call the user's words do not ask for (retrieval/relevance.py), for tools that
     cannot tell themselves; None: every such call stands."""
+    vocabularies: VocabularyCache | None = None
+    """What the tools know of each tenant, kept across turns (agent/vocabulary.py); None: read every turn."""
+
+    async def vocabulary(self, tools: Sequence[Tool], context: ToolContext) -> Vocabulary:
+        """What `tools` know of the context's tenant: as kept (`vocabularies`), else read now."""
+        kept = self.vocabularies
+        return await (gather(tools, context) if kept is None else kept.get(tools, context))
 
     async def registry_for(self, tenant: str) -> ToolRegistry:
         """`registry` plus the tenant's own tools, fixed for the length of a turn."""

@@ -34,7 +34,7 @@ from agent.sessions import validate_session_id
 from agent.speech import LineCache, speak_along, trace_speech
 from agent.state import AgentState, Replace, fresh_turn
 from agent.tracing import Tracing, TurnTrace
-from agent.vocabulary import gather, hearing_hint
+from agent.vocabulary import hearing_hint
 from model.audio import SAMPLE_RATE
 from model.base import Message, ToolSpecDict
 from model.errors import InputError
@@ -119,7 +119,7 @@ class TurnRunner:
         with self.memory.errors():
             state = await self.history(tenant, session_id)
             tools = await self.deps.registry_for(tenant)
-        vocabulary = await gather(list(tools), ToolContext(tenant=tenant, session_id=session_id))
+        vocabulary = await self.deps.vocabulary(list(tools), ToolContext(tenant=tenant, session_id=session_id))
         return hearing_hint(vocabulary, last_words(cast(AgentState, state.values)))
 
     async def stream_turn(self, request: TurnRequest) -> AsyncGenerator[TurnEvent, None]:

@@ -14,6 +14,7 @@ from agent.context import AgentDeps, VoiceActivityDetector
 from agent.memory import MemoryBackend, open_memory
 from agent.runner import TurnRunner
 from agent.session_service import SessionService
+from agent.vocabulary import VocabularyCache
 from api.forwarded import TrustedProxies
 from api.quotas import Quotas
 from api.ratelimit import RateLimiter
@@ -228,8 +229,11 @@ async def _open_services(
         embedder = MiniLMEmbedder()
         await asyncio.to_thread(embedder.load)  # so the first search does not pay for it under its timeout
         knowledge = open_knowledge(settings, embedder)
+        # Changes to a tenant's bases move its generation: every replica reads their names again.
+        blocking = BlockingRegistrations(memory.registrations, asyncio.get_running_loop())  # for worker threads
+        knowledge.on_change = blocking.touch
         if settings.kb_dir is not None:
-            report = knowledge.ingest_folder(settings.tenant, DEFAULT_KB, settings.kb_dir)
+            report = await asyncio.to_thread(knowledge.ingest_folder, settings.tenant, DEFAULT_KB, settings.kb_dir)
             log.info("knowledge base %r: %s", DEFAULT_KB, report)
         _timed(loads, "knowledge", started)
         extra_tools: list[Tool] = []
@@ -240,8 +244,7 @@ async def _open_services(
         voices: VoiceLibrary | None = None
         if settings.voices:
             started = time.perf_counter()
-            registrations = BlockingRegistrations(memory.registrations, asyncio.get_running_loop())
-            voices = await asyncio.to_thread(open_voice_library, settings, tts, embedder, registrations=registrations)
+            voices = await asyncio.to_thread(open_voice_library, settings, tts, embedder, registrations=blocking)
             extra_tools.append(audio_search_tool(voices))
             _timed(loads, "voices", started)
         if planner is None:
@@ -275,6 +278,7 @@ async def _open_services(
             paralinguistics=settings.paralinguistics,
             adapt_delivery=settings.adapt_delivery,
             relevance=tool_relevance(settings, embedder),
+            vocabularies=VocabularyCache(memory.registrations.generation),
         )
         async with open_tools(settings, knowledge, memory.registrations, extra_tools) as tooling:
             deps = replace(deps, registry=tooling.registry, tenant_tools=tooling.tenant_tools.tools_for)

@@ -8,6 +8,7 @@ failure and exits with code 1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict
@@ -17,7 +18,8 @@ from typing import Annotated
 import typer
 
 from api.cli_common import EXIT_FAILURE, EXIT_INPUT, fail, guard, load_settings
-from api.compose import open_knowledge
+from api.compose import open_knowledge, open_settings_memory
+from api.settings import Settings
 from retrieval.ingest import FileOutcome, IngestReport, collect_files
 from retrieval.knowledge import KnowledgeStore
 
@@ -34,7 +36,20 @@ TenantOption = Annotated[str | None, typer.Option("--tenant", help="Act as this 
 
 def _open(tenant: str | None) -> tuple[KnowledgeStore, str]:
     settings = load_settings()
-    return open_knowledge(settings), tenant or settings.tenant
+    store = open_knowledge(settings)
+    store.on_change = lambda changed: _touch(settings, changed)
+    return store, tenant or settings.tenant
+
+
+def _touch(settings: Settings, tenant: str) -> None:
+    """Move the tenant's generation in the session memory: running replicas read the names
+    in its bases again (agent/vocabulary.py)."""
+
+    async def touch() -> None:
+        async with open_settings_memory(settings) as memory:
+            await memory.registrations.touch(tenant)
+
+    asyncio.run(touch())
 
 
 @kb_app.command("create")

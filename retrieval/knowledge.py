@@ -13,6 +13,7 @@ document again never duplicates it, and unchanged content is not even re-embedde
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 __all__ = ["BaseVocabulary", "DocumentInfo", "KnowledgeStore", "tenant_key"]
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -116,6 +119,10 @@ class KnowledgeStore:
         self.max_file_bytes = max_file_bytes
         self.archive_limits = archive_limits or ArchiveLimits()
         """How far an uploaded document may inflate (a zip bomb is refused unread)."""
+        self.on_change: Callable[[str], None] | None = None
+        """Told the tenant whose bases changed (created, filled, emptied, dropped), after the
+        change: the service moves the tenant's generation (retrieval/registrations.py), so
+        every replica reads the bases' names again. A failure is logged: the change stands."""
 
     @classmethod
     def from_path(cls, path: Path, embedder: Embedder, **options: Any) -> KnowledgeStore:
@@ -126,6 +133,14 @@ class KnowledgeStore:
     def from_url(cls, url: str, embedder: Embedder, **options: Any) -> KnowledgeStore:
         """A store on a Chroma server (`chroma run`), e.g. http://chroma:8000, telemetry off."""
         return cls(open_chroma(url=url), embedder, **options)
+
+    def _changed(self, tenant: str) -> None:
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(tenant)
+        except Exception as error:
+            log.warning("could not tell the replicas that the knowledge bases of %s changed: %s", tenant, error)
 
     # Bases
 
@@ -155,6 +170,7 @@ class KnowledgeStore:
             raise BaseExistsError(_BASE_EXISTS.format(base=base))
         # cosine: our vectors are unit length; embedding_function=None: Chroma must never embed.
         self._client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+        self._changed(tenant)
 
     def has_base(self, tenant: str, base: str) -> bool:
         """Whether the tenant has this base (InvalidNameError for a name no base can have)."""
@@ -171,6 +187,7 @@ class KnowledgeStore:
         if self._collection(tenant, base) is None:
             return False
         self._client.delete_collection(self._name(tenant, base))
+        self._changed(tenant)
         return True
 
     def count(self, tenant: str, base: str) -> int:
@@ -229,6 +246,7 @@ class KnowledgeStore:
         if not ids:
             raise DocumentNotFoundError(_NO_DOCUMENT.format(base=base, doc_id=doc_id))
         collection.delete(ids=ids)
+        self._changed(tenant)
         return len(ids)
 
     # Ingestion
@@ -252,6 +270,7 @@ class KnowledgeStore:
             report.documents.append(outcome)
             if progress is not None:
                 progress(outcome)
+        self._changed(tenant)
         return report
 
     def ingest_bytes(self, tenant: str, base: str, name: str, data: bytes, *, doc_id: str | None = None) -> FileOutcome:
@@ -263,13 +282,19 @@ class KnowledgeStore:
                 raise FileTooLargeError(_TOO_LARGE.format(name=name, size=len(data), limit=self.max_file_bytes))
             return parse_document(name, data, self.archive_limits)
 
-        return self._ingest_one(collection, doc_id or name, Path(name).name, parse)
+        outcome = self._ingest_one(collection, doc_id or name, Path(name).name, parse)
+        self._changed(tenant)
+        return outcome
 
     def ingest_text(self, tenant: str, base: str, text: str, *, title: str, doc_id: str | None = None) -> FileOutcome:
         """Ingest raw text under a title; the id defaults to the title, so re-sending replaces it."""
         collection = self._existing(tenant, base)
         ident = doc_id or title
-        return self._ingest_one(collection, ident, ident, lambda: parse_document(f"{ident}.txt", text.encode()), title)
+        outcome = self._ingest_one(
+            collection, ident, ident, lambda: parse_document(f"{ident}.txt", text.encode()), title
+        )
+        self._changed(tenant)
+        return outcome
 
     def _read(self, path: Path) -> ParsedDocument:
         size = path.stat().st_size

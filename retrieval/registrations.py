@@ -41,6 +41,14 @@ class Registrations(Protocol):
         """Forget one; False when there was none of that name."""
         ...
 
+    async def generation(self, tenant: str) -> int:
+        """The tenant's generation: `put`, `delete` and `touch` move it, on every replica."""
+        ...
+
+    async def touch(self, tenant: str) -> None:
+        """Move the tenant's generation: something of its own changed elsewhere (its knowledge)."""
+        ...
+
 
 class SyncRegistrations(Protocol):
     """`Registrations` for code that blocks (the voice library, in worker threads)."""
@@ -87,6 +95,9 @@ class BlockingRegistrations:
 
     def delete(self, tenant: str, kind: str, name: str) -> bool:
         return self._run(self._registrations.delete(tenant, kind, name))
+
+    def touch(self, tenant: str) -> None:
+        self._run(self._registrations.touch(tenant))
 
 
 class LocalRegistrations:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from api.compose import open_settings_memory
+from api.settings import Settings
 from tests.documents import write_mixed_folder
 
 
@@ -53,3 +56,27 @@ def test_kb_commands(run: CliRunner, tmp_path: Path) -> None:
     assert run.invoke(app, ["kb", "add", "notes", str(tmp_path / "missing")]).exit_code == 2
     assert run.invoke(app, ["kb", "delete", "notes"]).exit_code == 0
     assert run.invoke(app, ["kb", "delete", "notes"]).exit_code == 2
+
+
+def test_kb_changes_move_the_tenants_generation(run: CliRunner, tmp_path: Path) -> None:
+    """Running replicas keep the names in a tenant's bases while its generation stays: the
+    CLI's changes move it in the session memory they share (here the embedded SQLite file)."""
+    seen = [_generation("local")]
+    assert run.invoke(app, ["kb", "create", "notes"]).exit_code == 0
+    seen.append(_generation("local"))
+    assert run.invoke(app, ["kb", "list"]).exit_code == 0
+    assert _generation("local") == seen[-1]
+    added = run.invoke(app, ["kb", "add", "notes", "--text", "The spare key is under the pot.", "--title", "Key"])
+    assert added.exit_code == 0, added.output
+    seen.append(_generation("local"))
+    assert run.invoke(app, ["kb", "delete", "notes"]).exit_code == 0
+    seen.append(_generation("local"))
+    assert seen == sorted(set(seen)) and _generation("globex") == 0
+
+
+def _generation(tenant: str) -> int:
+    async def read() -> int:
+        async with open_settings_memory(Settings()) as memory:
+            return await memory.registrations.generation(tenant)
+
+    return asyncio.run(read())

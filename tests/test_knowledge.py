@@ -181,6 +181,29 @@ def test_vocabulary_names_what_the_documents_use(store: KnowledgeStore, tmp_path
     assert said.idle == only_notes.idle == ()
 
 
+def test_every_change_to_a_tenants_bases_is_told(store: KnowledgeStore, docs: Path) -> None:
+    """`on_change` hears the tenant after each change (the service moves its generation); reads
+    tell it nothing, and a failure to tell leaves the change made."""
+    told: list[str] = []
+    store.on_change = told.append
+    store.list_bases("acme"), store.search("acme", "heron"), store.vocabulary("acme"), store.count("acme", "notes")
+    assert told == []
+    store.create_base("globex", "faq")
+    store.ingest_text("globex", "faq", "The spare key is under the blue pot.", title="Key")
+    store.ingest_paths("acme", "notes", [docs / "recipes.txt"])
+    store.ingest_bytes("acme", "notes", "key.md", b"# Key\n\nThe key is under the pot.")
+    store.delete_document("acme", "notes", "key.md")
+    store.delete_base("globex", "faq")
+    assert told == ["globex", "globex", "acme", "acme", "acme", "globex"]
+
+    def down(tenant: str) -> None:
+        raise ConnectionError("the memory is down")
+
+    store.on_change = down
+    store.create_base("acme", "more")
+    assert store.has_base("acme", "more")
+
+
 def test_a_search_for_what_the_documents_neither_hold_nor_name_is_of_no_use(store: KnowledgeStore) -> None:
     """`futile`: a general question finds nothing and names nothing of theirs; a name the
     documents use keeps the search though it finds nothing; a search that finds something stays."""

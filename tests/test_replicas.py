@@ -235,12 +235,23 @@ def test_a_knowledge_base_filled_on_one_replica_is_searched_on_the_other(
 ) -> None:
     prefix = f"kb-{uuid.uuid4().hex[:8]}"
     question = "Who keeps the Quillmore vault and what is its dial code?"
-    planner_b = ScriptedPlanner([call("knowledge_search", query=question), reply("Orsolya Brandtwick; VQ-7731 [1].")])
+    planner_a = ScriptedPlanner([reply("Noted."), reply("Nothing to search now.")])
+    planner_b = ScriptedPlanner(
+        [
+            reply("Hello."),
+            reply("Ask me about the vaults."),
+            call("knowledge_search", query=question),
+            reply("Orsolya Brandtwick; VQ-7731 [1]."),
+        ]
+    )
     shared = {"chroma_url": chroma_url, "quota_knowledge_bases": 2}
     with (
-        running_server(_replica(tmp_path / "a", redis_url, prefix, ScriptedPlanner([]), **shared)) as a,
+        running_server(_replica(tmp_path / "a", redis_url, prefix, planner_a, **shared)) as a,
         running_server(_replica(tmp_path / "b", redis_url, prefix, planner_b, **shared)) as b,
     ):
+        # B keeps what the tenant's tools know: no document yet, so the search is not offered.
+        assert _turn(b, "Hello.", "kb").status_code == 200
+        assert "knowledge_search" in planner_b.requests[0].unavailable
         assert httpx.post(f"{a}/v1/knowledge-bases", json={"name": "vaults"}, timeout=60).status_code == 201
         document = {"text": VAULT, "title": "Vault rules"}
         added = httpx.post(f"{a}/v1/knowledge-bases/vaults/documents", json=document, timeout=120)
@@ -253,7 +264,14 @@ def test_a_knowledge_base_filled_on_one_replica_is_searched_on_the_other(
         assert httpx.post(f"{a}/v1/knowledge-bases", json={"name": "third"}, timeout=60).status_code == 429
         assert httpx.delete(f"{a}/v1/knowledge-bases/other", timeout=60).status_code == 204
 
-        # B was never told: it lists the base and its document, and finds the passage.
+        # B was never told: its next turn is offered the search and its names, and A's too.
+        assert _turn(b, "What can you tell me about?", "kb").status_code == 200
+        assert "knowledge_search" not in planner_b.requests[1].unavailable
+        assert "Quillmore" in planner_b.requests[1].notes
+        assert _turn(a, "Hello.", "kb-a").status_code == 200
+        assert "Quillmore" in planner_a.requests[0].notes
+
+        # It lists the base and its document, and finds the passage.
         listed = httpx.get(f"{b}/v1/knowledge-bases", timeout=60).json()
         assert listed == [{"name": "vaults", "chunks": report["total_chunks"]}]
         documents = httpx.get(f"{b}/v1/knowledge-bases/vaults/documents", timeout=60).json()
@@ -271,8 +289,8 @@ def test_a_knowledge_base_filled_on_one_replica_is_searched_on_the_other(
         body = turn.json()
         assert [(c["name"], c["status"]) for c in body["tool_calls"]] == [("knowledge_search", "ok")]
         assert body["citations"][0]["doc_id"] == "Vault rules" and "VQ-7731" in body["citations"][0]["snippet"]
-        assert "Quillmore" in planner_b.requests[0].notes
-        passage = planner_b.requests[1].messages[-1]["content"]
+        assert "Quillmore" in planner_b.requests[2].notes
+        passage = planner_b.requests[3].messages[-1]["content"]
         assert "[1] (Vault rules)" in passage and "Orsolya Brandtwick" in passage and "VQ-7731" in passage
 
         # Deleting the base on B holds on A.
@@ -281,3 +299,7 @@ def test_a_knowledge_base_filled_on_one_replica_is_searched_on_the_other(
         assert httpx.post(f"{a}/v1/knowledge-bases/vaults/search", json=search, timeout=60).status_code == 404
         assert httpx.post(f"{a}/v1/knowledge-bases/search", json=search, timeout=60).json()["hits"] == []
         assert httpx.delete(f"{a}/v1/knowledge-bases/vaults", timeout=60).status_code == 404
+        # A, which kept the names, hears of the deletion on its next turn.
+        assert _turn(a, "Anything new?", "kb-a").status_code == 200
+        assert "Quillmore" not in planner_a.requests[1].notes
+        assert "knowledge_search" in planner_a.requests[1].unavailable

@@ -96,6 +96,25 @@ async def test_store_records_lists_and_deletes(memory: MemoryBackend) -> None:
     assert await store.tally("a", ["s1", "s2"]) == (1, {"s2"})
 
 
+async def test_a_tenants_generation_moves_with_each_change_of_its_own(memory: MemoryBackend) -> None:
+    registrations = memory.registrations
+    seen = [await registrations.generation("a")]
+    assert await registrations.generation("a") == seen[-1]  # reading moves nothing
+    await registrations.put("a", "voice", "v1", b"{}")
+    seen.append(await registrations.generation("a"))
+    assert await registrations.put("a", "voice", "v1", b"{}", replace=False) is False
+    assert await registrations.get("a", "voice", "v1") == b"{}" and await registrations.list("b", "voice") == {}
+    seen.append(await registrations.generation("a"))
+    await registrations.touch("a")  # the tenant's knowledge changed
+    seen.append(await registrations.generation("a"))
+    assert await registrations.delete("a", "voice", "v1") is True
+    seen.append(await registrations.generation("a"))
+    assert len({seen[0], seen[1], seen[3], seen[4]}) == 4  # each change moved it (a refused put may or may not)
+    before = await registrations.generation("b")
+    await registrations.put("a", "voice", "v2", b"{}")
+    assert await registrations.generation("b") == before  # another tenant's change is not b's
+
+
 async def test_store_amends_the_last_answer_only(memory: MemoryBackend) -> None:
     store: SessionStore = memory.sessions
     await store.amend_answer("a", "none", "nothing to amend")  # no turns: nothing happens

@@ -5,6 +5,7 @@ between turns (`TurnRunner.hint_for`), read from a real knowledge store."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ import pytest
 from agent.context import AgentDeps
 from agent.cues import without_cue
 from agent.memory import InMemoryBackend
+from agent.memory.in_memory import InMemoryRegistrations
 from agent.runner import TurnRequest, TurnRunner
 from agent.session_service import SessionService
 from agent.tracing import ASR_HINT, Tracing, iter_spans
-from agent.vocabulary import hearing_hint
+from agent.vocabulary import VocabularyCache, hearing_hint
 from model.base import SpeechRecognizer
 from model.testing import ScriptedPlanner, call, reply
 from retrieval.embedder import MiniLMEmbedder
@@ -217,3 +219,66 @@ async def test_the_planner_reads_the_conversation_while_the_recognizer_hears_the
         assert list(prepared.messages) == list(planned.messages)[:-1]
         assert prepared.tools == planned.tools and prepared.preamble == planned.preamble == "Note."
     assert [m["role"] for m in planner.prepared[1].messages] == ["user", "assistant"]
+
+
+class Counting:
+    """A tool's vocabulary hook that counts its reads (and fails while told to)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.failing = False
+
+    def __call__(self, context: ToolContext) -> Vocabulary:
+        self.reads += 1
+        if self.failing:
+            raise RuntimeError("the store is down")
+        return Vocabulary(words=(f"{context.tenant}-{self.reads}",))
+
+
+async def test_a_tenants_vocabulary_is_kept_until_its_generation_moves() -> None:
+    registrations = InMemoryRegistrations()
+    hook = Counting()
+    tools = [_tool("docs", hook), _tool("clock", None)]
+    kept = VocabularyCache(registrations.generation)
+    acme = ToolContext(tenant="acme", session_id="s1")
+    assert (await kept.get(tools, acme)).words == ("acme-1",)
+    assert (await kept.get(tools, ToolContext(tenant="acme", session_id="s2"))).words == ("acme-1",)
+    # Turns that find none kept wait for the one read under way.
+    many = await asyncio.gather(*(kept.get(tools, ToolContext(tenant="globex", session_id=f"s{i}")) for i in range(20)))
+    assert {v.words for v in many} == {("globex-2",)} and hook.reads == 2
+    # The bases a turn may search are part of what is kept.
+    assert (await kept.get(tools, ToolContext("acme", "s1", knowledge_bases=("notes",)))).words == ("acme-3",)
+    await registrations.put("acme", "voice", "v1", b"{}")  # a registration of acme's changed
+    assert (await kept.get(tools, acme)).words == ("acme-4",)
+    await registrations.touch("acme")  # acme's knowledge changed
+    assert (await kept.get(tools, acme)).words == ("acme-5",)
+    assert (await kept.get(tools, ToolContext(tenant="globex", session_id="s"))).words == ("globex-2",)
+    assert hook.reads == 5
+
+
+async def test_a_kept_vocabulary_is_read_again_once_it_is_old_or_was_not_whole() -> None:
+    registrations = InMemoryRegistrations()
+    hook = Counting()
+    clock = [100.0]
+    kept = VocabularyCache(registrations.generation, max_age_s=30, clock=lambda: clock[0])
+    tools, acme = [_tool("docs", hook)], ToolContext(tenant="acme", session_id="s")
+    assert (await kept.get(tools, acme)).words == ("acme-1",)
+    clock[0] += 29
+    assert (await kept.get(tools, acme)).words == ("acme-1",)
+    clock[0] += 2  # older than max_age_s: what the hook reads elsewhere is read again
+    assert (await kept.get(tools, acme)).words == ("acme-2",)
+    hook.failing = True
+    assert (await kept.get(tools, ToolContext(tenant="globex", session_id="s"))).words == ()
+    hook.failing = False  # the store is back: what it could not say is not kept
+    assert (await kept.get(tools, ToolContext(tenant="globex", session_id="s"))).words == ("globex-4",)
+    assert await kept.get([_tool("clock", None)], acme) == Vocabulary() and hook.reads == 4
+
+
+async def test_a_vocabulary_is_read_afresh_when_the_generation_cannot_be() -> None:
+    async def down(tenant: str) -> int:
+        raise ConnectionError("the memory is down")
+
+    hook = Counting()
+    kept = VocabularyCache(down)
+    tools, acme = [_tool("docs", hook)], ToolContext(tenant="acme", session_id="s")
+    assert [(await kept.get(tools, acme)).words for _ in range(2)] == [("acme-1",), ("acme-2",)]

@@ -22,12 +22,14 @@ __all__ = ["InMemoryBackend", "InMemoryRegistrations", "LocalCounters"]
 class InMemoryRegistrations:
     def __init__(self) -> None:
         self._kept: dict[tuple[str, str], dict[str, bytes]] = {}
+        self._generations: dict[str, int] = {}
 
     async def put(self, tenant: str, kind: str, name: str, value: bytes, *, replace: bool = True) -> bool:
         kept = self._kept.setdefault((tenant, kind), {})
         if not replace and name in kept:
             return False
         kept[name] = bytes(value)
+        await self.touch(tenant)
         return True
 
     async def get(self, tenant: str, kind: str, name: str) -> bytes | None:
@@ -37,7 +39,16 @@ class InMemoryRegistrations:
         return dict(self._kept.get((tenant, kind), {}))
 
     async def delete(self, tenant: str, kind: str, name: str) -> bool:
-        return self._kept.get((tenant, kind), {}).pop(name, None) is not None
+        if self._kept.get((tenant, kind), {}).pop(name, None) is None:
+            return False
+        await self.touch(tenant)
+        return True
+
+    async def generation(self, tenant: str) -> int:
+        return self._generations.get(tenant, 0)
+
+    async def touch(self, tenant: str) -> None:
+        self._generations[tenant] = self._generations.get(tenant, 0) + 1
 
 
 class LocalCounters:

@@ -61,12 +61,19 @@ class RedisRegistrations:
     def _key(self, tenant: str, kind: str) -> str:
         return f"{self.prefix}:reg:{tenant}:{kind}"
 
+    def _generation_key(self, tenant: str) -> str:
+        return f"{self.prefix}:gen:{tenant}"
+
     async def put(self, tenant: str, kind: str, name: str, value: bytes, *, replace: bool = True) -> bool:
         key = self._key(tenant, kind)
-        if replace:
-            await self.client.hset(key, name, value)
-            return True
-        return bool(await self.client.hsetnx(key, name, value))
+        async with self.client.pipeline(transaction=True) as pipe:
+            if replace:
+                pipe.hset(key, name, value)
+            else:
+                pipe.hsetnx(key, name, value)
+            pipe.incr(self._generation_key(tenant))  # moved even when nothing was kept: harmless
+            kept, _ = await pipe.execute()
+        return replace or bool(kept)
 
     async def get(self, tenant: str, kind: str, name: str) -> bytes | None:
         found = await self.client.hget(self._key(tenant, kind), name)
@@ -77,7 +84,17 @@ class RedisRegistrations:
         return {redis_text(name): _bytes(value) for name, value in sorted(found.items())}
 
     async def delete(self, tenant: str, kind: str, name: str) -> bool:
-        return bool(await self.client.hdel(self._key(tenant, kind), name))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._key(tenant, kind), name)
+            pipe.incr(self._generation_key(tenant))
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def generation(self, tenant: str) -> int:
+        return int(await self.client.get(self._generation_key(tenant)) or 0)
+
+    async def touch(self, tenant: str) -> None:
+        await self.client.incr(self._generation_key(tenant))
 
 
 class RedisCounters:

@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS voicegraph_registrations (
     PRIMARY KEY (tenant, kind, name)
 )
 """
+_GENERATIONS = """
+CREATE TABLE IF NOT EXISTS voicegraph_generations (tenant TEXT PRIMARY KEY, generation INTEGER NOT NULL)
+"""
+_TOUCH = """
+INSERT INTO voicegraph_generations VALUES (?, 1) ON CONFLICT (tenant) DO UPDATE SET generation = generation + 1
+"""
 
 # LangGraph's SQLite saver has no public way to drop a thread's older checkpoints (its
 # `aprune` is not implemented), so this runs on its tables: `checkpoints` and `writes`,
@@ -57,6 +63,7 @@ class SqliteRegistrations:
     async def setup(self) -> None:
         async with self.lock:
             await self.conn.execute(_REGISTRATIONS)
+            await self.conn.execute(_GENERATIONS)
             await self.conn.commit()
 
     async def put(self, tenant: str, kind: str, name: str, value: bytes, *, replace: bool = True) -> bool:
@@ -65,8 +72,9 @@ class SqliteRegistrations:
             cursor = await self.conn.execute(
                 f"{verb} INTO voicegraph_registrations VALUES (?, ?, ?, ?)", (tenant, kind, name, value)
             )
-            await self.conn.commit()
-        return cursor.rowcount > 0
+            changed = cursor.rowcount > 0
+            await self._commit(tenant, changed)
+        return changed
 
     async def get(self, tenant: str, kind: str, name: str) -> bytes | None:
         async with (
@@ -96,8 +104,27 @@ class SqliteRegistrations:
                 "DELETE FROM voicegraph_registrations WHERE tenant = ? AND kind = ? AND name = ?",
                 (tenant, kind, name),
             )
-            await self.conn.commit()
-        return cursor.rowcount > 0
+            changed = cursor.rowcount > 0
+            await self._commit(tenant, changed)
+        return changed
+
+    async def _commit(self, tenant: str, changed: bool) -> None:
+        """Commit a change with its generation moved, in one transaction."""
+        if changed:
+            await self.conn.execute(_TOUCH, (tenant,))
+        await self.conn.commit()
+
+    async def generation(self, tenant: str) -> int:
+        async with (
+            self.lock,
+            self.conn.execute("SELECT generation FROM voicegraph_generations WHERE tenant = ?", (tenant,)) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def touch(self, tenant: str) -> None:
+        async with self.lock:
+            await self._commit(tenant, True)
 
 
 class SqliteBackend(MemoryBackend):
