@@ -1,16 +1,14 @@
 """The session index on Redis.
 
-Keys (beside the checkpointer's `{prefix}:cp|blob|wr|idx:...`):
+Keys (beside the checkpointer's `{prefix}:ckpt...:`, agent/memory/redis_saver.py):
 
     {prefix}:sessions:{tenant}              the tenant's session ids, scored by updated_at (sorted set)
     {prefix}:session:{tenant}:{session}     created_at, updated_at, turns (hash)
     {prefix}:turns:{tenant}:{session}       the turn records, oldest first, JSON (list)
     {prefix}:traces:{tenant}:{session}      the turns' span trees, oldest first, JSON (list)
 
-Expiry is sliding and Redis's own: every turn sets a fresh TTL on the session's keys and
-on every key of its checkpointer thread. The saver's own `ttl` is not used, as it is set
-only on the keys a write touches, so the checkpoint blobs of channels that did not change
-(a session's voice, say) would expire under a session still in use.
+Expiry is sliding and Redis's own: every turn sets a fresh TTL on the session's keys, and
+the checkpointer on every key of the session's thread as it writes the turn.
 """
 
 from __future__ import annotations

@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import empty_checkpoint
 
 from agent.context import AgentDeps
 from agent.memory import MemoryUnavailableError, open_memory
+from agent.memory.redis_saver import RedisCheckpointSaver
 from agent.runner import TurnRequest, TurnRunner
 from model.base import PlanRequest
 from model.errors import PlannerError
@@ -188,3 +192,32 @@ def test_readyz_answers_503_while_redis_is_down_and_200_once_it_is_back(
             with running_redis(port):
                 back = client.get("/readyz")
                 assert back.status_code == 200, back.text
+
+
+async def test_the_saver_keeps_a_threads_last_checkpoints_in_the_order_they_were_written(saver_url: str) -> None:
+    """Each write keeps the thread's last `keep` checkpoints (their pending writes with them)
+    and slides its expiry; "latest" is the last written, whatever the ids' clocks say."""
+    client = aioredis.Redis.from_url(saver_url)
+    saver = RedisCheckpointSaver(client, prefix="p", ttl_s=50, keep=2)
+    config: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    for checkpoint_id in ("c", "b", "a"):  # ids that sort the other way: another replica's clock
+        checkpoint = empty_checkpoint()
+        checkpoint["id"] = checkpoint_id
+        checkpoint["channel_values"] = {"said": f"value {checkpoint_id}"}
+        config = await saver.aput(config, checkpoint, {"source": "loop", "step": 1}, {})
+        await saver.aput_writes(config, [("said", f"write {checkpoint_id}")], task_id="task")
+    latest = await saver.aget_tuple({"configurable": {"thread_id": "t"}})
+    assert latest is not None and latest.checkpoint["id"] == "a"
+    assert latest.parent_config is not None and latest.parent_config["configurable"]["checkpoint_id"] == "b"
+    assert latest.checkpoint["channel_values"] == {"said": "value a"}
+    assert latest.pending_writes == [("task", "said", "write a")]
+    assert [t.checkpoint["id"] async for t in saver.alist({"configurable": {"thread_id": "t"}})] == ["a", "b"]
+    assert await saver.aget_tuple({"configurable": {"thread_id": "t", "checkpoint_id": "c"}}) is None
+    writes = await client.hkeys("p:ckpt-writes:t:")
+    assert sorted(field.split(b"\0")[0] for field in writes) == [b"a", b"b"]  # c's went with it
+    keys = [key async for key in client.scan_iter(match="p:*")]
+    ttls = [await client.ttl(key) for key in keys]
+    assert len(keys) == 4 and all(0 < ttl <= 50 for ttl in ttls), ttls
+    await saver.adelete_thread("t")
+    assert [key async for key in client.scan_iter(match="p:*")] == []
+    await client.aclose()

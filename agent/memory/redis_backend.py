@@ -1,14 +1,16 @@
 """The Redis backend (production): replicas share threads, the index, locks, registrations and counters.
 
-It must work on plain Redis (no RedisJSON or RediSearch modules), so the checkpointer is
-`langgraph-checkpoint-plainredis`, which passes the whole base suite of
-`langgraph-checkpoint-conformance` (tests/test_memory_conformance.py).
+It must work on plain Redis (no RedisJSON or RediSearch modules): the checkpointer is our
+own (agent/memory/redis_saver.py), which passes the whole suite of
+`langgraph-checkpoint-conformance` (tests/test_memory_conformance.py) and reads or writes a
+turn's checkpoint in one round trip.
 
 Keys beside the saver's and the session index's (agent/sessions_redis.py):
 
     {prefix}:lock:{tenant}:{session}        the session's lease (agent/locks.py)
     {prefix}:reg:{tenant}:{kind}            the tenant's registrations of a kind (hash: name -> value)
     {prefix}:rate:{key}                     a rate-limit counter
+    {prefix}:gen:{tenant}                   the tenant's generation (retrieval/registrations.py)
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from langgraph_checkpoint_plainredis import AsyncRedisSaver
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from agent.locks import DEFAULT_LEASE_MS, RedisSessionLocks
 from agent.memory.base import KEEP_CHECKPOINTS, MemoryBackend, MemoryKind, MemoryUnavailableError
+from agent.memory.redis_saver import RedisCheckpointSaver
 from agent.sessions_redis import RedisSessionStore, redis_text
 
 __all__ = [
@@ -137,7 +139,7 @@ class RedisBackend(MemoryBackend):
     ) -> None:
         self.client = client
         self.ttl_s = ttl_s
-        self.saver = AsyncRedisSaver(client=client, prefix=prefix)
+        self.saver = RedisCheckpointSaver(client, prefix=prefix, ttl_s=ttl_s, keep=KEEP_CHECKPOINTS)
         super().__init__(
             self.saver,
             RedisSessionStore(client, prefix=prefix, ttl_s=ttl_s, max_turns=max_turns),
@@ -159,7 +161,7 @@ class RedisBackend(MemoryBackend):
     ) -> AsyncIterator[RedisBackend]:
         """Connect and ping: an unreachable server raises MemoryUnavailableError within about
         REDIS_CONNECT_TIMEOUT_S rather than failing the first turn later."""
-        # RESP2 on purpose: it is what the saver is tested with, and every Redis speaks it.
+        # RESP2 on purpose: every Redis speaks it.
         # A short retry: a Redis that is down should fail the turn (503) in about a second,
         # and the client reconnects by itself on the next command once it is back.
         # A blocking pool: past its size a command waits for a free connection, where the default
@@ -195,37 +197,9 @@ class RedisBackend(MemoryBackend):
         except (TimeoutError, RedisError, OSError) as error:
             raise MemoryUnavailableError(NOT_ANSWERING.format(error=type(error).__name__)) from error
 
-    # The saver has no public way to drop a thread's older checkpoints (`aprune` is not
-    # implemented in langgraph-checkpoint-plainredis 0.1), so the keys come from its own
-    # key planner (`_key_index`, `_key_checkpoint`, `_keys_to_delete`), pinned by the <0.2
-    # version cap, never from a SCAN of the keyspace. These private calls stay in this module.
-
-    async def _thread_keys(self, thread_id: str, cids: list[str]) -> set[str]:
-        if not cids:
-            return set()
-        found = await self.client.mget([self.saver._key_checkpoint(thread_id, "", c) for c in cids])
-        payloads = [p.encode() if isinstance(p, str) else p for p in found]
-        return set(self.saver._keys_to_delete(thread_id, "", cids, payloads))
-
     async def upkeep(self, thread_id: str) -> None:
-        """Drop the thread's older checkpoints (each holds the whole conversation, so keeping
-        them all would grow a session with the square of its turns) and refresh the TTL of
-        what is left. The saver's own `ttl` is not used: it is set only on the keys a write
-        touches, so the blobs of channels that did not change would expire under a live session."""
-        index = self.saver._key_index(thread_id, "")
-        cids = [redis_text(m) for m in await self.client.zrange(index, 0, -1)]  # oldest first
-        old, kept = cids[:-KEEP_CHECKPOINTS], cids[-KEEP_CHECKPOINTS:]
-        kept_keys = await self._thread_keys(thread_id, kept)
-        stale = (await self._thread_keys(thread_id, old)) - kept_keys - {index}
-        async with self.client.pipeline(transaction=True) as pipe:
-            if old:
-                pipe.zrem(index, *old)
-            if stale:
-                pipe.delete(*stale)
-            if self.ttl_s:
-                for key in sorted(kept_keys):
-                    pipe.expire(key, self.ttl_s)
-            await pipe.execute()
+        """Nothing: the saver drops a thread's older checkpoints and refreshes its expiry as it
+        writes (agent/memory/redis_saver.py), in the same round trip."""
 
 
 def _bytes(value: bytes | str) -> bytes:
