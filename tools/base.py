@@ -175,7 +175,10 @@ class Tool:
     spec: ToolSpec
     handler: ToolHandler | Callable[[dict[str, Any], ToolContext], Awaitable[ToolResult]]
     vocabulary: Callable[[ToolContext], Vocabulary] | None = None
-    """This tenant's vocabulary for the tool (blocking: it is called on a worker thread)."""
+    """This tenant's vocabulary for the tool (blocking: it is called on a worker thread). It is
+    of the tenant and the bases a turn may search, not of one session: the service keeps it
+    until the tenant's registrations or knowledge bases change, and for 30 s at most
+    (agent/vocabulary.py)."""
     futile: Callable[[dict[str, Any], ToolContext], bool] | None = None
     """Whether a call with these arguments would surely be of no use to this tenant (blocking:
     asked on the planner's worker thread, before the call stands); a local planner then thinks
