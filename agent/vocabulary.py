@@ -45,6 +45,8 @@ _MAX_KEPT = 1024
 """Vocabularies kept at once (tenant and bases); the least recently used goes first."""
 
 _Hooks = list[tuple[str, Callable[[ToolContext], Vocabulary]]]
+_Kept = tuple[int, float, "asyncio.Future[tuple[Vocabulary, bool]]"]
+"""A tenant's vocabulary as kept: the generation and the time it was read at, and the read."""
 
 
 class TurnVocabulary:
@@ -73,8 +75,7 @@ class VocabularyCache:
         self._generation = generation
         self._max_age_s = max_age_s
         self._clock = clock
-        self._kept: OrderedDict[tuple[object, ...], tuple[int, float, asyncio.Future[tuple[Vocabulary, bool]]]]
-        self._kept = OrderedDict()
+        self._kept: OrderedDict[tuple[object, ...], _Kept] = OrderedDict()
 
     async def get(self, tools: Sequence[Tool], context: ToolContext) -> Vocabulary:
         hooks = _hooks(tools)

@@ -33,6 +33,8 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
 )
 
+from agent.sessions_redis import redis_text
+
 __all__ = ["RedisCheckpointSaver"]
 
 _SEP = b"\0"
@@ -125,7 +127,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[int]):
         if not found:
             return None
         checkpoint_id, value, writes = found
-        return self._tuple(thread_id, ns, _text(checkpoint_id), value, writes)
+        return self._tuple(thread_id, ns, redis_text(checkpoint_id), value, writes)
 
     def _tuple(self, thread_id: str, ns: str, checkpoint_id: str, value: bytes, writes: list[bytes]) -> CheckpointTuple:
         stored = self._unpack(value)
@@ -155,7 +157,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[int]):
         thread_id: str = config["configurable"]["thread_id"]
         ns: str | None = config["configurable"].get("checkpoint_ns")
         namespaces = (
-            [ns] if ns is not None else sorted(map(_text, await self.client.smembers(self._namespaces(thread_id))))
+            [ns] if ns is not None else sorted(map(redis_text, await self.client.smembers(self._namespaces(thread_id))))
         )
         wanted, older_than = get_checkpoint_id(config), get_checkpoint_id(before) if before else None
         left = limit
@@ -183,7 +185,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[int]):
             ids, values, all_writes = await pipe.execute()
         out = []
         for raw_id in ids:
-            checkpoint_id = _text(raw_id)
+            checkpoint_id = redis_text(raw_id)
             value = values.get(raw_id)
             if value is None:
                 continue
@@ -230,7 +232,7 @@ class RedisCheckpointSaver(BaseCheckpointSaver[int]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         namespaces = await self.client.smembers(self._namespaces(thread_id))
-        keys = {key for ns in map(_text, namespaces) for key in self._keys(thread_id, ns)}
+        keys = {key for ns in map(redis_text, namespaces) for key in self._keys(thread_id, ns)}
         await self.client.delete(*keys, self._namespaces(thread_id))
 
 
@@ -241,7 +243,3 @@ def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
 def _write_order(field: bytes) -> tuple[str, int]:
     _, task_id, place = field.split(_SEP)
     return task_id.decode(), int(place)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
